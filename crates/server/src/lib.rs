@@ -1,0 +1,3 @@
+//! feedloop's HTTP API.
+
+pub mod wire;

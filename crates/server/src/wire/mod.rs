@@ -1,0 +1,80 @@
+//! Wire types: the JSON bodies of the HTTP API (and the lines of JSONL import and export), and
+//! their conversion to and from the domain model. A wire type is not a domain type: it accepts
+//! what clients send (optional ids, shorthand, defaults), rejects unknown fields, and converts
+//! with a [`ValidationError`](feedloop_core::ValidationError) that names the field.
+
+pub mod feedback;
+pub mod trace;
+
+pub use feedback::{FeedbackBody, FeedbackView};
+pub use trace::{SpanBody, TraceBody, TraceView};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A body that is one item or a JSON array of items (a batch).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+/// One line of a JSONL import or export file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Trace(TraceBody),
+    Feedback(FeedbackBody),
+}
+
+/// A mixed batch: traces are stored before feedback, so feedback may refer to traces of the same
+/// batch.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBody {
+    #[serde(default)]
+    pub traces: Vec<TraceBody>,
+    #[serde(default)]
+    pub feedback: Vec<FeedbackBody>,
+}
+
+/// What happened to one ingested item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// The item was new.
+    Created,
+    /// A trace part was merged into a stored trace.
+    Merged,
+    /// Feedback with this id and this content was stored before; nothing changed.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ItemReceipt {
+    pub id: String,
+    pub status: ItemStatus,
+}
+
+/// The answer to a batch: one receipt per item, in the order sent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchReceipt {
+    pub items: Vec<ItemReceipt>,
+}
+
+/// The answer to a mixed batch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IngestReceiptBody {
+    pub traces: Vec<ItemReceipt>,
+    pub feedback: Vec<ItemReceipt>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PageBody<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
