@@ -1,1 +1,17 @@
-fn main() {}
+//! The `feedloop` binary: parses the command line and hands over to the library.
+
+use clap::Parser;
+use feedloop::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => feedloop::cli::serve::run(args).await,
+        Command::Import(args) => feedloop::cli::import::run(args).await,
+        Command::Export(args) => feedloop::cli::export::run(args).await,
+        Command::Keys(command) => feedloop::cli::keys::run_keys(command).await,
+        Command::Projects(command) => feedloop::cli::keys::run_projects(command).await,
+        Command::Bench(args) => feedloop::cli::bench::run(args).await,
+    }
+}

@@ -3,9 +3,11 @@
 //! what clients send (optional ids, shorthand, defaults), rejects unknown fields, and converts
 //! with a [`ValidationError`](feedloop_core::ValidationError) that names the field.
 
+pub mod chain;
 pub mod feedback;
 pub mod trace;
 
+pub use chain::{SessionBody, SessionEntry, SessionNeighbours, TraceChainBody};
 pub use feedback::{FeedbackBody, FeedbackView};
 pub use trace::{SpanBody, TraceBody, TraceView};
 

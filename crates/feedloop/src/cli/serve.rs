@@ -1,0 +1,98 @@
+//! `feedloop serve`: open the store, make sure a project and a key exist, serve the API.
+
+use clap::Args;
+use feedloop_core::auth::KeyRole;
+use feedloop_core::clock::{Clock, SystemClock};
+use feedloop_server::{AppState, ServerConfig};
+use feedloop_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+use super::StoreArgs;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on (host:port).
+    #[arg(long, env = "FEEDLOOP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "FEEDLOOP_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The name of the project created on first start.
+pub const DEFAULT_PROJECT: &str = "default";
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = args.store.load_config()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(limit) = args.max_body_bytes {
+        config.max_body_bytes = limit;
+    }
+    crate::logging::init(config.log_format);
+    let url = config.database_url();
+    let store = feedloop_store::open(&url, &config.store_options()).await?;
+    tracing::info!(database = %url, "store open");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if let Some(secret) = bootstrap(store.as_ref(), clock.as_ref()).await? {
+        println!(
+            "Created project {DEFAULT_PROJECT:?} and its admin API key (shown once, stored hashed):\n\n    {secret}\n\n\
+             Send it as 'Authorization: Bearer <key>'. More keys: feedloop keys create --help"
+        );
+    }
+    let listener = TcpListener::bind(config.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "feedloop listening");
+    let state = AppState {
+        store,
+        clock,
+        config: Arc::new(ServerConfig {
+            max_body_bytes: config.max_body_bytes,
+            ..ServerConfig::default()
+        }),
+    };
+    feedloop_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("feedloop stopped");
+    Ok(())
+}
+
+/// On first start (no project yet): creates the default project and an admin key, and returns
+/// the key's secret.
+pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<Option<String>> {
+    if !store.list_projects().await?.is_empty() {
+        return Ok(None);
+    }
+    let project = store.create_project(DEFAULT_PROJECT, clock.now()).await?;
+    let (secret, record) =
+        feedloop_server::ops::generate_key("admin (first start)".into(), KeyRole::Admin);
+    store.create_key(project.id, record, clock.now()).await?;
+    tracing::info!(
+        project = DEFAULT_PROJECT,
+        "created the default project and its admin key"
+    );
+    Ok(Some(secret))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

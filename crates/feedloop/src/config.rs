@@ -1,0 +1,200 @@
+//! The server's configuration: one typed struct, loaded with the precedence
+//! defaults < config file < environment < command-line flags.
+//!
+//! [`Config::load`] is a pure function of the file's text and an environment map, so it is tested
+//! without touching the process environment; flags are applied afterwards by the caller. Every
+//! key is documented in `feedloop.example.toml` at the repository root.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the SQLite database (and, later, the model and the vector index).
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/feedloop.db`.
+    pub database_url: String,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub read_connections: usize,
+    pub max_items_per_commit: usize,
+    pub write_queue: usize,
+    pub sqlite_cache_mib: u32,
+    pub sqlite_sync_full: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./feedloop-data"),
+            database_url: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            max_body_bytes: 16 * 1024 * 1024,
+            log_format: LogFormat::Text,
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let defaults = feedloop_store::StoreOptions::default();
+        Self {
+            read_connections: defaults.read_connections,
+            max_items_per_commit: defaults.max_items_per_commit,
+            write_queue: defaults.write_queue,
+            sqlite_cache_mib: defaults.sqlite_cache_mib,
+            sqlite_sync_full: defaults.sqlite_sync_full,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file: {0}")]
+    File(#[from] toml::de::Error),
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+}
+
+impl Config {
+    /// Defaults, overlaid by the file (if any), overlaid by `FEEDLOOP_*` variables of `env`.
+    pub fn load(
+        file_text: Option<&str>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config: Config = match file_text {
+            Some(text) => toml::from_str(text)?,
+            None => Config::default(),
+        };
+        let var = |name: &str| env.get(name).filter(|v| !v.is_empty());
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name: name.into(),
+                message: e.to_string(),
+            })
+        }
+        if let Some(v) = var("FEEDLOOP_DATA_DIR") {
+            config.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("FEEDLOOP_DATABASE_URL") {
+            config.database_url = v.clone();
+        }
+        if let Some(v) = var("FEEDLOOP_LISTEN") {
+            config.listen = parse("FEEDLOOP_LISTEN", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_MAX_BODY_BYTES") {
+            config.max_body_bytes = parse("FEEDLOOP_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_LOG_FORMAT") {
+            config.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "FEEDLOOP_LOG_FORMAT".into(),
+                        message: format!("{other:?} is not text or json"),
+                    });
+                }
+            };
+        }
+        let store = &mut config.store;
+        if let Some(v) = var("FEEDLOOP_STORE_READ_CONNECTIONS") {
+            store.read_connections = parse("FEEDLOOP_STORE_READ_CONNECTIONS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_STORE_MAX_ITEMS_PER_COMMIT") {
+            store.max_items_per_commit = parse("FEEDLOOP_STORE_MAX_ITEMS_PER_COMMIT", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_STORE_WRITE_QUEUE") {
+            store.write_queue = parse("FEEDLOOP_STORE_WRITE_QUEUE", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_STORE_SQLITE_CACHE_MIB") {
+            store.sqlite_cache_mib = parse("FEEDLOOP_STORE_SQLITE_CACHE_MIB", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_STORE_SQLITE_SYNC_FULL") {
+            store.sqlite_sync_full = parse("FEEDLOOP_STORE_SQLITE_SYNC_FULL", v)?;
+        }
+        Ok(config)
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("feedloop.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn store_options(&self) -> feedloop_store::StoreOptions {
+        feedloop_store::StoreOptions {
+            read_connections: self.store.read_connections,
+            max_items_per_commit: self.store.max_items_per_commit,
+            write_queue: self.store.write_queue,
+            sqlite_cache_mib: self.store.sqlite_cache_mib,
+            sqlite_sync_full: self.store.sqlite_sync_full,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        let file =
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/a\"\n[store]\nsqlite_cache_mib = 8\n";
+        let config = Config::load(Some(file), &env(&[("FEEDLOOP_DATA_DIR", "/tmp/b")])).unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/b"));
+        assert_eq!(config.store.sqlite_cache_mib, 8);
+        assert_eq!(config.store.write_queue, StoreConfig::default().write_queue);
+        assert_eq!(config.database_url(), "sqlite:///tmp/b/feedloop.db");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(Config::load(Some("lisen = \"x\""), &HashMap::new()).is_err());
+        assert!(Config::load(None, &env(&[("FEEDLOOP_LISTEN", "nowhere")])).is_err());
+    }
+
+    #[test]
+    fn the_example_config_parses_to_the_defaults() {
+        let text = include_str!("../../../feedloop.example.toml");
+        assert_eq!(
+            Config::load(Some(text), &HashMap::new()).unwrap(),
+            Config::default()
+        );
+    }
+}

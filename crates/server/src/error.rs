@@ -1,0 +1,173 @@
+//! API errors: one exhaustive table from error code to HTTP status, and one JSON shape,
+//! `{"error": {"code", "message", "field"}}`. A 500 never carries internals: they go to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use feedloop_core::ValidationError;
+use feedloop_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Stable, machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON.
+    MalformedJson,
+    /// A field has the wrong type, is missing, or is not allowed.
+    InvalidField,
+    /// A field is well-formed but breaks a rule (a range, a scale, a quote).
+    InvalidValue,
+    /// Feedback names a category that the project's taxonomy does not have.
+    UnknownCategory,
+    /// A query parameter is unknown or malformed.
+    InvalidQuery,
+    /// No API key, or a key that is unknown or revoked.
+    Unauthorized,
+    /// The key's role does not allow this call.
+    Forbidden,
+    TraceNotFound,
+    SessionNotFound,
+    KeyNotFound,
+    CategoryNotFound,
+    RouteNotFound,
+    MethodNotAllowed,
+    /// The id exists with other content.
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// The database is unreachable or overloaded; retry later.
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedJson | Self::InvalidQuery => StatusCode::BAD_REQUEST,
+            Self::InvalidField | Self::InvalidValue | Self::UnknownCategory => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::TraceNotFound
+            | Self::SessionNotFound
+            | Self::KeyNotFound
+            | Self::CategoryNotFound
+            | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error as the API reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The field or parameter at fault, as a path (`[3].rating.value`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ApiError,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn invalid(error: ValidationError) -> Self {
+        Self::new(
+            ErrorCode::InvalidValue,
+            format!("{}: {}", error.field, error.message),
+        )
+        .with_field(error.field)
+    }
+
+    /// Maps a store error; `item_path` names a batch item's place in the request.
+    pub fn from_store(
+        error: StoreError,
+        item_path: impl Fn(feedloop_store::ItemRef) -> String,
+    ) -> Self {
+        let place = |item: Option<feedloop_store::ItemRef>, field: &str| match item {
+            Some(item) => feedloop_core::error::join_path(&item_path(item), field),
+            None => field.to_owned(),
+        };
+        match error {
+            StoreError::Invalid { item, error } => {
+                let field = place(item, &error.field);
+                Self::new(ErrorCode::InvalidValue, format!("{field}: {}", error.message)).with_field(field)
+            }
+            StoreError::UnknownCategory { item, field, name } => Self::new(
+                ErrorCode::UnknownCategory,
+                format!("category {name:?} is not in the project's taxonomy (or is retired); add it first"),
+            )
+            .with_field(place(item, &field)),
+            StoreError::Conflict { item, field, message } => {
+                Self::new(ErrorCode::Conflict, message).with_field(place(item, &field))
+            }
+            StoreError::NotFound { what, id } => {
+                let code = match what {
+                    "key" => ErrorCode::KeyNotFound,
+                    "category" => ErrorCode::CategoryNotFound,
+                    "session" => ErrorCode::SessionNotFound,
+                    _ => ErrorCode::TraceNotFound,
+                };
+                Self::new(code, format!("{what} {id:?} not found"))
+            }
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                Self::new(ErrorCode::Unavailable, "the database is unavailable; retry later")
+            }
+            StoreError::Config(detail) | StoreError::Internal(detail) => {
+                tracing::error!(%detail, "store error");
+                Self::new(ErrorCode::Internal, "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        Self::from_store(error, |item| format!("[{}]", item.index))
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        Self::invalid(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let mut response = (status, axum::Json(ErrorBody { error: self })).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
+    }
+}

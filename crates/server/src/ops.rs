@@ -1,0 +1,90 @@
+//! Operations: what the API does, apart from HTTP. Every way in (the JSON API, later OTLP and the
+//! gateway) goes through these functions.
+
+use feedloop_core::ProjectId;
+use feedloop_core::auth::{KeyRole, display_prefix, hash_key, key_from_random};
+use feedloop_store::{IngestBatch, ItemList, ItemRef, NewKey, Outcome};
+use rand::Rng;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::wire::{FeedbackBody, IngestReceiptBody, ItemReceipt, ItemStatus, TraceBody};
+
+/// Generates a key secret and the record to store for it (the hash, never the secret).
+pub fn generate_key(name: String, role: KeyRole) -> (String, NewKey) {
+    let secret = key_from_random(rand::random());
+    let record = NewKey {
+        name,
+        role,
+        hash: hash_key(&secret),
+        prefix: display_prefix(&secret),
+    };
+    (secret, record)
+}
+
+/// A new time-ordered id: the prefix, 13 hex digits of microseconds and 16 random hex digits.
+pub fn new_id(prefix: &str, clock_micros: i64) -> String {
+    format!(
+        "{prefix}{clock_micros:013x}{:016x}",
+        rand::rng().random::<u64>()
+    )
+}
+
+/// Stores trace parts and feedback in one transaction. `item_path` names an item's place in the
+/// request body for error messages.
+pub async fn ingest(
+    state: &AppState,
+    project: ProjectId,
+    traces: Vec<TraceBody>,
+    feedback: Vec<FeedbackBody>,
+    item_path: impl Fn(ItemRef) -> String,
+) -> Result<IngestReceiptBody, ApiError> {
+    let now = state.clock.now();
+    let micros = now.as_microsecond();
+    let mut batch = IngestBatch {
+        traces: Vec::with_capacity(traces.len()),
+        feedback: Vec::with_capacity(feedback.len()),
+    };
+    for (index, body) in traces.into_iter().enumerate() {
+        let part = body.into_part(|| new_id("tr_", micros)).map_err(|e| {
+            ApiError::invalid(e.within(&item_path(ItemRef {
+                list: ItemList::Traces,
+                index,
+            })))
+        })?;
+        batch.traces.push(part);
+    }
+    for (index, body) in feedback.into_iter().enumerate() {
+        let item = body.into_feedback(|| new_id("fb_", micros)).map_err(|e| {
+            ApiError::invalid(e.within(&item_path(ItemRef {
+                list: ItemList::Feedback,
+                index,
+            })))
+        })?;
+        batch.feedback.push(item);
+    }
+    let trace_ids: Vec<String> = batch.traces.iter().map(|t| t.id.to_string()).collect();
+    let feedback_ids: Vec<String> = batch.feedback.iter().map(|f| f.id.to_string()).collect();
+    let receipt = state
+        .store
+        .ingest(project, batch, now)
+        .await
+        .map_err(|error| ApiError::from_store(error, &item_path))?;
+    let receipts = |ids: Vec<String>, outcomes: Vec<Outcome>| -> Vec<ItemReceipt> {
+        ids.into_iter()
+            .zip(outcomes)
+            .map(|(id, outcome)| ItemReceipt {
+                id,
+                status: match outcome {
+                    Outcome::Created => ItemStatus::Created,
+                    Outcome::Merged => ItemStatus::Merged,
+                    Outcome::Duplicate => ItemStatus::Duplicate,
+                },
+            })
+            .collect()
+    };
+    Ok(IngestReceiptBody {
+        traces: receipts(trace_ids, receipt.traces),
+        feedback: receipts(feedback_ids, receipt.feedback),
+    })
+}

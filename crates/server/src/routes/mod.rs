@@ -1,0 +1,71 @@
+//! The route table. Each submodule holds the handlers of one resource.
+
+mod ingest;
+mod keys;
+mod meta;
+mod read;
+mod taxonomy;
+
+use axum::Router;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+/// The API's routes with their OpenAPI description.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(ingest::post_traces, read::list_traces))
+        .routes(routes!(read::get_trace))
+        .routes(routes!(ingest::post_feedback, read::list_feedback))
+        .routes(routes!(ingest::post_ingest))
+        .routes(routes!(read::get_session))
+        .routes(routes!(taxonomy::get_taxonomy))
+        .routes(routes!(taxonomy::add_category))
+        .routes(routes!(taxonomy::retire_category))
+        .routes(routes!(keys::list_keys, keys::create_key))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(meta::stats))
+        .routes(routes!(meta::project))
+        .routes(routes!(meta::healthz))
+        .routes(routes!(meta::readyz))
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, _) = api().split_for_parts();
+    api.route("/api/v1/openapi.json", axum::routing::get(meta::openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(|_| internal_error()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        "no such route; see /api/v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take this method",
+    )
+}
+
+fn internal_error() -> Response {
+    tracing::error!("a handler panicked");
+    let mut response =
+        ApiError::new(ErrorCode::Internal, "internal error; see the server log").into_response();
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}

@@ -1,0 +1,36 @@
+//! Numbered migrations, applied in order at start, each in its own transaction.
+
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+/// (version, SQL). Append only: a released migration never changes.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+pub fn apply(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )?;
+    let latest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+    if current > latest {
+        return Err(StoreError::Config(format!(
+            "the database has schema version {current}, newer than this feedloop knows ({latest}): upgrade feedloop"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            (version, jiff::Timestamp::now().as_microsecond()),
+        )?;
+        tx.commit()?;
+        tracing::info!(version, "applied sqlite migration");
+    }
+    Ok(())
+}

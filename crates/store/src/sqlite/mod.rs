@@ -1,0 +1,255 @@
+//! The embedded backend: one SQLite database file in WAL mode.
+//!
+//! One writer thread owns the only write connection and groups concurrent writes into shared
+//! transactions ([`writer`]); reads run on a small pool of read-only connections on blocking
+//! threads ([`pool`]). Nothing here blocks the async runtime.
+
+mod admin;
+mod filter;
+mod ingest;
+mod migrate;
+mod pool;
+mod read;
+mod writer;
+
+use async_trait::async_trait;
+use feedloop_core::filter::{Filter, Page, PageRequest};
+use feedloop_core::taxonomy::Category;
+use feedloop_core::trace::Span;
+use feedloop_core::{ProjectId, Timestamp, TraceId};
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+
+use crate::{
+    ApiKey, IngestBatch, IngestReceipt, NewKey, Project, Result, Session, Stats, StoreError,
+    StoreOptions, StoreRead, StoreWrite, StoredFeedback, StoredTrace, TraceChain,
+};
+use pool::ReadPool;
+use writer::Writer;
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: ReadPool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path, options: &StoreOptions) -> Result<Self> {
+        let path = path.to_owned();
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path, &options))
+            .await
+            .map_err(|e| StoreError::Internal(format!("open task failed: {e}")))?
+    }
+
+    fn open_blocking(path: &Path, options: &StoreOptions) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut conn = Connection::open(path)
+            .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))?;
+        configure(&conn, options)?;
+        migrate::apply(&mut conn)?;
+        let readers = (0..options.read_connections.max(1))
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&conn, options)?;
+                Ok(conn)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            writer: Writer::start(conn, options.max_items_per_commit, options.write_queue),
+            readers: ReadPool::new(readers),
+        })
+    }
+}
+
+fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
+    let synchronous = if options.sqlite_sync_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {synchronous};
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -{};",
+        u64::from(options.sqlite_cache_mib) * 1024
+    ))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+fn micros(ts: Timestamp) -> i64 {
+    ts.as_microsecond()
+}
+
+fn timestamp(micros: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(micros)
+        .map_err(|e| StoreError::Internal(format!("stored time {micros} out of range: {e}")))
+}
+
+#[async_trait]
+impl StoreWrite for SqliteStore {
+    async fn ingest(
+        &self,
+        project: ProjectId,
+        batch: IngestBatch,
+        now: Timestamp,
+    ) -> Result<IngestReceipt> {
+        let weight = batch.len();
+        self.writer
+            .run(weight, move |tx| ingest::ingest(tx, project, batch, now))
+            .await
+    }
+
+    async fn create_project(&self, name: &str, now: Timestamp) -> Result<Project> {
+        let name = name.to_owned();
+        self.writer
+            .run(1, move |tx| admin::create_project(tx, &name, now))
+            .await
+    }
+
+    async fn create_key(&self, project: ProjectId, key: NewKey, now: Timestamp) -> Result<ApiKey> {
+        self.writer
+            .run(1, move |tx| admin::create_key(tx, project, &key, now))
+            .await
+    }
+
+    async fn revoke_key(&self, project: ProjectId, key_id: i64, now: Timestamp) -> Result<ApiKey> {
+        self.writer
+            .run(1, move |tx| admin::revoke_key(tx, project, key_id, now))
+            .await
+    }
+
+    async fn add_category(
+        &self,
+        project: ProjectId,
+        name: &str,
+        description: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Category> {
+        let (name, description) = (name.to_owned(), description.map(str::to_owned));
+        self.writer
+            .run(1, move |tx| {
+                admin::add_category(tx, project, &name, description.as_deref(), now)
+            })
+            .await
+    }
+
+    async fn retire_category(
+        &self,
+        project: ProjectId,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<Category> {
+        let name = name.to_owned();
+        self.writer
+            .run(1, move |tx| admin::retire_category(tx, project, &name, now))
+            .await
+    }
+}
+
+#[async_trait]
+impl StoreRead for SqliteStore {
+    async fn project(&self, id: ProjectId) -> Result<Option<Project>> {
+        self.readers
+            .run(move |conn| admin::project_by_id(conn, id))
+            .await
+    }
+
+    async fn project_by_name(&self, name: &str) -> Result<Option<Project>> {
+        let name = name.to_owned();
+        self.readers
+            .run(move |conn| admin::project_by_name(conn, &name))
+            .await
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>> {
+        self.readers.run(admin::list_projects).await
+    }
+
+    async fn key_by_hash(&self, hash: [u8; 32]) -> Result<Option<ApiKey>> {
+        self.readers
+            .run(move |conn| admin::key_by_hash(conn, &hash))
+            .await
+    }
+
+    async fn list_keys(&self, project: ProjectId) -> Result<Vec<ApiKey>> {
+        self.readers
+            .run(move |conn| admin::list_keys(conn, project))
+            .await
+    }
+
+    async fn trace_chain(&self, project: ProjectId, id: &TraceId) -> Result<Option<TraceChain>> {
+        let id = id.clone();
+        self.readers
+            .run(move |conn| read::trace_chain(conn, project, &id))
+            .await
+    }
+
+    async fn list_traces(
+        &self,
+        project: ProjectId,
+        filter: &Filter,
+        page: PageRequest,
+    ) -> Result<Page<StoredTrace>> {
+        let filter = filter.clone();
+        self.readers
+            .run(move |conn| read::list_traces(conn, project, &filter, page))
+            .await
+    }
+
+    async fn spans_of(
+        &self,
+        project: ProjectId,
+        trace_ids: &[TraceId],
+    ) -> Result<Vec<(TraceId, Vec<Span>)>> {
+        let trace_ids = trace_ids.to_vec();
+        self.readers
+            .run(move |conn| read::spans_of(conn, project, &trace_ids))
+            .await
+    }
+
+    async fn list_feedback(
+        &self,
+        project: ProjectId,
+        filter: &Filter,
+        page: PageRequest,
+    ) -> Result<Page<StoredFeedback>> {
+        let filter = filter.clone();
+        self.readers
+            .run(move |conn| read::list_feedback(conn, project, &filter, page))
+            .await
+    }
+
+    async fn session(
+        &self,
+        project: ProjectId,
+        session_id: &str,
+        max_traces: u32,
+    ) -> Result<Option<Session>> {
+        let session_id = session_id.to_owned();
+        self.readers
+            .run(move |conn| read::session(conn, project, &session_id, max_traces))
+            .await
+    }
+
+    async fn taxonomy(&self, project: ProjectId) -> Result<Vec<Category>> {
+        self.readers
+            .run(move |conn| admin::taxonomy(conn, project))
+            .await
+    }
+
+    async fn stats(&self, project: ProjectId) -> Result<Stats> {
+        self.readers
+            .run(move |conn| read::stats(conn, project))
+            .await
+    }
+}

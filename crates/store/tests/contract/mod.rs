@@ -1,0 +1,90 @@
+//! The store contract: one suite of tests written against the [`Store`] trait alone, so that
+//! every backend (SQLite now, PostgreSQL next) is held to the same behaviour.
+//!
+//! Each case is a `pub async fn` that takes a fresh, empty store. A backend's test binary
+//! declares `#[macro_use] mod contract;` and calls [`store_contract_suite!`] with a name and an
+//! expression that builds a [`StoreUnderTest`]; the macro expands to one `#[tokio::test]` per
+//! case (the pattern of quickwit's `metastore_test_suite!`). Cases pass every time in
+//! explicitly, so nothing here depends on the wall clock.
+
+mod concurrency;
+mod feedback;
+mod fixtures;
+mod lists;
+mod pagination;
+mod projects;
+mod traces;
+mod validation;
+
+pub use concurrency::*;
+pub use feedback::*;
+pub use lists::*;
+pub use pagination::*;
+pub use projects::*;
+pub use traces::*;
+pub use validation::*;
+
+use feedloop_store::Store;
+use std::any::Any;
+use std::sync::Arc;
+
+/// A fresh store, and whatever must outlive it for the length of one test (a temporary
+/// directory, a scratch database).
+pub struct StoreUnderTest {
+    // Declared first so that it is dropped before the guard: the store closes its files before
+    // the directory that holds them goes away.
+    pub store: Arc<dyn Store>,
+    _guard: Box<dyn Any + Send>,
+}
+
+impl StoreUnderTest {
+    pub fn new(store: Arc<dyn Store>, guard: impl Any + Send) -> Self {
+        Self {
+            store,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// Expands to one `#[tokio::test]` per contract case, in a module named after the backend.
+/// `$constructor` is an expression whose value is a future of a [`StoreUnderTest`]; it is
+/// evaluated once per test, so each case gets its own empty store.
+macro_rules! store_contract_suite {
+    ($backend:ident, $constructor:expr) => {
+        store_contract_suite!(@cases $backend, $constructor, [
+            create_project_seeds_default_taxonomy,
+            keys_are_found_by_hash_listed_and_revoked,
+            projects_isolate_their_data,
+            stats_count_what_is_stored,
+            trace_parts_merge_into_one_trace,
+            session_orders_traces_with_their_feedback,
+            trace_chain_names_session_neighbours,
+            feedback_of_every_kind_round_trips,
+            feedback_retry_is_idempotent_and_conflicts_reject_the_batch,
+            orphan_feedback_links_when_its_trace_arrives,
+            restated_judgements_supersede_earlier_ones,
+            categories_must_be_active_in_the_taxonomy,
+            annotations_are_checked_against_a_stored_output,
+            list_traces_matches_every_filter_field,
+            list_feedback_matches_every_filter_field,
+            trace_pages_have_no_gaps_or_duplicates,
+            feedback_pages_have_no_gaps_or_duplicates,
+            concurrent_ingests_all_commit,
+            concurrent_conflicting_ingest_fails_alone,
+        ]);
+    };
+    (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let under_test: $crate::contract::StoreUnderTest = $constructor.await;
+                    $crate::contract::$case(under_test.store.clone()).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,266 @@
+//! Traces: parts merging into one trace, spans merging by id, and a trace's place in its
+//! session.
+
+use feedloop_core::filter::Filter;
+use feedloop_core::trace::{Span, SpanKind, SpanPart, Status, Trace, TracePart, Usage};
+use feedloop_store::{IngestBatch, Outcome, Store, StoredTrace};
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::fixtures::*;
+
+pub async fn trace_parts_merge_into_one_trace(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "alpha").await;
+    let first = TracePart {
+        session_id: Some("s1".into()),
+        user_id: Some("u1".into()),
+        input: Some("how do I reset my card pin?".into()),
+        tags: ["beta".to_owned()].into(),
+        metadata: object([("a", Value::from(1))]),
+        spans: vec![(
+            span_id("retrieve"),
+            SpanPart {
+                kind: Some(SpanKind::Retrieval),
+                name: Some("search".into()),
+                started_at: Some(at(0)),
+                ..Default::default()
+            },
+        )],
+        ..trace_part("t1", 0)
+    };
+    let second = TracePart {
+        id: trace_id("t1"),
+        output: Some("Open the app and pick Cards, then PIN.".into()),
+        usage: Usage {
+            input_tokens: Some(10),
+            output_tokens: Some(20),
+            total_tokens: None,
+        },
+        tags: ["cards".to_owned()].into(),
+        metadata: object([("b", Value::from("x"))]),
+        ended_at: Some(at(2)),
+        spans: vec![
+            (
+                span_id("retrieve"),
+                SpanPart {
+                    output: Some(Value::from("doc 7")),
+                    status: Some(Status::Ok),
+                    ..Default::default()
+                },
+            ),
+            (
+                span_id("generate"),
+                SpanPart {
+                    kind: Some(SpanKind::Llm),
+                    started_at: Some(at(1)),
+                    ..Default::default()
+                },
+            ),
+        ],
+        ..Default::default()
+    };
+
+    let receipt = ingest_traces(&*store, project, vec![first.clone()], at(5)).await;
+    assert_eq!(receipt.traces, vec![Outcome::Created]);
+    assert!(receipt.feedback.is_empty());
+    let receipt = ingest_traces(&*store, project, vec![second.clone()], at(6)).await;
+    assert_eq!(receipt.traces, vec![Outcome::Merged]);
+
+    let chain = store.trace_chain(project, &trace_id("t1")).await.unwrap().unwrap();
+    let trace = &chain.trace.trace;
+    assert_eq!(trace.input.as_deref(), Some("how do I reset my card pin?"));
+    assert_eq!(trace.output.as_deref(), Some("Open the app and pick Cards, then PIN."));
+    assert_eq!(trace.session_id.as_deref(), Some("s1"));
+    assert_eq!(trace.user_id.as_deref(), Some("u1"));
+    assert_eq!(trace.usage.total_tokens, Some(30));
+    assert_eq!(trace.latency_ms, Some(2000.0));
+    assert_eq!(trace.tags, ["beta".to_owned(), "cards".to_owned()].into());
+    assert_eq!(trace.metadata, object([("a", Value::from(1)), ("b", Value::from("x"))]));
+    assert_eq!((trace.started_at, trace.ended_at), (at(0), Some(at(2))));
+    assert_eq!((trace.created_at, trace.updated_at), (at(5), at(6)));
+    // The whole value is what the domain's own merge makes of the two parts.
+    assert_eq!(*trace, merged(&[(&first, at(5)), (&second, at(6))]));
+
+    let span_ids: Vec<&str> = chain.trace.spans.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(span_ids, ["retrieve", "generate"], "spans merge by id, ordered by start");
+    let retrieve = &chain.trace.spans[0];
+    assert_eq!(retrieve.kind, SpanKind::Retrieval);
+    assert_eq!(retrieve.name.as_deref(), Some("search"));
+    assert_eq!(retrieve.output, Value::from("doc 7"));
+    assert_eq!(retrieve.status, Status::Ok);
+    assert_eq!(chain.trace.spans[1].kind, SpanKind::Llm);
+    assert_eq!(chain.trace.spans, merged_spans(&[&first, &second], at(0)));
+
+    // Re-sending a part changes nothing but the time of the last update.
+    let receipt = ingest_traces(&*store, project, vec![first.clone()], at(7)).await;
+    assert_eq!(receipt.traces, vec![Outcome::Merged]);
+    let again = store.trace_chain(project, &trace_id("t1")).await.unwrap().unwrap();
+    assert_eq!(
+        again.trace.trace,
+        Trace {
+            updated_at: at(7),
+            ..chain.trace.trace.clone()
+        }
+    );
+    assert_eq!(again.trace.spans, chain.trace.spans);
+    let by_tag = Filter {
+        tag: Some("beta".into()),
+        ..Default::default()
+    };
+    assert_eq!(trace_ids(&all_traces(&*store, project, &by_tag).await), ["t1"]);
+    let stats = store.stats(project).await.unwrap();
+    assert_eq!((stats.traces, stats.spans), (1, 2));
+
+    // Two parts of a new trace in one batch: created, then merged.
+    let batch = IngestBatch {
+        traces: vec![
+            TracePart {
+                input: Some("hi".into()),
+                ..trace_part("t2", 10)
+            },
+            TracePart {
+                output: Some("hello".into()),
+                ..trace_part("t2", 10)
+            },
+        ],
+        feedback: vec![],
+    };
+    let receipt = store.ingest(project, batch, at(11)).await.unwrap();
+    assert_eq!(receipt.traces, vec![Outcome::Created, Outcome::Merged]);
+    let t2 = store.trace_chain(project, &trace_id("t2")).await.unwrap().unwrap();
+    assert_eq!(t2.trace.trace.input.as_deref(), Some("hi"));
+    assert_eq!(t2.trace.trace.output.as_deref(), Some("hello"));
+}
+
+/// The trace the domain model makes of `parts`, each received at its time.
+fn merged(parts: &[(&TracePart, feedloop_core::Timestamp)]) -> Trace {
+    let mut parts = parts.iter().map(|(part, now)| {
+        let mut part = (*part).clone();
+        part.spans.clear();
+        (part, *now)
+    });
+    let (first, now) = parts.next().expect("at least one part");
+    let mut trace = Trace::from_part(first, now);
+    for (part, now) in parts {
+        trace.merge(part, now);
+    }
+    trace
+}
+
+/// The spans the domain model makes of the spans of `parts`, in order of first appearance.
+fn merged_spans(parts: &[&TracePart], trace_start: feedloop_core::Timestamp) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    for (id, part) in parts.iter().flat_map(|p| p.spans.iter().cloned()) {
+        match spans.iter_mut().find(|s| s.id == id) {
+            Some(span) => span.merge(part),
+            None => spans.push(Span::from_part(id, part, trace_start)),
+        }
+    }
+    spans
+}
+
+fn chain_neighbour_ids(
+    previous: &Option<StoredTrace>,
+    next: &Option<StoredTrace>,
+) -> (Option<String>, Option<String>) {
+    let id = |t: &Option<StoredTrace>| t.as_ref().map(|t| t.trace.id.as_str().to_owned());
+    (id(previous), id(next))
+}
+
+pub async fn trace_chain_names_session_neighbours(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "alpha").await;
+    let in_session = |id: &str, session: &str, started: i64| TracePart {
+        session_id: Some(session.into()),
+        ..trace_part(id, started)
+    };
+    // Sent out of order: neighbours follow start times, not arrival.
+    let parts = vec![
+        in_session("b", "s1", 20),
+        in_session("c", "s1", 30),
+        in_session("a", "s1", 10),
+        in_session("lonely", "s2", 15),
+        trace_part("no-session", 25),
+    ];
+    ingest_traces(&*store, project, parts, at(100)).await;
+
+    let expected = [
+        ("a", (None, Some("b"))),
+        ("b", (Some("a"), Some("c"))),
+        ("c", (Some("b"), None)),
+        ("lonely", (None, None)),
+        ("no-session", (None, None)),
+    ];
+    for (id, (previous, next)) in expected {
+        let chain = store.trace_chain(project, &trace_id(id)).await.unwrap().unwrap();
+        assert_eq!(
+            chain_neighbour_ids(&chain.previous, &chain.next),
+            (previous.map(str::to_owned), next.map(str::to_owned)),
+            "neighbours of {id}"
+        );
+    }
+    assert_eq!(store.trace_chain(project, &trace_id("missing")).await.unwrap(), None);
+}
+
+pub async fn session_orders_traces_with_their_feedback(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "alpha").await;
+    let in_session = |id: &str, session: &str, started: i64| TracePart {
+        session_id: Some(session.into()),
+        ..trace_part(id, started)
+    };
+    let traces = vec![
+        in_session("b", "s1", 20),
+        in_session("c", "s1", 30),
+        in_session("a", "s1", 10),
+        in_session("d", "s2", 15),
+    ];
+    let at_time = |id: &str, trace: &str, created: i64| feedloop_core::feedback::Feedback {
+        created_at: Some(at(created)),
+        ..feedback(id, trace, comment(id))
+    };
+    let named_session = |id: &str, trace: &str, session: Option<&str>, created: i64| {
+        feedloop_core::feedback::Feedback {
+            session_id: session.map(str::to_owned),
+            ..at_time(id, trace, created)
+        }
+    };
+    let items = vec![
+        // Sent newest first: each trace's feedback comes back by creation time.
+        at_time("a-2", "a", 12),
+        at_time("a-1", "a", 11),
+        at_time("c-1", "c", 31),
+        at_time("d-1", "d", 16),
+        named_session("z-1", "z", Some("s1"), 40),
+        named_session("y-1", "y", Some("s2"), 41),
+        named_session("w-1", "w", None, 42),
+        named_session("x-1", "x", Some("s3"), 43),
+    ];
+    let batch = IngestBatch {
+        traces,
+        feedback: items,
+    };
+    store.ingest(project, batch, at(100)).await.unwrap();
+
+    let session = store.session(project, "s1", 10).await.unwrap().unwrap();
+    assert_eq!(session.session_id, "s1");
+    let timeline: Vec<(&str, Vec<&str>)> = session
+        .traces
+        .iter()
+        .map(|(trace, feedback)| (trace.trace.id.as_str(), feedback_ids(feedback)))
+        .collect();
+    assert_eq!(
+        timeline,
+        [("a", vec!["a-1", "a-2"]), ("b", vec![]), ("c", vec!["c-1"])]
+    );
+    assert!(session.traces.iter().flat_map(|(_, f)| f).all(|f| f.trace_linked));
+    assert_eq!(feedback_ids(&session.unlinked_feedback), ["z-1"]);
+    assert!(!session.unlinked_feedback[0].trace_linked);
+
+    let first_two = store.session(project, "s1", 2).await.unwrap().unwrap();
+    let ids: Vec<&str> = first_two.traces.iter().map(|(t, _)| t.trace.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"], "max_traces keeps the earliest");
+
+    let only_unlinked = store.session(project, "s3", 10).await.unwrap().unwrap();
+    assert!(only_unlinked.traces.is_empty());
+    assert_eq!(feedback_ids(&only_unlinked.unlinked_feedback), ["x-1"]);
+    assert_eq!(store.session(project, "nope", 10).await.unwrap(), None);
+}
