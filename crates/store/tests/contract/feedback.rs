@@ -40,12 +40,23 @@ fn one_of_each_kind() -> Vec<Feedback> {
             author: Some("r1".into()),
             confidence: Some(0.75),
             created_at: Some(at(11)),
-            ..feedback("category", "t1", categories(&["factually_incorrect", "too_vague"]))
+            ..feedback(
+                "category",
+                "t1",
+                categories(&["factually_incorrect", "too_vague"]),
+            )
         },
         Feedback {
             created_at: Some(at(12)),
-            metadata: object([("nested", serde_json::json!({"a": [1, 2.5, null], "b": true}))]),
-            ..feedback("comment", "t1", comment("Paris is right, the tone is off ✨"))
+            metadata: object([(
+                "nested",
+                serde_json::json!({"a": [1, 2.5, null], "b": true}),
+            )]),
+            ..feedback(
+                "comment",
+                "t1",
+                comment("Paris is right, the tone is off ✨"),
+            )
         },
         Feedback {
             source: Source::Expert,
@@ -116,15 +127,25 @@ pub async fn feedback_of_every_kind_round_trips(store: Arc<dyn Store>) {
         assert_eq!(stored.superseded_by, None);
         assert!(stored.trace_linked);
     }
-    assert_eq!(listed[5].time(), at(100), "the arrival time stands in for a missing time");
+    assert_eq!(
+        listed[5].time(),
+        at(100),
+        "the arrival time stands in for a missing time"
+    );
 
-    let chain = store.trace_chain(project, &trace_id("t1")).await.unwrap().unwrap();
+    let chain = store
+        .trace_chain(project, &trace_id("t1"))
+        .await
+        .unwrap()
+        .unwrap();
     let chained: Vec<&Feedback> = chain.feedback.iter().map(|f| &f.feedback).collect();
     assert_eq!(chained, items.iter().collect::<Vec<_>>());
 
     let stats = store.stats(project).await.unwrap();
-    let by_kind: BTreeMap<String, u64> =
-        FeedbackKind::ALL.iter().map(|k| (k.as_str().to_owned(), 1)).collect();
+    let by_kind: BTreeMap<String, u64> = FeedbackKind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_owned(), 1))
+        .collect();
     assert_eq!(stats.feedback_by_kind, by_kind);
 }
 
@@ -184,12 +205,30 @@ pub async fn feedback_retry_is_idempotent_and_conflicts_reject_the_batch(store: 
         .into_iter()
         .map(str::to_owned)
         .collect::<Vec<_>>();
-    assert_eq!(ids, ["fb1"], "the valid item before the conflict was not stored");
-    assert_eq!(stored_feedback(&*store, project, "fb1").await.feedback, original);
-    assert_eq!(store.trace_chain(project, &trace_id("t2")).await.unwrap(), None);
-    let t1 = store.trace_chain(project, &trace_id("t1")).await.unwrap().unwrap();
+    assert_eq!(
+        ids,
+        ["fb1"],
+        "the valid item before the conflict was not stored"
+    );
+    assert_eq!(
+        stored_feedback(&*store, project, "fb1").await.feedback,
+        original
+    );
+    assert_eq!(
+        store.trace_chain(project, &trace_id("t2")).await.unwrap(),
+        None
+    );
+    let t1 = store
+        .trace_chain(project, &trace_id("t1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(t1.trace.trace.output.as_deref(), Some("first answer"));
-    assert_eq!(t1.trace.trace.updated_at, at(1), "the merge of the failed batch was undone");
+    assert_eq!(
+        t1.trace.trace.updated_at,
+        at(1),
+        "the merge of the failed batch was undone"
+    );
     assert_eq!(store.stats(project).await.unwrap().traces, 1);
 }
 
@@ -206,7 +245,13 @@ pub async fn orphan_feedback_links_when_its_trace_arrives(store: Arc<dyn Store>)
     let stored = stored_feedback(&*store, project, "early").await;
     assert!(!stored.trace_linked);
     assert_eq!(stored.feedback, early);
-    assert_eq!(store.trace_chain(project, &trace_id("late-trace")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .trace_chain(project, &trace_id("late-trace"))
+            .await
+            .unwrap(),
+        None
+    );
     let session = store.session(project, "s1", 10).await.unwrap().unwrap();
     assert!(session.traces.is_empty());
     assert_eq!(feedback_ids(&session.unlinked_feedback), ["early"]);
@@ -217,11 +262,19 @@ pub async fn orphan_feedback_links_when_its_trace_arrives(store: Arc<dyn Store>)
     };
     ingest_traces(&*store, project, vec![trace], at(7)).await;
 
-    let chain = store.trace_chain(project, &trace_id("late-trace")).await.unwrap().unwrap();
+    let chain = store
+        .trace_chain(project, &trace_id("late-trace"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(feedback_ids(&chain.feedback), ["early"]);
     assert!(chain.feedback[0].trace_linked);
     assert_eq!(chain.feedback[0].feedback, early);
-    assert!(stored_feedback(&*store, project, "early").await.trace_linked);
+    assert!(
+        stored_feedback(&*store, project, "early")
+            .await
+            .trace_linked
+    );
     let session = store.session(project, "s1", 10).await.unwrap().unwrap();
     assert_eq!(session.traces.len(), 1);
     assert_eq!(feedback_ids(&session.traces[0].1), ["early"]);
@@ -246,7 +299,10 @@ fn pairwise(id: &str, author: &str, against: &str, value: f64, created: i64) -> 
 }
 
 /// Each id and the id that supersedes it, for the feedback on t1.
-async fn supersession(store: &dyn Store, project: feedloop_core::ProjectId) -> Vec<(String, Option<String>)> {
+async fn supersession(
+    store: &dyn Store,
+    project: feedloop_core::ProjectId,
+) -> Vec<(String, Option<String>)> {
     let filter = Filter {
         trace_id: Some("t1".into()),
         ..Default::default()
@@ -285,7 +341,11 @@ pub async fn restated_judgements_supersede_earlier_ones(store: Arc<dyn Store>) {
         rating_by("alice-1", "t1", "alice", false, 10),
         rating_by("bob-1", "t1", "bob", true, 15),
         by("alice", 16, feedback("alice-note-1", "t1", comment("meh"))),
-        by("alice", 17, feedback("alice-cat-1", "t1", categories(&["too_vague"]))),
+        by(
+            "alice",
+            17,
+            feedback("alice-cat-1", "t1", categories(&["too_vague"])),
+        ),
         pairwise("alice-vs-a-1", "alice", "ta", -1.0, 18),
         Feedback {
             span_id: Some(span_id("sp1")),
@@ -299,8 +359,16 @@ pub async fn restated_judgements_supersede_earlier_ones(store: Arc<dyn Store>) {
     ingest_feedback(&*store, project, first, at(20)).await;
     let second = vec![
         rating_by("alice-2", "t1", "alice", true, 20),
-        by("alice", 21, feedback("alice-note-2", "t1", comment("better"))),
-        by("alice", 22, feedback("alice-cat-2", "t1", categories(&["wrong_tone"]))),
+        by(
+            "alice",
+            21,
+            feedback("alice-note-2", "t1", comment("better")),
+        ),
+        by(
+            "alice",
+            22,
+            feedback("alice-cat-2", "t1", categories(&["wrong_tone"])),
+        ),
         pairwise("alice-vs-b-1", "alice", "tb", 1.0, 23),
         Feedback {
             created_at: Some(at(24)),

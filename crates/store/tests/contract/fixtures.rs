@@ -130,7 +130,11 @@ pub fn whole_list() -> PageRequest {
     }
 }
 
-pub async fn all_traces(store: &dyn Store, project: ProjectId, filter: &Filter) -> Vec<StoredTrace> {
+pub async fn all_traces(
+    store: &dyn Store,
+    project: ProjectId,
+    filter: &Filter,
+) -> Vec<StoredTrace> {
     let page = store
         .list_traces(project, filter, whole_list())
         .await

@@ -2,10 +2,12 @@
 //! and in a few combinations, on traces ("has feedback that …") and on feedback ("about a trace
 //! that …").
 
-use feedloop_core::feedback::{Feedback, FeedbackKind, FeedbackValue, Rating, RatingSign, Signal, Source};
+use feedloop_core::ProjectId;
+use feedloop_core::feedback::{
+    Feedback, FeedbackKind, FeedbackValue, Rating, RatingSign, Signal, Source,
+};
 use feedloop_core::filter::Filter;
 use feedloop_core::trace::{Environment, ModelInfo, PromptRef, TracePart};
-use feedloop_core::ProjectId;
 use feedloop_store::{IngestBatch, Store};
 use serde_json::Value;
 use std::sync::Arc;
@@ -66,7 +68,10 @@ async fn store_data_set(store: &dyn Store) -> ProjectId {
     let traces = vec![
         TracePart {
             tags: ["beta".to_owned(), "cards".to_owned()].into(),
-            metadata: object([("app_version", Value::from(2)), ("region", Value::from("eu"))]),
+            metadata: object([
+                ("app_version", Value::from(2)),
+                ("region", Value::from("eu")),
+            ]),
             ..described_trace(
                 "t1",
                 100,
@@ -80,7 +85,10 @@ async fn store_data_set(store: &dyn Store) -> ProjectId {
         },
         TracePart {
             tags: ["cards".to_owned()].into(),
-            metadata: object([("app_version", Value::from("2")), ("region", Value::from("us"))]),
+            metadata: object([
+                ("app_version", Value::from("2")),
+                ("region", Value::from("us")),
+            ]),
             ..described_trace(
                 "t2",
                 200,
@@ -107,19 +115,29 @@ async fn store_data_set(store: &dyn Store) -> ProjectId {
         },
         described_trace("t4", 400, None, "u3", None, None, None, Environment::Test),
     ];
-    let made = |id: &str, trace: &str, created: i64, source: Source, value: FeedbackValue| Feedback {
-        source,
-        created_at: Some(at(created)),
-        ..feedback(id, trace, value)
-    };
+    let made =
+        |id: &str, trace: &str, created: i64, source: Source, value: FeedbackValue| Feedback {
+            source,
+            created_at: Some(at(created)),
+            ..feedback(id, trace, value)
+        };
     let items = vec![
         Feedback {
             metadata: object([("channel", Value::from("web")), ("build", Value::from(7))]),
             ..made("f1", "t1", 110, Source::EndUser, thumbs(false))
         },
-        made("f2", "t1", 120, Source::Reviewer, categories(&["too_vague", "incomplete"])),
+        made(
+            "f2",
+            "t1",
+            120,
+            Source::Reviewer,
+            categories(&["too_vague", "incomplete"]),
+        ),
         Feedback {
-            metadata: object([("channel", Value::from("mobile")), ("build", Value::from("7"))]),
+            metadata: object([
+                ("channel", Value::from("mobile")),
+                ("build", Value::from("7")),
+            ]),
             ..made("f3", "t2", 210, Source::EndUser, thumbs(true))
         },
         made("f4", "t3", 310, Source::Expert, comment("too long")),
@@ -183,51 +201,311 @@ fn cases() -> Vec<Case> {
     };
     let s = |value: &str| Some(value.to_owned());
     vec![
-        Case { filter: none(), traces: &["t1", "t2", "t3", "t4"], feedback: &["f1", "f2", "f3", "f6", "f4", "f5", "f7"] },
+        Case {
+            filter: none(),
+            traces: &["t1", "t2", "t3", "t4"],
+            feedback: &["f1", "f2", "f3", "f6", "f4", "f5", "f7"],
+        },
         // Time ranges: from is inclusive, to is exclusive.
-        Case { filter: Filter { from: Some(at(200)), ..none() }, traces: &["t2", "t3", "t4"], feedback: &["f3", "f6", "f4", "f5", "f7"] },
-        Case { filter: Filter { to: Some(at(300)), ..none() }, traces: &["t1", "t2"], feedback: &["f1", "f2", "f3", "f6"] },
-        Case { filter: Filter { from: Some(at(120)), to: Some(at(310)), ..none() }, traces: &["t2", "t3"], feedback: &["f2", "f3", "f6"] },
-        Case { filter: Filter { from: Some(at(501)), ..none() }, traces: &[], feedback: &[] },
+        Case {
+            filter: Filter {
+                from: Some(at(200)),
+                ..none()
+            },
+            traces: &["t2", "t3", "t4"],
+            feedback: &["f3", "f6", "f4", "f5", "f7"],
+        },
+        Case {
+            filter: Filter {
+                to: Some(at(300)),
+                ..none()
+            },
+            traces: &["t1", "t2"],
+            feedback: &["f1", "f2", "f3", "f6"],
+        },
+        Case {
+            filter: Filter {
+                from: Some(at(120)),
+                to: Some(at(310)),
+                ..none()
+            },
+            traces: &["t2", "t3"],
+            feedback: &["f2", "f3", "f6"],
+        },
+        Case {
+            filter: Filter {
+                from: Some(at(501)),
+                ..none()
+            },
+            traces: &[],
+            feedback: &[],
+        },
         // The feedback list reads the session the item names, else its trace's.
-        Case { filter: Filter { session_id: s("s1"), ..none() }, traces: &["t1", "t2"], feedback: &["f1", "f2", "f3", "f6", "f7"] },
-        Case { filter: Filter { session_id: s("s2"), ..none() }, traces: &["t3"], feedback: &["f4", "f5"] },
-        Case { filter: Filter { user_id: s("u1"), ..none() }, traces: &["t1", "t3"], feedback: &["f1", "f2", "f4", "f5"] },
-        Case { filter: Filter { user_role: s("member"), ..none() }, traces: &["t2", "t3"], feedback: &["f3", "f6", "f4", "f5"] },
-        Case { filter: Filter { model: s("gpt-4o"), ..none() }, traces: &["t1", "t2"], feedback: &["f1", "f2", "f3", "f6"] },
-        Case { filter: Filter { model_version: s("2024-11"), ..none() }, traces: &["t2"], feedback: &["f3", "f6"] },
-        Case { filter: Filter { prompt_name: s("search"), ..none() }, traces: &["t3"], feedback: &["f4", "f5"] },
-        Case { filter: Filter { prompt_version: s("v1"), ..none() }, traces: &["t1", "t3"], feedback: &["f1", "f2", "f4", "f5"] },
-        Case { filter: Filter { environment: Some(Environment::Prod), ..none() }, traces: &["t1"], feedback: &["f1", "f2"] },
-        Case { filter: Filter { environment: Some(Environment::Test), ..none() }, traces: &["t4"], feedback: &[] },
-        Case { filter: Filter { tag: s("cards"), ..none() }, traces: &["t1", "t2"], feedback: &["f1", "f2", "f3", "f6"] },
-        Case { filter: Filter { tag: s("beta"), ..none() }, traces: &["t1"], feedback: &["f1", "f2"] },
-        Case { filter: Filter { trace_id: s("t3"), ..none() }, traces: &["t3"], feedback: &["f4", "f5"] },
-        Case { filter: Filter { trace_id: s("t9"), ..none() }, traces: &[], feedback: &["f7"] },
+        Case {
+            filter: Filter {
+                session_id: s("s1"),
+                ..none()
+            },
+            traces: &["t1", "t2"],
+            feedback: &["f1", "f2", "f3", "f6", "f7"],
+        },
+        Case {
+            filter: Filter {
+                session_id: s("s2"),
+                ..none()
+            },
+            traces: &["t3"],
+            feedback: &["f4", "f5"],
+        },
+        Case {
+            filter: Filter {
+                user_id: s("u1"),
+                ..none()
+            },
+            traces: &["t1", "t3"],
+            feedback: &["f1", "f2", "f4", "f5"],
+        },
+        Case {
+            filter: Filter {
+                user_role: s("member"),
+                ..none()
+            },
+            traces: &["t2", "t3"],
+            feedback: &["f3", "f6", "f4", "f5"],
+        },
+        Case {
+            filter: Filter {
+                model: s("gpt-4o"),
+                ..none()
+            },
+            traces: &["t1", "t2"],
+            feedback: &["f1", "f2", "f3", "f6"],
+        },
+        Case {
+            filter: Filter {
+                model_version: s("2024-11"),
+                ..none()
+            },
+            traces: &["t2"],
+            feedback: &["f3", "f6"],
+        },
+        Case {
+            filter: Filter {
+                prompt_name: s("search"),
+                ..none()
+            },
+            traces: &["t3"],
+            feedback: &["f4", "f5"],
+        },
+        Case {
+            filter: Filter {
+                prompt_version: s("v1"),
+                ..none()
+            },
+            traces: &["t1", "t3"],
+            feedback: &["f1", "f2", "f4", "f5"],
+        },
+        Case {
+            filter: Filter {
+                environment: Some(Environment::Prod),
+                ..none()
+            },
+            traces: &["t1"],
+            feedback: &["f1", "f2"],
+        },
+        Case {
+            filter: Filter {
+                environment: Some(Environment::Test),
+                ..none()
+            },
+            traces: &["t4"],
+            feedback: &[],
+        },
+        Case {
+            filter: Filter {
+                tag: s("cards"),
+                ..none()
+            },
+            traces: &["t1", "t2"],
+            feedback: &["f1", "f2", "f3", "f6"],
+        },
+        Case {
+            filter: Filter {
+                tag: s("beta"),
+                ..none()
+            },
+            traces: &["t1"],
+            feedback: &["f1", "f2"],
+        },
+        Case {
+            filter: Filter {
+                trace_id: s("t3"),
+                ..none()
+            },
+            traces: &["t3"],
+            feedback: &["f4", "f5"],
+        },
+        Case {
+            filter: Filter {
+                trace_id: s("t9"),
+                ..none()
+            },
+            traces: &[],
+            feedback: &["f7"],
+        },
         // Feedback conditions: on traces they mean "has feedback that …".
-        Case { filter: Filter { feedback_kind: Some(FeedbackKind::Rating), ..none() }, traces: &["t1", "t2"], feedback: &["f1", "f3", "f7"] },
-        Case { filter: Filter { feedback_kind: Some(FeedbackKind::Signal), ..none() }, traces: &["t3"], feedback: &["f5"] },
-        Case { filter: Filter { category: s("incomplete"), ..none() }, traces: &["t1"], feedback: &["f2"] },
-        Case { filter: Filter { category: s("unsafe"), ..none() }, traces: &[], feedback: &[] },
-        Case { filter: Filter { rating: Some(RatingSign::Negative), ..none() }, traces: &["t1"], feedback: &["f1"] },
-        Case { filter: Filter { rating: Some(RatingSign::Positive), ..none() }, traces: &["t2"], feedback: &["f3"] },
-        Case { filter: Filter { rating: Some(RatingSign::Neutral), ..none() }, traces: &[], feedback: &["f7"] },
-        Case { filter: Filter { source: Some(Source::Reviewer), ..none() }, traces: &["t1", "t2"], feedback: &["f2", "f6"] },
-        Case { filter: Filter { source: Some(Source::Automatic), ..none() }, traces: &["t3"], feedback: &["f5"] },
+        Case {
+            filter: Filter {
+                feedback_kind: Some(FeedbackKind::Rating),
+                ..none()
+            },
+            traces: &["t1", "t2"],
+            feedback: &["f1", "f3", "f7"],
+        },
+        Case {
+            filter: Filter {
+                feedback_kind: Some(FeedbackKind::Signal),
+                ..none()
+            },
+            traces: &["t3"],
+            feedback: &["f5"],
+        },
+        Case {
+            filter: Filter {
+                category: s("incomplete"),
+                ..none()
+            },
+            traces: &["t1"],
+            feedback: &["f2"],
+        },
+        Case {
+            filter: Filter {
+                category: s("unsafe"),
+                ..none()
+            },
+            traces: &[],
+            feedback: &[],
+        },
+        Case {
+            filter: Filter {
+                rating: Some(RatingSign::Negative),
+                ..none()
+            },
+            traces: &["t1"],
+            feedback: &["f1"],
+        },
+        Case {
+            filter: Filter {
+                rating: Some(RatingSign::Positive),
+                ..none()
+            },
+            traces: &["t2"],
+            feedback: &["f3"],
+        },
+        Case {
+            filter: Filter {
+                rating: Some(RatingSign::Neutral),
+                ..none()
+            },
+            traces: &[],
+            feedback: &["f7"],
+        },
+        Case {
+            filter: Filter {
+                source: Some(Source::Reviewer),
+                ..none()
+            },
+            traces: &["t1", "t2"],
+            feedback: &["f2", "f6"],
+        },
+        Case {
+            filter: Filter {
+                source: Some(Source::Automatic),
+                ..none()
+            },
+            traces: &["t3"],
+            feedback: &["f5"],
+        },
         // Metadata: the trace's on the trace list, the item's own on the feedback list; a
         // value matches both the JSON literal it spells and the string.
-        Case { filter: meta("app_version", "2"), traces: &["t1", "t2"], feedback: &[] },
-        Case { filter: meta("app_version", "3"), traces: &["t3"], feedback: &[] },
-        Case { filter: meta("region", "eu"), traces: &["t1"], feedback: &[] },
-        Case { filter: meta("flag", "true"), traces: &["t3"], feedback: &[] },
-        Case { filter: meta("build", "7"), traces: &[], feedback: &["f1", "f3"] },
-        Case { filter: meta("channel", "web"), traces: &[], feedback: &["f1"] },
-        Case { filter: Filter { metadata: vec![("app_version".into(), "2".into()), ("region".into(), "us".into())], ..none() }, traces: &["t2"], feedback: &[] },
+        Case {
+            filter: meta("app_version", "2"),
+            traces: &["t1", "t2"],
+            feedback: &[],
+        },
+        Case {
+            filter: meta("app_version", "3"),
+            traces: &["t3"],
+            feedback: &[],
+        },
+        Case {
+            filter: meta("region", "eu"),
+            traces: &["t1"],
+            feedback: &[],
+        },
+        Case {
+            filter: meta("flag", "true"),
+            traces: &["t3"],
+            feedback: &[],
+        },
+        Case {
+            filter: meta("build", "7"),
+            traces: &[],
+            feedback: &["f1", "f3"],
+        },
+        Case {
+            filter: meta("channel", "web"),
+            traces: &[],
+            feedback: &["f1"],
+        },
+        Case {
+            filter: Filter {
+                metadata: vec![
+                    ("app_version".into(), "2".into()),
+                    ("region".into(), "us".into()),
+                ],
+                ..none()
+            },
+            traces: &["t2"],
+            feedback: &[],
+        },
         // Combinations are ANDed; feedback conditions must hold for one and the same item.
-        Case { filter: Filter { model: s("gpt-4o"), rating: Some(RatingSign::Positive), ..none() }, traces: &["t2"], feedback: &["f3"] },
-        Case { filter: Filter { user_id: s("u1"), feedback_kind: Some(FeedbackKind::Comment), ..none() }, traces: &["t3"], feedback: &["f4"] },
-        Case { filter: Filter { feedback_kind: Some(FeedbackKind::Rating), source: Some(Source::Reviewer), ..none() }, traces: &[], feedback: &[] },
-        Case { filter: Filter { session_id: s("s1"), from: Some(at(200)), ..none() }, traces: &["t2"], feedback: &["f3", "f6", "f7"] },
+        Case {
+            filter: Filter {
+                model: s("gpt-4o"),
+                rating: Some(RatingSign::Positive),
+                ..none()
+            },
+            traces: &["t2"],
+            feedback: &["f3"],
+        },
+        Case {
+            filter: Filter {
+                user_id: s("u1"),
+                feedback_kind: Some(FeedbackKind::Comment),
+                ..none()
+            },
+            traces: &["t3"],
+            feedback: &["f4"],
+        },
+        Case {
+            filter: Filter {
+                feedback_kind: Some(FeedbackKind::Rating),
+                source: Some(Source::Reviewer),
+                ..none()
+            },
+            traces: &[],
+            feedback: &[],
+        },
+        Case {
+            filter: Filter {
+                session_id: s("s1"),
+                from: Some(at(200)),
+                ..none()
+            },
+            traces: &["t2"],
+            feedback: &["f3", "f6", "f7"],
+        },
     ]
 }
 
@@ -235,8 +513,16 @@ pub async fn list_traces_matches_every_filter_field(store: Arc<dyn Store>) {
     let project = store_data_set(&*store).await;
     for case in cases() {
         let listed = all_traces(&*store, project, &case.filter).await;
-        assert_eq!(trace_ids(&listed), case.traces, "list_traces with {:?}", case.filter);
-        assert!(listed.iter().all(|t| t.spans.is_empty()), "lists do not load spans");
+        assert_eq!(
+            trace_ids(&listed),
+            case.traces,
+            "list_traces with {:?}",
+            case.filter
+        );
+        assert!(
+            listed.iter().all(|t| t.spans.is_empty()),
+            "lists do not load spans"
+        );
     }
 }
 
@@ -244,7 +530,12 @@ pub async fn list_feedback_matches_every_filter_field(store: Arc<dyn Store>) {
     let project = store_data_set(&*store).await;
     for case in cases() {
         let listed = all_feedback(&*store, project, &case.filter).await;
-        assert_eq!(feedback_ids(&listed), case.feedback, "list_feedback with {:?}", case.filter);
+        assert_eq!(
+            feedback_ids(&listed),
+            case.feedback,
+            "list_feedback with {:?}",
+            case.filter
+        );
     }
     let unlinked: Vec<String> = all_feedback(&*store, project, &Filter::default())
         .await

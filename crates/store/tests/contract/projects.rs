@@ -15,8 +15,14 @@ pub async fn create_project_seeds_default_taxonomy(store: Arc<dyn Store>) {
     let project = store.create_project("alpha", at(1)).await.unwrap();
     assert_eq!(project.name, "alpha");
     assert_eq!(project.created_at, at(1));
-    assert_eq!(store.project(project.id).await.unwrap(), Some(project.clone()));
-    assert_eq!(store.project_by_name("alpha").await.unwrap(), Some(project.clone()));
+    assert_eq!(
+        store.project(project.id).await.unwrap(),
+        Some(project.clone())
+    );
+    assert_eq!(
+        store.project_by_name("alpha").await.unwrap(),
+        Some(project.clone())
+    );
     assert_eq!(store.project_by_name("beta").await.unwrap(), None);
 
     let taxonomy = store.taxonomy(project.id).await.unwrap();
@@ -75,8 +81,14 @@ pub async fn keys_are_found_by_hash_listed_and_revoked(store: Arc<dyn Store>) {
         .await
         .unwrap();
 
-    assert_eq!(store.key_by_hash([1; 32]).await.unwrap(), Some(ingest_key.clone()));
-    assert_eq!(store.key_by_hash([3; 32]).await.unwrap(), Some(beta_key.clone()));
+    assert_eq!(
+        store.key_by_hash([1; 32]).await.unwrap(),
+        Some(ingest_key.clone())
+    );
+    assert_eq!(
+        store.key_by_hash([3; 32]).await.unwrap(),
+        Some(beta_key.clone())
+    );
     assert_eq!(store.key_by_hash([9; 32]).await.unwrap(), None);
     assert_eq!(
         store.list_keys(alpha).await.unwrap(),
@@ -84,21 +96,48 @@ pub async fn keys_are_found_by_hash_listed_and_revoked(store: Arc<dyn Store>) {
     );
     assert_eq!(store.list_keys(beta).await.unwrap(), vec![beta_key.clone()]);
 
-    let revoked = store.revoke_key(alpha, ingest_key.id, at(20)).await.unwrap();
+    let revoked = store
+        .revoke_key(alpha, ingest_key.id, at(20))
+        .await
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(at(20)));
     assert_eq!(revoked.id, ingest_key.id);
     // Revoking twice is not an error, and the key stays revoked since the first time.
-    let again = store.revoke_key(alpha, ingest_key.id, at(30)).await.unwrap();
+    let again = store
+        .revoke_key(alpha, ingest_key.id, at(30))
+        .await
+        .unwrap();
     assert_eq!(again.revoked_at, Some(at(20)));
     let found = store.key_by_hash([1; 32]).await.unwrap().unwrap();
-    assert_eq!(found.revoked_at, Some(at(20)), "a revoked key is still found by its hash");
+    assert_eq!(
+        found.revoked_at,
+        Some(at(20)),
+        "a revoked key is still found by its hash"
+    );
 
     // A project cannot revoke another project's key, nor a key that does not exist.
-    let foreign = store.revoke_key(alpha, beta_key.id, at(40)).await.unwrap_err();
-    assert!(matches!(foreign, StoreError::NotFound { .. }), "{foreign:?}");
-    assert_eq!(store.key_by_hash([3; 32]).await.unwrap().unwrap().revoked_at, None);
+    let foreign = store
+        .revoke_key(alpha, beta_key.id, at(40))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(foreign, StoreError::NotFound { .. }),
+        "{foreign:?}"
+    );
+    assert_eq!(
+        store
+            .key_by_hash([3; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
     let missing = store.revoke_key(alpha, 999_999, at(40)).await.unwrap_err();
-    assert!(matches!(missing, StoreError::NotFound { .. }), "{missing:?}");
+    assert!(
+        matches!(missing, StoreError::NotFound { .. }),
+        "{missing:?}"
+    );
 }
 
 /// Writes one of everything to `alpha`, then checks that `beta` sees none of it and that the
@@ -106,7 +145,10 @@ pub async fn keys_are_found_by_hash_listed_and_revoked(store: Arc<dyn Store>) {
 pub async fn projects_isolate_their_data(store: Arc<dyn Store>) {
     let alpha = new_project(&*store, "alpha").await;
     let beta = new_project(&*store, "beta").await;
-    store.add_category(alpha, "alpha_only", None, at(1)).await.unwrap();
+    store
+        .add_category(alpha, "alpha_only", None, at(1))
+        .await
+        .unwrap();
     store
         .create_key(alpha, new_key("ci", 1, KeyRole::Ingest), at(1))
         .await
@@ -127,9 +169,20 @@ pub async fn projects_isolate_their_data(store: Arc<dyn Store>) {
     };
     store.ingest(alpha, batch, at(12)).await.unwrap();
 
-    assert_eq!(store.trace_chain(beta, &trace_id("t1")).await.unwrap(), None);
-    assert!(all_traces(&*store, beta, &Filter::default()).await.is_empty());
-    assert!(all_feedback(&*store, beta, &Filter::default()).await.is_empty());
+    assert_eq!(
+        store.trace_chain(beta, &trace_id("t1")).await.unwrap(),
+        None
+    );
+    assert!(
+        all_traces(&*store, beta, &Filter::default())
+            .await
+            .is_empty()
+    );
+    assert!(
+        all_feedback(&*store, beta, &Filter::default())
+            .await
+            .is_empty()
+    );
     assert_eq!(store.session(beta, "s1", 10).await.unwrap(), None);
     assert_eq!(store.stats(beta).await.unwrap(), Stats::default());
     assert!(store.list_keys(beta).await.unwrap().is_empty());
@@ -176,19 +229,34 @@ pub async fn projects_isolate_their_data(store: Arc<dyn Store>) {
     assert_eq!(receipt.traces, vec![Outcome::Created, Outcome::Created]);
     assert_eq!(receipt.feedback, vec![Outcome::Created, Outcome::Created]);
 
-    let alpha_chain = store.trace_chain(alpha, &trace_id("t1")).await.unwrap().unwrap();
-    assert_eq!(alpha_chain.trace.trace.output.as_deref(), Some("hello world"));
+    let alpha_chain = store
+        .trace_chain(alpha, &trace_id("t1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        alpha_chain.trace.trace.output.as_deref(),
+        Some("hello world")
+    );
     assert_eq!(alpha_chain.trace.trace.started_at, at(10));
     assert_eq!(alpha_chain.trace.spans.len(), 1);
     assert_eq!(alpha_chain.feedback.len(), 1);
     assert_eq!(alpha_chain.feedback[0].feedback, rating);
     assert_eq!(alpha_chain.feedback[0].superseded_by, None);
     let alpha_orphan = stored_feedback(&*store, alpha, "fb2").await;
-    assert!(!alpha_orphan.trace_linked, "beta's trace does not link alpha's feedback");
+    assert!(
+        !alpha_orphan.trace_linked,
+        "beta's trace does not link alpha's feedback"
+    );
 
-    let beta_chain = store.trace_chain(beta, &trace_id("t1")).await.unwrap().unwrap();
+    let beta_chain = store
+        .trace_chain(beta, &trace_id("t1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(beta_chain.trace.spans.is_empty());
-    assert_eq!(feedback_ids(&beta_chain.feedback), ["fb1", "fb3"]);
+    // By time: beta's fb1 has no time of its own and arrived at 23, after fb3 was made.
+    assert_eq!(feedback_ids(&beta_chain.feedback), ["fb3", "fb1"]);
     assert_eq!(store.stats(alpha).await.unwrap().traces, 1);
     assert_eq!(store.stats(beta).await.unwrap().traces, 2);
     assert!(store.session(beta, "s1", 10).await.unwrap().is_none());

@@ -66,23 +66,37 @@ pub async fn trace_parts_merge_into_one_trace(store: Arc<dyn Store>) {
     let receipt = ingest_traces(&*store, project, vec![second.clone()], at(6)).await;
     assert_eq!(receipt.traces, vec![Outcome::Merged]);
 
-    let chain = store.trace_chain(project, &trace_id("t1")).await.unwrap().unwrap();
+    let chain = store
+        .trace_chain(project, &trace_id("t1"))
+        .await
+        .unwrap()
+        .unwrap();
     let trace = &chain.trace.trace;
     assert_eq!(trace.input.as_deref(), Some("how do I reset my card pin?"));
-    assert_eq!(trace.output.as_deref(), Some("Open the app and pick Cards, then PIN."));
+    assert_eq!(
+        trace.output.as_deref(),
+        Some("Open the app and pick Cards, then PIN.")
+    );
     assert_eq!(trace.session_id.as_deref(), Some("s1"));
     assert_eq!(trace.user_id.as_deref(), Some("u1"));
     assert_eq!(trace.usage.total_tokens, Some(30));
     assert_eq!(trace.latency_ms, Some(2000.0));
     assert_eq!(trace.tags, ["beta".to_owned(), "cards".to_owned()].into());
-    assert_eq!(trace.metadata, object([("a", Value::from(1)), ("b", Value::from("x"))]));
+    assert_eq!(
+        trace.metadata,
+        object([("a", Value::from(1)), ("b", Value::from("x"))])
+    );
     assert_eq!((trace.started_at, trace.ended_at), (at(0), Some(at(2))));
     assert_eq!((trace.created_at, trace.updated_at), (at(5), at(6)));
     // The whole value is what the domain's own merge makes of the two parts.
     assert_eq!(*trace, merged(&[(&first, at(5)), (&second, at(6))]));
 
     let span_ids: Vec<&str> = chain.trace.spans.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(span_ids, ["retrieve", "generate"], "spans merge by id, ordered by start");
+    assert_eq!(
+        span_ids,
+        ["retrieve", "generate"],
+        "spans merge by id, ordered by start"
+    );
     let retrieve = &chain.trace.spans[0];
     assert_eq!(retrieve.kind, SpanKind::Retrieval);
     assert_eq!(retrieve.name.as_deref(), Some("search"));
@@ -94,7 +108,11 @@ pub async fn trace_parts_merge_into_one_trace(store: Arc<dyn Store>) {
     // Re-sending a part changes nothing but the time of the last update.
     let receipt = ingest_traces(&*store, project, vec![first.clone()], at(7)).await;
     assert_eq!(receipt.traces, vec![Outcome::Merged]);
-    let again = store.trace_chain(project, &trace_id("t1")).await.unwrap().unwrap();
+    let again = store
+        .trace_chain(project, &trace_id("t1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         again.trace.trace,
         Trace {
@@ -107,7 +125,10 @@ pub async fn trace_parts_merge_into_one_trace(store: Arc<dyn Store>) {
         tag: Some("beta".into()),
         ..Default::default()
     };
-    assert_eq!(trace_ids(&all_traces(&*store, project, &by_tag).await), ["t1"]);
+    assert_eq!(
+        trace_ids(&all_traces(&*store, project, &by_tag).await),
+        ["t1"]
+    );
     let stats = store.stats(project).await.unwrap();
     assert_eq!((stats.traces, stats.spans), (1, 2));
 
@@ -127,7 +148,11 @@ pub async fn trace_parts_merge_into_one_trace(store: Arc<dyn Store>) {
     };
     let receipt = store.ingest(project, batch, at(11)).await.unwrap();
     assert_eq!(receipt.traces, vec![Outcome::Created, Outcome::Merged]);
-    let t2 = store.trace_chain(project, &trace_id("t2")).await.unwrap().unwrap();
+    let t2 = store
+        .trace_chain(project, &trace_id("t2"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(t2.trace.trace.input.as_deref(), Some("hi"));
     assert_eq!(t2.trace.trace.output.as_deref(), Some("hello"));
 }
@@ -191,14 +216,24 @@ pub async fn trace_chain_names_session_neighbours(store: Arc<dyn Store>) {
         ("no-session", (None, None)),
     ];
     for (id, (previous, next)) in expected {
-        let chain = store.trace_chain(project, &trace_id(id)).await.unwrap().unwrap();
+        let chain = store
+            .trace_chain(project, &trace_id(id))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(
             chain_neighbour_ids(&chain.previous, &chain.next),
             (previous.map(str::to_owned), next.map(str::to_owned)),
             "neighbours of {id}"
         );
     }
-    assert_eq!(store.trace_chain(project, &trace_id("missing")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .trace_chain(project, &trace_id("missing"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 pub async fn session_orders_traces_with_their_feedback(store: Arc<dyn Store>) {
@@ -251,12 +286,22 @@ pub async fn session_orders_traces_with_their_feedback(store: Arc<dyn Store>) {
         timeline,
         [("a", vec!["a-1", "a-2"]), ("b", vec![]), ("c", vec!["c-1"])]
     );
-    assert!(session.traces.iter().flat_map(|(_, f)| f).all(|f| f.trace_linked));
+    assert!(
+        session
+            .traces
+            .iter()
+            .flat_map(|(_, f)| f)
+            .all(|f| f.trace_linked)
+    );
     assert_eq!(feedback_ids(&session.unlinked_feedback), ["z-1"]);
     assert!(!session.unlinked_feedback[0].trace_linked);
 
     let first_two = store.session(project, "s1", 2).await.unwrap().unwrap();
-    let ids: Vec<&str> = first_two.traces.iter().map(|(t, _)| t.trace.id.as_str()).collect();
+    let ids: Vec<&str> = first_two
+        .traces
+        .iter()
+        .map(|(t, _)| t.trace.id.as_str())
+        .collect();
     assert_eq!(ids, ["a", "b"], "max_traces keeps the earliest");
 
     let only_unlinked = store.session(project, "s3", 10).await.unwrap().unwrap();

@@ -1,10 +1,10 @@
 //! Rules that need stored data to check: categories against the project's taxonomy, and
 //! annotations against the output of the trace they mark.
 
+use feedloop_core::ProjectId;
 use feedloop_core::feedback::{Annotation, Feedback, FeedbackValue};
 use feedloop_core::filter::Filter;
 use feedloop_core::trace::TracePart;
-use feedloop_core::ProjectId;
 use feedloop_store::{IngestBatch, ItemList, ItemRef, Outcome, Store, StoreError};
 use std::sync::Arc;
 
@@ -29,8 +29,18 @@ async fn rejected(store: &dyn Store, project: ProjectId, feedback: Vec<Feedback>
     }
 }
 
-fn assert_unknown_category(error: &StoreError, index: usize, expected_field: &str, expected_name: &str) {
-    let StoreError::UnknownCategory { item: at_item, field, name } = error else {
+fn assert_unknown_category(
+    error: &StoreError,
+    index: usize,
+    expected_field: &str,
+    expected_name: &str,
+) {
+    let StoreError::UnknownCategory {
+        item: at_item,
+        field,
+        name,
+    } = error
+    else {
         panic!("expected an unknown category, got {error:?}");
     };
     assert_eq!(*at_item, item(index));
@@ -63,7 +73,11 @@ pub async fn categories_must_be_active_in_the_taxonomy(store: Arc<dyn Store>) {
     )
     .await;
     assert_unknown_category(&error, 1, "categories[1]", "made_up");
-    assert!(all_feedback(&*store, project, &Filter::default()).await.is_empty());
+    assert!(
+        all_feedback(&*store, project, &Filter::default())
+            .await
+            .is_empty()
+    );
 
     // An annotation's categories are checked too.
     let error = rejected(
@@ -75,18 +89,39 @@ pub async fn categories_must_be_active_in_the_taxonomy(store: Arc<dyn Store>) {
     assert_unknown_category(&error, 0, "annotation.categories[0]", "made_up");
 
     // Stored feedback keeps a category that is retired later; new feedback may not pick it.
-    ingest_feedback(&*store, project, vec![feedback("kept", "t1", categories(&["too_vague"]))], at(2)).await;
-    let retired = store.retire_category(project, "too_vague", at(3)).await.unwrap();
+    ingest_feedback(
+        &*store,
+        project,
+        vec![feedback("kept", "t1", categories(&["too_vague"]))],
+        at(2),
+    )
+    .await;
+    let retired = store
+        .retire_category(project, "too_vague", at(3))
+        .await
+        .unwrap();
     assert_eq!(retired.retired_at, Some(at(3)));
     let taxonomy = store.taxonomy(project).await.unwrap();
     let listed = taxonomy.iter().find(|c| c.name == "too_vague").unwrap();
-    assert!(!listed.is_active(), "retired categories stay in the taxonomy");
-    let error = rejected(&*store, project, vec![feedback("late", "t1", categories(&["too_vague"]))]).await;
+    assert!(
+        !listed.is_active(),
+        "retired categories stay in the taxonomy"
+    );
+    let error = rejected(
+        &*store,
+        project,
+        vec![feedback("late", "t1", categories(&["too_vague"]))],
+    )
+    .await;
     assert_unknown_category(&error, 0, "categories[0]", "too_vague");
     let error = rejected(
         &*store,
         project,
-        vec![feedback("late-note", "t9", annotation(0, 2, "hi", &["too_vague"]))],
+        vec![feedback(
+            "late-note",
+            "t9",
+            annotation(0, 2, "hi", &["too_vague"]),
+        )],
     )
     .await;
     assert_unknown_category(&error, 0, "annotation.categories[0]", "too_vague");
@@ -94,12 +129,21 @@ pub async fn categories_must_be_active_in_the_taxonomy(store: Arc<dyn Store>) {
         category: Some("too_vague".into()),
         ..Default::default()
     };
-    assert_eq!(feedback_ids(&all_feedback(&*store, project, &by_category).await), ["kept"]);
+    assert_eq!(
+        feedback_ids(&all_feedback(&*store, project, &by_category).await),
+        ["kept"]
+    );
 
     // Reactivating it, or adding a new one, makes it accepted.
-    let reactivated = store.add_category(project, "too_vague", None, at(4)).await.unwrap();
+    let reactivated = store
+        .add_category(project, "too_vague", None, at(4))
+        .await
+        .unwrap();
     assert!(reactivated.is_active());
-    assert!(reactivated.description.is_some(), "reactivation keeps the description");
+    assert!(
+        reactivated.description.is_some(),
+        "reactivation keeps the description"
+    );
     let receipt = ingest_feedback(
         &*store,
         project,
@@ -117,11 +161,19 @@ pub async fn categories_must_be_active_in_the_taxonomy(store: Arc<dyn Store>) {
     .await;
     assert_unknown_category(&error, 0, "categories[0]", "wrong_grounding");
     let added = store
-        .add_category(project, "wrong_grounding", Some("cites the wrong document"), at(6))
+        .add_category(
+            project,
+            "wrong_grounding",
+            Some("cites the wrong document"),
+            at(6),
+        )
         .await
         .unwrap();
     assert_eq!(added.name, "wrong_grounding");
-    assert_eq!(added.description.as_deref(), Some("cites the wrong document"));
+    assert_eq!(
+        added.description.as_deref(),
+        Some("cites the wrong document")
+    );
     assert_eq!(added.created_at, at(6));
     assert!(added.is_active());
     let receipt = ingest_feedback(
@@ -129,7 +181,11 @@ pub async fn categories_must_be_active_in_the_taxonomy(store: Arc<dyn Store>) {
         project,
         vec![
             feedback("custom", "t1", categories(&["wrong_grounding"])),
-            feedback("custom-note", "t9", annotation(0, 2, "hi", &["wrong_grounding"])),
+            feedback(
+                "custom-note",
+                "t9",
+                annotation(0, 2, "hi", &["wrong_grounding"]),
+            ),
         ],
         at(7),
     )
@@ -137,12 +193,22 @@ pub async fn categories_must_be_active_in_the_taxonomy(store: Arc<dyn Store>) {
     assert_eq!(receipt.feedback, vec![Outcome::Created, Outcome::Created]);
     assert!(store.taxonomy(project).await.unwrap().contains(&added));
 
-    let missing = store.retire_category(project, "no_such_category", at(8)).await.unwrap_err();
-    assert!(matches!(missing, StoreError::NotFound { .. }), "{missing:?}");
+    let missing = store
+        .retire_category(project, "no_such_category", at(8))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { .. }),
+        "{missing:?}"
+    );
 }
 
 fn assert_invalid_annotation(error: &StoreError, index: usize, expected_field: &str) {
-    let StoreError::Invalid { item: at_item, error } = error else {
+    let StoreError::Invalid {
+        item: at_item,
+        error,
+    } = error
+    else {
         panic!("expected an invalid item, got {error:?}");
     };
     assert_eq!(*at_item, item(index));
@@ -187,7 +253,11 @@ pub async fn annotations_are_checked_against_a_stored_output(store: Arc<dyn Stor
     let error = rejected(
         &*store,
         project,
-        vec![feedback("beyond", "priced", annotation(16, 20, "mois", &[]))],
+        vec![feedback(
+            "beyond",
+            "priced",
+            annotation(16, 20, "mois", &[]),
+        )],
     )
     .await;
     assert_invalid_annotation(&error, 0, "annotation.end");
@@ -203,11 +273,21 @@ pub async fn annotations_are_checked_against_a_stored_output(store: Arc<dyn Stor
             output: Some("abc".into()),
             ..trace_part("same-batch", 0)
         }],
-        feedback: vec![feedback("same-batch-note", "same-batch", annotation(0, 2, "xy", &[]))],
+        feedback: vec![feedback(
+            "same-batch-note",
+            "same-batch",
+            annotation(0, 2, "xy", &[]),
+        )],
     };
     let error = store.ingest(project, batch, at(3)).await.unwrap_err();
     assert_invalid_annotation(&error, 0, "annotation.quote");
-    assert_eq!(store.trace_chain(project, &trace_id("same-batch")).await.unwrap(), None);
+    assert_eq!(
+        store
+            .trace_chain(project, &trace_id("same-batch"))
+            .await
+            .unwrap(),
+        None
+    );
 
     // Nothing to check against yet: the trace has not arrived, or has no output yet.
     let receipt = ingest_feedback(

@@ -1,0 +1,12 @@
+//! Integration tests of the HTTP API against the real server and a real SQLite file.
+
+mod common;
+
+mod api {
+    mod bad_input;
+    mod feedback;
+    mod import;
+    mod lists;
+    mod security;
+    mod traces;
+}

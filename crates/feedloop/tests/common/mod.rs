@@ -1,0 +1,141 @@
+//! Test helpers: a real feedloop server (the library's `serve`, as the binary runs it) on port 0
+//! with a fresh SQLite database in a temporary directory, and a small JSON client.
+
+#![allow(dead_code)]
+
+use feedloop_core::auth::KeyRole;
+use feedloop_core::clock::{Clock, SystemClock};
+use feedloop_server::{AppState, ServerConfig};
+use feedloop_store::{Store, StoreOptions};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::sync::Arc;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub base: String,
+    /// Admin key of the default project.
+    pub key: String,
+    pub store: Arc<dyn Store>,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    pub async fn start_with(config: ServerConfig) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("feedloop.db").display());
+        let store = feedloop_store::open(&url, &StoreOptions::default()).await.expect("store opens");
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let key = feedloop::cli::serve::bootstrap(store.as_ref(), clock.as_ref())
+            .await
+            .expect("bootstrap")
+            .expect("a fresh store makes a key");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = AppState { store: store.clone(), clock, config: Arc::new(config) };
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(feedloop_server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Self { base, key, store, http: reqwest::Client::new(), dir, stop: Some(stop) }
+    }
+
+    /// Creates another project and returns its admin key.
+    pub async fn new_project(&self, name: &str) -> String {
+        let now = SystemClock.now();
+        let project = self.store.create_project(name, now).await.expect("project");
+        let (secret, record) = feedloop_server::ops::generate_key("test".into(), KeyRole::Admin);
+        self.store.create_key(project.id, record, now).await.expect("key");
+        secret
+    }
+
+    pub async fn key_with_role(&self, role: KeyRole) -> String {
+        let project = self.store.project_by_name("default").await.unwrap().unwrap();
+        let (secret, record) = feedloop_server::ops::generate_key("test".into(), role);
+        self.store.create_key(project.id, record, SystemClock.now()).await.expect("key");
+        secret
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.post_as(&self.key, path, body).await
+    }
+
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send_raw(key, "POST", path, "application/json", body.to_string().into_bytes()).await
+    }
+
+    pub async fn send_raw(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.get_as(&self.key, path).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {key}"))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send_raw(&self.key, "DELETE", path, "application/json", Vec::new()).await
+    }
+
+    /// (traces, feedback) stored in the default project.
+    pub async fn counts(&self) -> (u64, u64) {
+        let (status, stats) = self.get("/api/v1/stats").await;
+        assert_eq!(status, StatusCode::OK, "{stats}");
+        (stats["traces"]["total"].as_u64().unwrap(), stats["feedback"]["total"].as_u64().unwrap())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Asserts an error answer: its status, code and field.
+#[track_caller]
+pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str, field: Option<&str>) {
+    let (got_status, body) = answer;
+    assert_eq!(got_status.as_u16(), status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["field"].as_str(), field, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
