@@ -1,5 +1,7 @@
 //! Integration tests of the HTTP API against the real server and a real SQLite file.
 
+#![allow(clippy::unwrap_used)] // test code
+
 mod common;
 
 mod api {

@@ -1,6 +1,8 @@
 //! The store contract suite run against the SQLite backend, each test on a fresh database in
 //! its own temporary directory.
 
+#![allow(clippy::unwrap_used)] // test code
+
 #[macro_use]
 mod contract;
 

@@ -43,16 +43,27 @@ fn as_sent(mut view: Value) -> Value {
 #[tokio::test]
 async fn every_feedback_kind_round_trips() {
     let server = server_with_trace().await;
-    let (status, body) = server.post("/api/v1/feedback", Value::Array(every_kind())).await;
+    let (status, body) = server
+        .post("/api/v1/feedback", Value::Array(every_kind()))
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["items"].as_array().unwrap().iter().all(|item| item["status"] == "created"));
+    assert!(
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|item| item["status"] == "created")
+    );
 
     let (_, chain) = server.get("/api/v1/traces/t1").await;
     let stored = chain["feedback"].as_array().unwrap();
     assert_eq!(stored.len(), 6);
     for sent in every_kind() {
         let id = &sent["id"];
-        let found = stored.iter().find(|f| &f["id"] == id).unwrap_or_else(|| panic!("{id} stored"));
+        let found = stored
+            .iter()
+            .find(|f| &f["id"] == id)
+            .unwrap_or_else(|| panic!("{id} stored"));
         let mut expected = sent.clone();
         // Defaults the server fills in: the kind (inferred) and the source.
         let kind = found["kind"].clone();
@@ -72,7 +83,14 @@ async fn every_feedback_kind_round_trips() {
         assert_eq!(found["trace_linked"], true);
     }
     let (_, by_kind) = server.get("/api/v1/stats").await;
-    for kind in ["rating", "category", "comment", "correction", "annotation", "signal"] {
+    for kind in [
+        "rating",
+        "category",
+        "comment",
+        "correction",
+        "annotation",
+        "signal",
+    ] {
         assert_eq!(by_kind["feedback"]["by_kind"][kind], 1, "{kind}");
     }
 }
@@ -89,13 +107,23 @@ async fn retry_with_same_content_is_a_no_op_and_other_content_conflicts() {
     assert_eq!(server.counts().await, (1, 1));
 
     let changed = json!({"id": "f1", "trace_id": "t1", "rating": {"value": 1}});
-    assert_error(&server.post("/api/v1/feedback", changed).await, 409, "conflict", Some("id"));
+    assert_error(
+        &server.post("/api/v1/feedback", changed).await,
+        409,
+        "conflict",
+        Some("id"),
+    );
     // In a batch, the conflict names the item and nothing of the batch is stored.
     let batch = json!([
         {"id": "f2", "trace_id": "t1", "comment": "fine"},
         {"id": "f1", "trace_id": "t1", "comment": "other content"}
     ]);
-    assert_error(&server.post("/api/v1/feedback", batch).await, 409, "conflict", Some("[1].id"));
+    assert_error(
+        &server.post("/api/v1/feedback", batch).await,
+        409,
+        "conflict",
+        Some("[1].id"),
+    );
     assert_eq!(server.counts().await, (1, 1));
 }
 
@@ -103,7 +131,10 @@ async fn retry_with_same_content_is_a_no_op_and_other_content_conflicts() {
 async fn feedback_before_its_trace_is_linked_when_the_trace_arrives() {
     let server = TestServer::start().await;
     let (status, _) = server
-        .post("/api/v1/feedback", json!({"id": "early", "trace_id": "later", "comment": "too slow", "session_id": "s9"}))
+        .post(
+            "/api/v1/feedback",
+            json!({"id": "early", "trace_id": "later", "comment": "too slow", "session_id": "s9"}),
+        )
         .await;
     assert_eq!(status, 200);
     let (_, listed) = server.get("/api/v1/feedback?trace_id=later").await;
@@ -111,7 +142,12 @@ async fn feedback_before_its_trace_is_linked_when_the_trace_arrives() {
     let (_, session) = server.get("/api/v1/sessions/s9").await;
     assert_eq!(session["unlinked_feedback"][0]["id"], "early");
 
-    server.post("/api/v1/traces", json!({"id": "later", "input": "q", "session_id": "s9"})).await;
+    server
+        .post(
+            "/api/v1/traces",
+            json!({"id": "later", "input": "q", "session_id": "s9"}),
+        )
+        .await;
     let (_, chain) = server.get("/api/v1/traces/later").await;
     assert_eq!(chain["feedback"][0]["id"], "early");
     assert_eq!(chain["feedback"][0]["trace_linked"], true);
@@ -123,15 +159,34 @@ async fn feedback_before_its_trace_is_linked_when_the_trace_arrives() {
 #[tokio::test]
 async fn a_later_rating_by_the_same_author_supersedes_the_earlier_one() {
     let server = server_with_trace().await;
-    let rate = |id: &str, value: u8, author: &str, at: &str| {
-        json!({"id": id, "trace_id": "t1", "rating": {"value": value}, "author": author, "created_at": at})
-    };
-    server.post("/api/v1/feedback", rate("a1", 0, "ann", "2026-01-01T00:00:00Z")).await;
-    server.post("/api/v1/feedback", rate("b1", 0, "bob", "2026-01-01T00:00:01Z")).await;
-    server.post("/api/v1/feedback", rate("a2", 1, "ann", "2026-01-01T00:00:02Z")).await;
+    let rate = |id: &str, value: u8, author: &str, at: &str| json!({"id": id, "trace_id": "t1", "rating": {"value": value}, "author": author, "created_at": at});
+    server
+        .post(
+            "/api/v1/feedback",
+            rate("a1", 0, "ann", "2026-01-01T00:00:00Z"),
+        )
+        .await;
+    server
+        .post(
+            "/api/v1/feedback",
+            rate("b1", 0, "bob", "2026-01-01T00:00:01Z"),
+        )
+        .await;
+    server
+        .post(
+            "/api/v1/feedback",
+            rate("a2", 1, "ann", "2026-01-01T00:00:02Z"),
+        )
+        .await;
     let (_, chain) = server.get("/api/v1/traces/t1").await;
     let superseded = |id: &str| {
-        chain["feedback"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap()["superseded_by"].clone()
+        chain["feedback"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap()["superseded_by"]
+            .clone()
     };
     assert_eq!(superseded("a1"), "a2");
     assert_eq!(superseded("a2"), Value::Null);
@@ -144,9 +199,19 @@ async fn unknown_and_retired_categories_are_rejected_naming_the_category() {
     let item = json!({"trace_id": "t1", "categories": ["too_vague", "hallucination"]});
     let answer = server.post("/api/v1/feedback", item.clone()).await;
     assert_error(&answer, 422, "unknown_category", Some("categories[1]"));
-    assert!(answer.1["error"]["message"].as_str().unwrap().contains("hallucination"));
+    assert!(
+        answer.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("hallucination")
+    );
 
-    let (status, added) = server.post("/api/v1/taxonomy/categories", json!({"name": "hallucination"})).await;
+    let (status, added) = server
+        .post(
+            "/api/v1/taxonomy/categories",
+            json!({"name": "hallucination"}),
+        )
+        .await;
     assert_eq!(status, 200, "{added}");
     assert_eq!(server.post("/api/v1/feedback", item).await.0, 200);
 
@@ -154,10 +219,30 @@ async fn unknown_and_retired_categories_are_rejected_naming_the_category() {
     assert_eq!(status, 200);
     assert_eq!(retired["active"], false);
     let again = json!({"trace_id": "t1", "categories": ["too_vague"]});
-    assert_error(&server.post("/api/v1/feedback", again).await, 422, "unknown_category", Some("categories[0]"));
+    assert_error(
+        &server.post("/api/v1/feedback", again).await,
+        422,
+        "unknown_category",
+        Some("categories[0]"),
+    );
     let (_, taxonomy) = server.get("/api/v1/taxonomy").await;
-    let names: Vec<&str> = taxonomy["categories"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    for default in ["factually_incorrect", "too_vague", "wrong_tone", "incomplete", "misunderstood_intent", "outdated", "unsafe", "formatting", "hallucination"] {
+    let names: Vec<&str> = taxonomy["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for default in [
+        "factually_incorrect",
+        "too_vague",
+        "wrong_tone",
+        "incomplete",
+        "misunderstood_intent",
+        "outdated",
+        "unsafe",
+        "formatting",
+        "hallucination",
+    ] {
         assert!(names.contains(&default), "{default}");
     }
 }

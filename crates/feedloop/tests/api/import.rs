@@ -9,12 +9,17 @@ use std::process::{Command, Stdio};
 use crate::common::TestServer;
 
 fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(path)
 }
 
 fn import_args(server: &TestServer, path: PathBuf, format: ImportFormat) -> ImportArgs {
     ImportArgs {
-        server: ServerArgs { server: server.base.clone(), api_key: server.key.clone() },
+        server: ServerArgs {
+            server: server.base.clone(),
+            api_key: server.key.clone(),
+        },
         path,
         format,
         batch_size: 200,
@@ -28,7 +33,13 @@ async fn the_qa_feedback_fixture_loads_through_the_api() {
     // Copy the fixture: the import writes its progress file beside the input.
     let input = server.dir.path().join("qa.json");
     std::fs::copy(fixture("qa_feedback/dev_feedback_sample.json"), &input).unwrap();
-    let summary = import(&import_args(&server, input.clone(), ImportFormat::QaFeedback)).await.unwrap();
+    let summary = import(&import_args(
+        &server,
+        input.clone(),
+        ImportFormat::QaFeedback,
+    ))
+    .await
+    .unwrap();
     assert_eq!(summary.records, 1513);
     assert_eq!(summary.created, 1513);
     let (_, stats) = server.get("/api/v1/stats").await;
@@ -44,25 +55,49 @@ async fn the_qa_feedback_fixture_loads_through_the_api() {
     let trace = &chain["trace"];
     assert_eq!(trace["input"], "When does bloom by troye sivan come out?");
     assert_eq!(trace["session_id"], "qa-0000");
-    assert_eq!(trace["context"]["documents"][0]["title"], "Bloom (Troye Sivan album)");
-    assert!(trace["output"].as_str().unwrap().starts_with("Bloom is the second studio album"));
+    assert_eq!(
+        trace["context"]["documents"][0]["title"],
+        "Bloom (Troye Sivan album)"
+    );
+    assert!(
+        trace["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bloom is the second studio album")
+    );
     let feedback = chain["feedback"].as_array().unwrap();
     let correction = feedback.iter().find(|f| f["kind"] == "correction").unwrap();
     assert!(correction["correction"]["text"].as_str().unwrap().starts_with(
         "Bloom is the second studio album by Australian singer and songwriter Troye Sivan, released on 31 August 2018"
     ));
-    let spans: Vec<_> = feedback.iter().filter(|f| f["kind"] == "annotation").collect();
+    let spans: Vec<_> = feedback
+        .iter()
+        .filter(|f| f["kind"] == "annotation")
+        .collect();
     assert_eq!(spans.len(), 3);
-    let first = spans.iter().find(|f| f["annotation"]["start"] == 283).unwrap();
+    let first = spans
+        .iter()
+        .find(|f| f["annotation"]["start"] == 283)
+        .unwrap();
     assert_eq!(first["annotation"]["end"], 401);
-    assert_eq!(first["annotation"]["categories"], serde_json::json!(["irrelevant"]));
+    assert_eq!(
+        first["annotation"]["categories"],
+        serde_json::json!(["irrelevant"])
+    );
     let output: Vec<char> = trace["output"].as_str().unwrap().chars().collect();
-    assert_eq!(first["annotation"]["quote"].as_str().unwrap(), output[283..401].iter().collect::<String>());
-    let (_, negative) = server.get("/api/v1/traces?category=wrong_grounding&limit=1000").await;
+    assert_eq!(
+        first["annotation"]["quote"].as_str().unwrap(),
+        output[283..401].iter().collect::<String>()
+    );
+    let (_, negative) = server
+        .get("/api/v1/traces?category=wrong_grounding&limit=1000")
+        .await;
     assert!(!negative["items"].as_array().unwrap().is_empty());
 
     // A second import stores nothing new.
-    let again = import(&import_args(&server, input, ImportFormat::QaFeedback)).await.unwrap();
+    let again = import(&import_args(&server, input, ImportFormat::QaFeedback))
+        .await
+        .unwrap();
     assert_eq!((again.created, again.duplicates + again.merged), (0, 1513));
     assert_eq!(server.counts().await, (400, 1113));
 }
@@ -76,13 +111,21 @@ async fn llmfao_votes_become_pairwise_ratings() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
-    let summary = import(&import_args(&server, dir, ImportFormat::Llmfao)).await.unwrap();
+    let summary = import(&import_args(&server, dir, ImportFormat::Llmfao))
+        .await
+        .unwrap();
     assert_eq!(summary.records, 188);
     assert_eq!(server.counts().await, (37, 151));
     let (_, votes) = server.get("/api/v1/feedback?kind=rating&limit=1000").await;
     for vote in votes["items"].as_array().unwrap() {
         assert!(vote["rating"]["compared_to"].is_string());
-        assert_eq!((vote["rating"]["min"].as_f64(), vote["rating"]["max"].as_f64()), (Some(-1.0), Some(1.0)));
+        assert_eq!(
+            (
+                vote["rating"]["min"].as_f64(),
+                vote["rating"]["max"].as_f64()
+            ),
+            (Some(-1.0), Some(1.0))
+        );
     }
 }
 
@@ -91,14 +134,22 @@ async fn export_then_import_into_a_fresh_server_reproduces_the_data() {
     let source = TestServer::start().await;
     let input = source.dir.path().join("qa.json");
     std::fs::copy(fixture("qa_feedback/dev_feedback_sample.json"), &input).unwrap();
-    import(&import_args(&source, input, ImportFormat::QaFeedback)).await.unwrap();
+    import(&import_args(&source, input, ImportFormat::QaFeedback))
+        .await
+        .unwrap();
     source
-        .post("/api/v1/traces", serde_json::json!({"id": "qa-0000-p1", "spans": [{"id": "gen", "kind": "llm"}]}))
+        .post(
+            "/api/v1/traces",
+            serde_json::json!({"id": "qa-0000-p1", "spans": [{"id": "gen", "kind": "llm"}]}),
+        )
         .await;
 
     let mut exported = Vec::new();
     let args = ExportArgs {
-        server: ServerArgs { server: source.base.clone(), api_key: source.key.clone() },
+        server: ServerArgs {
+            server: source.base.clone(),
+            api_key: source.key.clone(),
+        },
         output: "-".into(),
         what: ExportWhat::All,
         filters: vec![],
@@ -108,16 +159,26 @@ async fn export_then_import_into_a_fresh_server_reproduces_the_data() {
 
     let target = TestServer::start().await;
     for name in feedloop::import::qa_feedback::ERROR_CATEGORIES {
-        target.post("/api/v1/taxonomy/categories", serde_json::json!({"name": name})).await;
+        target
+            .post(
+                "/api/v1/taxonomy/categories",
+                serde_json::json!({"name": name}),
+            )
+            .await;
     }
     let file = target.dir.path().join("export.jsonl");
     std::fs::write(&file, &exported).unwrap();
-    import(&import_args(&target, file, ImportFormat::Jsonl)).await.unwrap();
+    import(&import_args(&target, file, ImportFormat::Jsonl))
+        .await
+        .unwrap();
     assert_eq!(target.counts().await, (400, 1113));
     let (_, original) = source.get("/api/v1/traces/qa-0003-p1").await;
     let (_, copy) = target.get("/api/v1/traces/qa-0003-p1").await;
     assert_eq!(original["trace"]["output"], copy["trace"]["output"]);
-    assert_eq!(original["feedback"].as_array().unwrap().len(), copy["feedback"].as_array().unwrap().len());
+    assert_eq!(
+        original["feedback"].as_array().unwrap().len(),
+        copy["feedback"].as_array().unwrap().len()
+    );
     let (_, with_span) = target.get("/api/v1/traces/qa-0000-p1").await;
     assert_eq!(with_span["trace"]["spans"][0]["id"], "gen");
 }
@@ -148,7 +209,10 @@ async fn the_binary_serves_with_a_first_start_key_and_the_cli_manages_keys() {
             assert!(n > 0, "serve exited before printing a key: {text}");
             text.push_str(&String::from_utf8_lossy(&buffer[..n]));
         }
-        text.split_whitespace().find(|w| w.starts_with("fl_sk_")).unwrap().to_owned()
+        text.split_whitespace()
+            .find(|w| w.starts_with("fl_sk_"))
+            .unwrap()
+            .to_owned()
     })
     .await
     .unwrap();
@@ -156,35 +220,71 @@ async fn the_binary_serves_with_a_first_start_key_and_the_cli_manages_keys() {
     let base = format!("http://127.0.0.1:{port}");
     let mut ready = false;
     for _ in 0..100 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             ready = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(ready, "the server became ready");
-    let stats = client.get(format!("{base}/api/v1/stats")).bearer_auth(&key).send().await.unwrap();
+    let stats = client
+        .get(format!("{base}/api/v1/stats"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stats.status(), 200);
 
     let created = Command::new(binary)
-        .args(["keys", "create", "--role", "read", "--name", "reader", "--data-dir"])
+        .args([
+            "keys",
+            "create",
+            "--role",
+            "read",
+            "--name",
+            "reader",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let reader = String::from_utf8(created.stdout).unwrap().trim().to_owned();
-    let listed = client.get(format!("{base}/api/v1/traces")).bearer_auth(&reader).send().await.unwrap();
+    let listed = client
+        .get(format!("{base}/api/v1/traces"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(listed.status(), 200);
-    let openapi = client.get(format!("{base}/api/v1/openapi.json")).send().await.unwrap();
+    let openapi = client
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     let document: serde_json::Value = openapi.json().await.unwrap();
     assert!(document["paths"]["/api/v1/feedback"]["post"].is_object());
 
     terminate(child.id());
     let status = child.wait().unwrap();
-    assert!(status.success(), "serve stops cleanly on SIGTERM: {status:?}");
+    assert!(
+        status.success(),
+        "serve stops cleanly on SIGTERM: {status:?}"
+    );
 }
 
 /// Sends SIGTERM (graceful shutdown) to a child process.
 fn terminate(pid: u32) {
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
 }

@@ -39,7 +39,12 @@ async fn data_set() -> TestServer {
 async fn ids(server: &TestServer, path: &str) -> BTreeSet<String> {
     let (status, page) = server.get(path).await;
     assert_eq!(status, 200, "{path}: {page}");
-    page["items"].as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap().to_owned()).collect()
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -51,7 +56,10 @@ async fn every_filter_narrows_traces() {
     let server = data_set().await;
     let cases: &[(&str, &[&str])] = &[
         ("", &["t1", "t2", "t3", "t4"]),
-        ("from=2026-01-02T00:00:00Z&to=2026-01-04T00:00:00Z", &["t2", "t3"]),
+        (
+            "from=2026-01-02T00:00:00Z&to=2026-01-04T00:00:00Z",
+            &["t2", "t3"],
+        ),
         ("session_id=s1", &["t1", "t2"]),
         ("user_id=u2", &["t3"]),
         ("user_role=customer", &["t1", "t2"]),
@@ -71,7 +79,11 @@ async fn every_filter_narrows_traces() {
         ("tag=cards&environment=prod", &["t1"]),
     ];
     for (query, expected) in cases {
-        assert_eq!(ids(&server, &format!("/api/v1/traces?{query}")).await, set(expected), "{query}");
+        assert_eq!(
+            ids(&server, &format!("/api/v1/traces?{query}")).await,
+            set(expected),
+            "{query}"
+        );
     }
 }
 
@@ -97,7 +109,11 @@ async fn every_filter_narrows_feedback() {
         ("meta.widget=thumbs", &["f1"]),
     ];
     for (query, expected) in cases {
-        assert_eq!(ids(&server, &format!("/api/v1/feedback?{query}")).await, set(expected), "{query}");
+        assert_eq!(
+            ids(&server, &format!("/api/v1/feedback?{query}")).await,
+            set(expected),
+            "{query}"
+        );
     }
 }
 
@@ -120,11 +136,26 @@ async fn cursor_pages_cover_everything_once_in_order() {
             };
             let (_, page) = server.get(&path).await;
             pages += 1;
-            seen.extend(page["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()));
+            seen.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["id"].as_str().unwrap().to_owned()),
+            );
             if pages == 1 {
                 // A trace that arrives between pages does not shift the later pages.
-                let late = if order == "desc" { "2025-12-31T00:00:00Z" } else { "2026-01-02T00:00:00Z" };
-                server.post("/api/v1/traces", json!({"id": format!("late-{order}"), "started_at": late})).await;
+                let late = if order == "desc" {
+                    "2025-12-31T00:00:00Z"
+                } else {
+                    "2026-01-02T00:00:00Z"
+                };
+                server
+                    .post(
+                        "/api/v1/traces",
+                        json!({"id": format!("late-{order}"), "started_at": late}),
+                    )
+                    .await;
             }
             match page["next_cursor"].as_str() {
                 Some(next) => cursor = Some(next.to_owned()),
@@ -142,6 +173,9 @@ async fn cursor_pages_cover_everything_once_in_order() {
             sorted.reverse();
         }
         assert_eq!(in_time_order, sorted, "{order} order");
-        assert!(seen.contains(&format!("late-{order}")), "the late trace is on a later page");
+        assert!(
+            seen.contains(&format!("late-{order}")),
+            "the late trace is on a later page"
+        );
     }
 }

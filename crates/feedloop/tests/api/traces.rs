@@ -16,7 +16,10 @@ async fn trace_parts_merge_into_one_trace() {
         "spans": [{"id": "retrieve", "kind": "retrieval", "started_at": "2026-02-01T12:00:00Z"}]
     });
     let (status, receipt) = server.post("/api/v1/traces", start.clone()).await;
-    assert_eq!((status.as_u16(), receipt["status"].as_str()), (200, Some("created")));
+    assert_eq!(
+        (status.as_u16(), receipt["status"].as_str()),
+        (200, Some("created"))
+    );
     let end = json!({
         "id": "t1", "output": "Open the app, then Cards → Reset PIN.", "model": {"name": "gpt-4o", "provider": "openai", "version": "2024-08-06"},
         "usage": {"input_tokens": 120, "output_tokens": 30}, "cost_usd": 0.0012, "status": "ok",
@@ -37,7 +40,10 @@ async fn trace_parts_merge_into_one_trace() {
     assert_eq!(trace["usage"]["total_tokens"], 150);
     assert_eq!(trace["latency_ms"], 1500.0);
     assert_eq!(trace["tags"], json!(["cards", "pin"]));
-    assert_eq!(trace["metadata"], json!({"app": "web", "latency_class": "fast"}));
+    assert_eq!(
+        trace["metadata"],
+        json!({"app": "web", "latency_class": "fast"})
+    );
     assert_eq!(trace["context"]["documents"][0]["id"], "kb-12");
     assert_eq!(trace["context"]["prompt"]["version"], "7");
     let spans = trace["spans"].as_array().unwrap();
@@ -61,7 +67,12 @@ async fn the_chain_names_session_neighbours_and_the_session_is_in_order() {
     let (status, receipt) = server.post("/api/v1/traces", traces).await;
     assert_eq!(status, 200, "{receipt}");
     assert_eq!(receipt["items"].as_array().unwrap().len(), 4);
-    server.post("/api/v1/feedback", json!({"id": "fb", "trace_id": "b", "rating": {"value": 1}})).await;
+    server
+        .post(
+            "/api/v1/feedback",
+            json!({"id": "fb", "trace_id": "b", "rating": {"value": 1}}),
+        )
+        .await;
 
     let (_, chain) = server.get("/api/v1/traces/b").await;
     assert_eq!(chain["session"]["previous"]["id"], "a");
@@ -70,8 +81,12 @@ async fn the_chain_names_session_neighbours_and_the_session_is_in_order() {
 
     let (status, session) = server.get("/api/v1/sessions/s").await;
     assert_eq!(status, 200);
-    let order: Vec<&str> =
-        session["traces"].as_array().unwrap().iter().map(|e| e["trace"]["id"].as_str().unwrap()).collect();
+    let order: Vec<&str> = session["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["trace"]["id"].as_str().unwrap())
+        .collect();
     assert_eq!(order, ["a", "b", "c"]);
     assert_eq!(session["traces"][1]["feedback"][0]["id"], "fb");
     assert_eq!(server.get("/api/v1/sessions/nope").await.0, 404);

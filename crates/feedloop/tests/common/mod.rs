@@ -31,20 +31,35 @@ impl TestServer {
     pub async fn start_with(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("feedloop.db").display());
-        let store = feedloop_store::open(&url, &StoreOptions::default()).await.expect("store opens");
+        let store = feedloop_store::open(&url, &StoreOptions::default())
+            .await
+            .expect("store opens");
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let key = feedloop::cli::serve::bootstrap(store.as_ref(), clock.as_ref())
             .await
             .expect("bootstrap")
             .expect("a fresh store makes a key");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = AppState { store: store.clone(), clock, config: Arc::new(config) };
+        let state = AppState {
+            store: store.clone(),
+            clock,
+            config: Arc::new(config),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(feedloop_server::serve(listener, state, async {
             let _ = stopped.await;
         }));
-        Self { base, key, store, http: reqwest::Client::new(), dir, stop: Some(stop) }
+        Self {
+            base,
+            key,
+            store,
+            http: reqwest::Client::new(),
+            dir,
+            stop: Some(stop),
+        }
     }
 
     /// Creates another project and returns its admin key.
@@ -52,14 +67,25 @@ impl TestServer {
         let now = SystemClock.now();
         let project = self.store.create_project(name, now).await.expect("project");
         let (secret, record) = feedloop_server::ops::generate_key("test".into(), KeyRole::Admin);
-        self.store.create_key(project.id, record, now).await.expect("key");
+        self.store
+            .create_key(project.id, record, now)
+            .await
+            .expect("key");
         secret
     }
 
     pub async fn key_with_role(&self, role: KeyRole) -> String {
-        let project = self.store.project_by_name("default").await.unwrap().unwrap();
+        let project = self
+            .store
+            .project_by_name("default")
+            .await
+            .unwrap()
+            .unwrap();
         let (secret, record) = feedloop_server::ops::generate_key("test".into(), role);
-        self.store.create_key(project.id, record, SystemClock.now()).await.expect("key");
+        self.store
+            .create_key(project.id, record, SystemClock.now())
+            .await
+            .expect("key");
         secret
     }
 
@@ -68,7 +94,14 @@ impl TestServer {
     }
 
     pub async fn post_as(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send_raw(key, "POST", path, "application/json", body.to_string().into_bytes()).await
+        self.send_raw(
+            key,
+            "POST",
+            path,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
     }
 
     pub async fn send_raw(
@@ -91,7 +124,10 @@ impl TestServer {
             .expect("request");
         let status = response.status();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -111,14 +147,18 @@ impl TestServer {
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.send_raw(&self.key, "DELETE", path, "application/json", Vec::new()).await
+        self.send_raw(&self.key, "DELETE", path, "application/json", Vec::new())
+            .await
     }
 
     /// (traces, feedback) stored in the default project.
     pub async fn counts(&self) -> (u64, u64) {
         let (status, stats) = self.get("/api/v1/stats").await;
         assert_eq!(status, StatusCode::OK, "{stats}");
-        (stats["traces"]["total"].as_u64().unwrap(), stats["feedback"]["total"].as_u64().unwrap())
+        (
+            stats["traces"]["total"].as_u64().unwrap(),
+            stats["feedback"]["total"].as_u64().unwrap(),
+        )
     }
 }
 
@@ -137,5 +177,10 @@ pub fn assert_error(answer: &(StatusCode, Value), status: u16, code: &str, field
     assert_eq!(got_status.as_u16(), status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert_eq!(body["error"]["field"].as_str(), field, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }

@@ -12,17 +12,124 @@ use std::sync::Arc;
 
 /// Common English words; the corpus strings them into sentences.
 const WORDS: &[&str] = &[
-    "the", "a", "to", "and", "of", "in", "is", "you", "that", "it", "for", "your", "on", "with",
-    "can", "this", "be", "are", "as", "if", "account", "card", "payment", "order", "refund",
-    "password", "settings", "open", "select", "then", "check", "make", "sure", "will", "should",
-    "after", "before", "when", "email", "address", "phone", "number", "app", "menu", "screen",
-    "button", "tap", "click", "page", "new", "change", "reset", "update", "delivery", "date",
-    "invoice", "plan", "subscription", "cancel", "team", "support", "help", "question", "answer",
-    "step", "first", "next", "finally", "usually", "within", "days", "hours", "minutes", "bank",
-    "transfer", "limit", "security", "code", "message", "receive", "send", "we", "our", "please",
-    "note", "also", "may", "need", "want", "how", "what", "why", "where", "there", "any", "more",
-    "than", "about", "from", "by", "or", "not", "have", "has", "do", "does", "get", "use", "see",
-    "time", "policy", "return", "item", "price", "shipping", "country", "region", "document",
+    "the",
+    "a",
+    "to",
+    "and",
+    "of",
+    "in",
+    "is",
+    "you",
+    "that",
+    "it",
+    "for",
+    "your",
+    "on",
+    "with",
+    "can",
+    "this",
+    "be",
+    "are",
+    "as",
+    "if",
+    "account",
+    "card",
+    "payment",
+    "order",
+    "refund",
+    "password",
+    "settings",
+    "open",
+    "select",
+    "then",
+    "check",
+    "make",
+    "sure",
+    "will",
+    "should",
+    "after",
+    "before",
+    "when",
+    "email",
+    "address",
+    "phone",
+    "number",
+    "app",
+    "menu",
+    "screen",
+    "button",
+    "tap",
+    "click",
+    "page",
+    "new",
+    "change",
+    "reset",
+    "update",
+    "delivery",
+    "date",
+    "invoice",
+    "plan",
+    "subscription",
+    "cancel",
+    "team",
+    "support",
+    "help",
+    "question",
+    "answer",
+    "step",
+    "first",
+    "next",
+    "finally",
+    "usually",
+    "within",
+    "days",
+    "hours",
+    "minutes",
+    "bank",
+    "transfer",
+    "limit",
+    "security",
+    "code",
+    "message",
+    "receive",
+    "send",
+    "we",
+    "our",
+    "please",
+    "note",
+    "also",
+    "may",
+    "need",
+    "want",
+    "how",
+    "what",
+    "why",
+    "where",
+    "there",
+    "any",
+    "more",
+    "than",
+    "about",
+    "from",
+    "by",
+    "or",
+    "not",
+    "have",
+    "has",
+    "do",
+    "does",
+    "get",
+    "use",
+    "see",
+    "time",
+    "policy",
+    "return",
+    "item",
+    "price",
+    "shipping",
+    "country",
+    "region",
+    "document",
 ];
 
 /// Feedback comments (no characters that need escaping in JSON).
@@ -41,7 +148,13 @@ const SIGNALS: &[&str] = &["copy", "regenerate", "dwell", "share", "rephrase"];
 const SOURCES: &[&str] = &["web", "web", "ios", "android"];
 const APP_VERSIONS: &[&str] = &["2.4.1", "2.4.2", "2.5.0-beta.3"];
 const TAGS: &[&str] = &[
-    "support", "billing", "search", "onboarding", "mobile", "beta", "faq",
+    "support",
+    "billing",
+    "search",
+    "onboarding",
+    "mobile",
+    "beta",
+    "faq",
 ];
 const MODELS: &[(&str, &str, &str)] = &[
     ("gpt-4o-mini", "openai", "2024-07-18"),
@@ -244,7 +357,11 @@ impl Generator {
             let _ = write!(out, r#""{tag}""#);
         }
         let version = APP_VERSIONS[self.rng.random_range(0..APP_VERSIONS.len())];
-        let variant = if self.rng.random_ratio(1, 2) { "a" } else { "b" };
+        let variant = if self.rng.random_ratio(1, 2) {
+            "a"
+        } else {
+            "b"
+        };
         let _ = write!(
             out,
             r#"],"metadata":{{"app_version":"{version}","prompt_variant":"{variant}","region":"eu-west-1"}},"started_at":"{started_at}"}}"#
@@ -258,7 +375,13 @@ mod tests {
     use feedloop_server::wire::{FeedbackBody, TraceBody};
 
     fn generator(text_bytes: usize) -> Generator {
-        Generator::new(Arc::new(Corpus::new(7, text_bytes)), "run1", 3, 7, text_bytes)
+        Generator::new(
+            Arc::new(Corpus::new(7, text_bytes)),
+            "run1",
+            3,
+            7,
+            text_bytes,
+        )
     }
 
     #[test]
