@@ -144,7 +144,11 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         .await
         .context("cannot read /api/v1/stats before the run (does the key have read access?)")?;
     let duration = Duration::from_secs(args.duration_secs);
-    let bar = progress_bar(args.duration_secs, Arc::clone(&progress));
+    let bar = ProgressBar::new(args.duration_secs).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} s  {msg}")
+            .expect("the template is valid"),
+    );
+    let ticker = show_progress(bar.clone(), args.duration_secs, Arc::clone(&progress));
     let started = Instant::now();
     let tally: Tally = match args.workload {
         Workload::FeedbackBatch | Workload::TraceBatch => {
@@ -156,7 +160,8 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
-    bar.abort();
+    ticker.abort();
+    bar.finish_and_clear();
     let after = stats(&client)
         .await
         .context("cannot read /api/v1/stats after the run")?;
@@ -172,9 +177,9 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         target_rate: (args.workload == Workload::SingleFeedback).then_some(args.rate),
         counted,
     };
-    let count = |stats: &Stats| match counted {
-        "traces" => stats.traces.total,
-        _ => stats.feedback.total,
+    let count = |stats: &Stats| match args.workload {
+        Workload::TraceBatch => stats.traces.total,
+        Workload::FeedbackBatch | Workload::SingleFeedback => stats.feedback.total,
     };
     Ok(Summary::new(
         info,
@@ -201,12 +206,12 @@ async fn stats(client: &Client) -> anyhow::Result<Stats> {
     Ok(client.get("/api/v1/stats").await?)
 }
 
-/// A progress line on stderr (hidden when stderr is not a terminal), updated twice a second.
-fn progress_bar(duration_secs: u64, acknowledged: Arc<AtomicU64>) -> tokio::task::AbortHandle {
-    let bar = ProgressBar::new(duration_secs).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} s  {msg}")
-            .expect("the template is valid"),
-    );
+/// Updates the progress line (stderr; hidden when not a terminal) twice a second until aborted.
+fn show_progress(
+    bar: ProgressBar,
+    duration_secs: u64,
+    acknowledged: Arc<AtomicU64>,
+) -> tokio::task::AbortHandle {
     let started = Instant::now();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_millis(500));

@@ -148,13 +148,13 @@ async fn check_pages(
 
 pub async fn trace_pages_have_no_gaps_or_duplicates(store: Arc<dyn Store>) {
     let project = new_project(&*store, "alpha").await;
-    // Pairs of traces share a start time, so the order must break ties; they are sent
-    // in two batches, the second interleaving with the first.
+    // Runs of four traces share a start time, so the order must break ties, and a page ends
+    // inside a run in both orders. They are sent in two batches that interleave.
     let (even, odd): (Vec<i64>, Vec<i64>) = (0..25).partition(|i| i % 2 == 0);
     for indexes in [odd, even] {
         let parts = indexes
             .into_iter()
-            .map(|i| trace_part(&format!("t{i:02}"), i / 2))
+            .map(|i| trace_part(&format!("t{i:02}"), i / 4))
             .collect();
         ingest_traces(&*store, project, parts, at(100)).await;
     }
@@ -176,18 +176,18 @@ pub async fn trace_pages_have_no_gaps_or_duplicates(store: Arc<dyn Store>) {
 
 pub async fn feedback_pages_have_no_gaps_or_duplicates(store: Arc<dyn Store>) {
     let project = new_project(&*store, "alpha").await;
-    // Twenty items with times of their own, pairs sharing a time; five without, which sort by
-    // their arrival among the others.
+    // Twenty items with times of their own, runs of four sharing a time; five without, which
+    // sort by their arrival among the others. A page ends inside a run in both orders.
     let timed: Vec<Feedback> = (0..20)
         .map(|i| Feedback {
-            created_at: Some(at(i / 2)),
+            created_at: Some(at(i / 4)),
             ..feedback(&format!("f{i:02}"), "t1", comment("timed"))
         })
         .collect();
     ingest_feedback(&*store, project, timed, at(100)).await;
     for i in 0..5 {
         let arriving = feedback(&format!("arrival-{i}"), "t1", comment("untimed"));
-        ingest_feedback(&*store, project, vec![arriving], at(2 * i + 1)).await;
+        ingest_feedback(&*store, project, vec![arriving], at(2 * i)).await;
     }
     let store_ref = &*store;
     check_pages(
