@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use feedloop_core::ProjectId;
 use feedloop_core::auth::Permission;
 use feedloop_store::ItemList;
 
@@ -31,23 +32,14 @@ pub async fn post_traces(
     body: OneOrMany<TraceBody>,
 ) -> Result<Response, ApiError> {
     let project = key.require(Permission::Ingest)?;
-    Ok(match body {
-        OneOrMany::One(trace) => {
-            let receipt =
-                ops::ingest(&state, project, vec![trace], vec![], |_| String::new()).await?;
-            Json(single(receipt.traces)).into_response()
-        }
-        OneOrMany::Many(traces) => {
-            let receipt = ops::ingest(&state, project, traces, vec![], |item| {
-                format!("[{}]", item.index)
-            })
-            .await?;
-            Json(BatchReceipt {
-                items: receipt.traces,
-            })
-            .into_response()
-        }
-    })
+    ingest_one_or_many(
+        &state,
+        project,
+        body,
+        |traces| (traces, vec![]),
+        |receipt| receipt.traces,
+    )
+    .await
 }
 
 /// Ingest one feedback item (an object) or a batch (an array). The same id with the same content
@@ -68,23 +60,14 @@ pub async fn post_feedback(
     body: OneOrMany<FeedbackBody>,
 ) -> Result<Response, ApiError> {
     let project = key.require(Permission::Ingest)?;
-    Ok(match body {
-        OneOrMany::One(feedback) => {
-            let receipt =
-                ops::ingest(&state, project, vec![], vec![feedback], |_| String::new()).await?;
-            Json(single(receipt.feedback)).into_response()
-        }
-        OneOrMany::Many(feedback) => {
-            let receipt = ops::ingest(&state, project, vec![], feedback, |item| {
-                format!("[{}]", item.index)
-            })
-            .await?;
-            Json(BatchReceipt {
-                items: receipt.feedback,
-            })
-            .into_response()
-        }
-    })
+    ingest_one_or_many(
+        &state,
+        project,
+        body,
+        |feedback| (vec![], feedback),
+        |receipt| receipt.feedback,
+    )
+    .await
 }
 
 /// Ingest traces and feedback together, in one transaction; traces are stored first.
@@ -113,6 +96,33 @@ pub async fn post_ingest(
     ))
 }
 
-fn single(mut receipts: Vec<ItemReceipt>) -> ItemReceipt {
-    receipts.pop().expect("one item in, one receipt out")
+/// Ingests one item (answered with its receipt) or an array (answered with `{items}`, errors
+/// naming `[index]`). `split` puts the items into the traces or the feedback list; `pick` takes
+/// their receipts back out.
+async fn ingest_one_or_many<T>(
+    state: &AppState,
+    project: ProjectId,
+    body: OneOrMany<T>,
+    split: fn(Vec<T>) -> (Vec<TraceBody>, Vec<FeedbackBody>),
+    pick: fn(IngestReceiptBody) -> Vec<ItemReceipt>,
+) -> Result<Response, ApiError> {
+    Ok(match body {
+        OneOrMany::One(item) => {
+            let (traces, feedback) = split(vec![item]);
+            let receipt = ops::ingest(state, project, traces, feedback, |_| String::new()).await?;
+            let single: ItemReceipt = pick(receipt).pop().expect("one item in, one receipt out");
+            Json(single).into_response()
+        }
+        OneOrMany::Many(items) => {
+            let (traces, feedback) = split(items);
+            let receipt = ops::ingest(state, project, traces, feedback, |item| {
+                format!("[{}]", item.index)
+            })
+            .await?;
+            Json(BatchReceipt {
+                items: pick(receipt),
+            })
+            .into_response()
+        }
+    })
 }
