@@ -14,6 +14,12 @@ pub fn ingest(
     batch: IngestBatch,
     now: Timestamp,
 ) -> Result<IngestReceipt> {
+    if admin::project_by_id(tx, project)?.is_none() {
+        return Err(StoreError::NotFound {
+            what: "project",
+            id: project.to_string(),
+        });
+    }
     let mut receipt = IngestReceipt {
         traces: Vec::with_capacity(batch.traces.len()),
         feedback: Vec::with_capacity(batch.feedback.len()),
@@ -38,10 +44,14 @@ pub fn ingest(
             list: ItemList::Feedback,
             index,
         });
-        check_categories(&feedback, &categories, item)?;
-        receipt
-            .feedback
-            .push(insert_feedback(tx, project, feedback, now, item)?);
+        receipt.feedback.push(insert_feedback(
+            tx,
+            project,
+            feedback,
+            &categories,
+            now,
+            item,
+        )?);
     }
     Ok(receipt)
 }
@@ -166,21 +176,12 @@ fn insert_feedback(
     tx: &Connection,
     project: ProjectId,
     feedback: Feedback,
+    categories: &[String],
     now: Timestamp,
     item: Option<ItemRef>,
 ) -> Result<Outcome> {
-    if let FeedbackValue::Annotation(annotation) = &feedback.value
-        && let Some(output) = trace_output(tx, project, &feedback.trace_id)?
-    {
-        annotation
-            .check_against(&output)
-            .map_err(|error| StoreError::Invalid {
-                item,
-                error: error.within("annotation"),
-            })?;
-    }
     let hash = feedback.content_hash();
-    let categories = match feedback.value.categories() {
+    let categories_json = match feedback.value.categories() {
         [] => None,
         names => Some(serde_json::to_string(names)?),
     };
@@ -202,7 +203,7 @@ fn insert_feedback(
             feedback.source.as_str(),
             feedback.author,
             feedback.rating_sign().map(|s| s.as_i64()),
-            categories,
+            categories_json,
             micros(time),
             micros(now),
             &hash[..],
@@ -223,6 +224,19 @@ fn insert_feedback(
                 feedback.id.as_str()
             ),
         });
+    }
+    // Checked after the insert, so that a retry of stored feedback is a duplicate even if its
+    // category was retired since; a failed check rolls the insert back with the request.
+    check_categories(&feedback, categories, item)?;
+    if let FeedbackValue::Annotation(annotation) = &feedback.value
+        && let Some(output) = trace_output(tx, project, &feedback.trace_id)?
+    {
+        annotation
+            .check_against(&output)
+            .map_err(|error| StoreError::Invalid {
+                item,
+                error: error.within("annotation"),
+            })?;
     }
     supersede(tx, project, &feedback)?;
     Ok(Outcome::Created)

@@ -4,123 +4,130 @@
 
 use feedloop_core::ProjectId;
 use feedloop_core::feedback::{
-    Feedback, FeedbackKind, FeedbackValue, Rating, RatingSign, Signal, Source,
+    Correction, CorrectionKind, Feedback, FeedbackKind, FeedbackValue, Rating, RatingSign, Signal,
+    Source,
 };
 use feedloop_core::filter::Filter;
-use feedloop_core::trace::{Environment, ModelInfo, PromptRef, TracePart};
+use feedloop_core::trace::{Context, Environment, ModelInfo, PromptRef, TracePart};
 use feedloop_store::{IngestBatch, Store};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::fixtures::*;
 
-#[allow(clippy::too_many_arguments)]
-fn described_trace(
-    id: &str,
-    started: i64,
-    session: Option<&str>,
-    user: &str,
-    role: Option<&str>,
-    model: Option<(&str, &str)>,
-    prompt: Option<(&str, &str)>,
-    environment: Environment,
-) -> TracePart {
-    TracePart {
-        session_id: session.map(str::to_owned),
-        user_id: Some(user.to_owned()),
-        user_role: role.map(str::to_owned),
-        environment: Some(environment),
-        model: model
-            .map(|(name, version)| ModelInfo {
-                name: Some(name.to_owned()),
-                provider: None,
-                version: Some(version.to_owned()),
-            })
-            .unwrap_or_default(),
-        context: feedloop_core::trace::Context {
-            prompt: prompt.map(|(name, version)| PromptRef {
-                name: Some(name.to_owned()),
-                version: Some(version.to_owned()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..trace_part(id, started)
+fn model(name: &str, version: &str) -> ModelInfo {
+    ModelInfo {
+        name: text(name),
+        provider: None,
+        version: text(version),
     }
 }
 
-/// Four traces and seven feedback items (one about a trace that has not arrived).
+fn prompt(name: &str, version: &str) -> Context {
+    Context {
+        prompt: Some(PromptRef {
+            name: text(name),
+            version: text(version),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn tags(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|name| (*name).to_owned()).collect()
+}
+
+/// Feedback made at `created` by `source`.
+fn made(id: &str, trace: &str, created: i64, source: Source, value: FeedbackValue) -> Feedback {
+    Feedback {
+        source,
+        created_at: Some(at(created)),
+        ..feedback(id, trace, value)
+    }
+}
+
+/// Four traces and seven feedback items, one of them about a trace that has not arrived.
 ///
-/// | trace | start | session | user | role   | model           | prompt     | env     | tags        | metadata                     |
-/// |-------|-------|---------|------|--------|-----------------|------------|---------|-------------|------------------------------|
-/// | t1    | 100   | s1      | u1   | admin  | gpt-4o 2024-08  | support v1 | prod    | beta, cards | app_version 2, region "eu"   |
-/// | t2    | 200   | s1      | u2   | member | gpt-4o 2024-11  | support v2 | staging | cards       | app_version "2", region "us" |
-/// | t3    | 300   | s2      | u1   | member | claude 3.5      | search v1  | dev     |             | app_version 3, flag true     |
-/// | t4    | 400   |         | u3   |        |                 |            | test    |             |                              |
+/// Traces (start, session, user, role, model, prompt, environment, tags, metadata):
+/// - t1: 100, s1, u1, admin, gpt-4o 2024-08, support v1, prod, beta + cards,
+///   app_version 2 and region "eu"
+/// - t2: 200, s1, u2, member, gpt-4o 2024-11, support v2, staging, cards,
+///   app_version "2" and region "us"
+/// - t3: 300, s2, u1, member, claude 3.5, search v1, dev, no tags, app_version 3 and flag true
+/// - t4: 400, no session, u3, no role, no model, no prompt, test, nothing else
 ///
-/// Feedback, by time: f1 (110, t1, thumbs down, end user, metadata channel "web", build 7),
-/// f2 (120, t1, categories too_vague + incomplete, reviewer), f3 (210, t2, thumbs up, end
-/// user, channel "mobile", build "7"), f6 (230, t2, correction, reviewer), f4 (310, t3,
-/// comment, expert), f5 (320, t3, copy signal, automatic), f7 (500, t9 not arrived, neutral
-/// 3 of 1..5, names session s1).
+/// Feedback by time (time, trace, value, source, metadata):
+/// - f1: 110, t1, thumbs down, end user, channel "web" and build 7
+/// - f2: 120, t1, categories too_vague + incomplete, reviewer
+/// - f3: 210, t2, thumbs up, end user, channel "mobile" and build "7"
+/// - f6: 230, t2, correction, reviewer
+/// - f4: 310, t3, comment, expert
+/// - f5: 320, t3, copy signal, automatic
+/// - f7: 500, t9 (not arrived), neutral 3 of 1..5, end user, names session s1
 async fn store_data_set(store: &dyn Store) -> ProjectId {
     let project = new_project(store, "alpha").await;
     let traces = vec![
         TracePart {
-            tags: ["beta".to_owned(), "cards".to_owned()].into(),
+            session_id: text("s1"),
+            user_id: text("u1"),
+            user_role: text("admin"),
+            model: model("gpt-4o", "2024-08"),
+            context: prompt("support", "v1"),
+            environment: Some(Environment::Prod),
+            tags: tags(&["beta", "cards"]),
             metadata: object([
                 ("app_version", Value::from(2)),
                 ("region", Value::from("eu")),
             ]),
-            ..described_trace(
-                "t1",
-                100,
-                Some("s1"),
-                "u1",
-                Some("admin"),
-                Some(("gpt-4o", "2024-08")),
-                Some(("support", "v1")),
-                Environment::Prod,
-            )
+            ..trace_part("t1", 100)
         },
         TracePart {
-            tags: ["cards".to_owned()].into(),
+            session_id: text("s1"),
+            user_id: text("u2"),
+            user_role: text("member"),
+            model: model("gpt-4o", "2024-11"),
+            context: prompt("support", "v2"),
+            environment: Some(Environment::Staging),
+            tags: tags(&["cards"]),
             metadata: object([
                 ("app_version", Value::from("2")),
                 ("region", Value::from("us")),
             ]),
-            ..described_trace(
-                "t2",
-                200,
-                Some("s1"),
-                "u2",
-                Some("member"),
-                Some(("gpt-4o", "2024-11")),
-                Some(("support", "v2")),
-                Environment::Staging,
-            )
+            ..trace_part("t2", 200)
         },
         TracePart {
+            session_id: text("s2"),
+            user_id: text("u1"),
+            user_role: text("member"),
+            model: model("claude", "3.5"),
+            context: prompt("search", "v1"),
+            environment: Some(Environment::Dev),
             metadata: object([("app_version", Value::from(3)), ("flag", Value::from(true))]),
-            ..described_trace(
-                "t3",
-                300,
-                Some("s2"),
-                "u1",
-                Some("member"),
-                Some(("claude", "3.5")),
-                Some(("search", "v1")),
-                Environment::Dev,
-            )
+            ..trace_part("t3", 300)
         },
-        described_trace("t4", 400, None, "u3", None, None, None, Environment::Test),
+        TracePart {
+            user_id: text("u3"),
+            environment: Some(Environment::Test),
+            ..trace_part("t4", 400)
+        },
     ];
-    let made =
-        |id: &str, trace: &str, created: i64, source: Source, value: FeedbackValue| Feedback {
-            source,
-            created_at: Some(at(created)),
-            ..feedback(id, trace, value)
-        };
+    let signal = FeedbackValue::Signal(Signal {
+        signal_type: "copy".into(),
+        value: Some(42.0),
+        details: Default::default(),
+    });
+    let correction = FeedbackValue::Correction(Correction {
+        text: "a better answer".into(),
+        kind: CorrectionKind::Answer,
+    });
+    let neutral = FeedbackValue::Rating(Rating {
+        value: 3.0,
+        min: 1.0,
+        max: 5.0,
+        compared_to: None,
+    });
     let items = vec![
         Feedback {
             metadata: object([("channel", Value::from("web")), ("build", Value::from(7))]),
@@ -141,41 +148,11 @@ async fn store_data_set(store: &dyn Store) -> ProjectId {
             ..made("f3", "t2", 210, Source::EndUser, thumbs(true))
         },
         made("f4", "t3", 310, Source::Expert, comment("too long")),
-        made(
-            "f5",
-            "t3",
-            320,
-            Source::Automatic,
-            FeedbackValue::Signal(Signal {
-                signal_type: "copy".into(),
-                value: Some(42.0),
-                details: Default::default(),
-            }),
-        ),
-        made(
-            "f6",
-            "t2",
-            230,
-            Source::Reviewer,
-            FeedbackValue::Correction(feedloop_core::feedback::Correction {
-                text: "a better answer".into(),
-                kind: Default::default(),
-            }),
-        ),
+        made("f5", "t3", 320, Source::Automatic, signal),
+        made("f6", "t2", 230, Source::Reviewer, correction),
         Feedback {
-            session_id: Some("s1".into()),
-            ..made(
-                "f7",
-                "t9",
-                500,
-                Source::EndUser,
-                FeedbackValue::Rating(Rating {
-                    value: 3.0,
-                    min: 1.0,
-                    max: 5.0,
-                    compared_to: None,
-                }),
-            )
+            session_id: text("s1"),
+            ..made("f7", "t9", 500, Source::EndUser, neutral)
         },
     ];
     let batch = IngestBatch {
@@ -186,339 +163,86 @@ async fn store_data_set(store: &dyn Store) -> ProjectId {
     project
 }
 
-/// Filters with one field set each, and a few combinations, with the ids each list returns.
-struct Case {
-    filter: Filter,
-    traces: &'static [&'static str],
-    feedback: &'static [&'static str],
+/// A filter, and the ids that the trace list and the feedback list return for it.
+type Case = (Filter, &'static [&'static str], &'static [&'static str]);
+
+/// A filter with the fields that `set` sets.
+fn with(set: impl FnOnce(&mut Filter)) -> Filter {
+    let mut filter = Filter::default();
+    set(&mut filter);
+    filter
 }
 
+fn text(value: &str) -> Option<String> {
+    Some(value.to_owned())
+}
+
+fn metadata(pairs: &[(&str, &str)]) -> Filter {
+    with(|f| {
+        f.metadata = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    })
+}
+
+/// Each filter field on its own, and a few combinations.
+#[rustfmt::skip]
 fn cases() -> Vec<Case> {
-    let none = Filter::default;
-    let meta = |key: &str, value: &str| Filter {
-        metadata: vec![(key.to_owned(), value.to_owned())],
-        ..none()
-    };
-    let s = |value: &str| Some(value.to_owned());
     vec![
-        Case {
-            filter: none(),
-            traces: &["t1", "t2", "t3", "t4"],
-            feedback: &["f1", "f2", "f3", "f6", "f4", "f5", "f7"],
-        },
+        (Filter::default(), &["t1", "t2", "t3", "t4"], &["f1", "f2", "f3", "f6", "f4", "f5", "f7"]),
         // Time ranges: from is inclusive, to is exclusive.
-        Case {
-            filter: Filter {
-                from: Some(at(200)),
-                ..none()
-            },
-            traces: &["t2", "t3", "t4"],
-            feedback: &["f3", "f6", "f4", "f5", "f7"],
-        },
-        Case {
-            filter: Filter {
-                to: Some(at(300)),
-                ..none()
-            },
-            traces: &["t1", "t2"],
-            feedback: &["f1", "f2", "f3", "f6"],
-        },
-        Case {
-            filter: Filter {
-                from: Some(at(120)),
-                to: Some(at(310)),
-                ..none()
-            },
-            traces: &["t2", "t3"],
-            feedback: &["f2", "f3", "f6"],
-        },
-        Case {
-            filter: Filter {
-                from: Some(at(501)),
-                ..none()
-            },
-            traces: &[],
-            feedback: &[],
-        },
+        (with(|f| f.from = Some(at(200))), &["t2", "t3", "t4"], &["f3", "f6", "f4", "f5", "f7"]),
+        (with(|f| f.to = Some(at(300))), &["t1", "t2"], &["f1", "f2", "f3", "f6"]),
+        (with(|f| (f.from, f.to) = (Some(at(120)), Some(at(310)))), &["t2", "t3"], &["f2", "f3", "f6"]),
+        (with(|f| f.from = Some(at(501))), &[], &[]),
         // The feedback list reads the session the item names, else its trace's.
-        Case {
-            filter: Filter {
-                session_id: s("s1"),
-                ..none()
-            },
-            traces: &["t1", "t2"],
-            feedback: &["f1", "f2", "f3", "f6", "f7"],
-        },
-        Case {
-            filter: Filter {
-                session_id: s("s2"),
-                ..none()
-            },
-            traces: &["t3"],
-            feedback: &["f4", "f5"],
-        },
-        Case {
-            filter: Filter {
-                user_id: s("u1"),
-                ..none()
-            },
-            traces: &["t1", "t3"],
-            feedback: &["f1", "f2", "f4", "f5"],
-        },
-        Case {
-            filter: Filter {
-                user_role: s("member"),
-                ..none()
-            },
-            traces: &["t2", "t3"],
-            feedback: &["f3", "f6", "f4", "f5"],
-        },
-        Case {
-            filter: Filter {
-                model: s("gpt-4o"),
-                ..none()
-            },
-            traces: &["t1", "t2"],
-            feedback: &["f1", "f2", "f3", "f6"],
-        },
-        Case {
-            filter: Filter {
-                model_version: s("2024-11"),
-                ..none()
-            },
-            traces: &["t2"],
-            feedback: &["f3", "f6"],
-        },
-        Case {
-            filter: Filter {
-                prompt_name: s("search"),
-                ..none()
-            },
-            traces: &["t3"],
-            feedback: &["f4", "f5"],
-        },
-        Case {
-            filter: Filter {
-                prompt_version: s("v1"),
-                ..none()
-            },
-            traces: &["t1", "t3"],
-            feedback: &["f1", "f2", "f4", "f5"],
-        },
-        Case {
-            filter: Filter {
-                environment: Some(Environment::Prod),
-                ..none()
-            },
-            traces: &["t1"],
-            feedback: &["f1", "f2"],
-        },
-        Case {
-            filter: Filter {
-                environment: Some(Environment::Test),
-                ..none()
-            },
-            traces: &["t4"],
-            feedback: &[],
-        },
-        Case {
-            filter: Filter {
-                tag: s("cards"),
-                ..none()
-            },
-            traces: &["t1", "t2"],
-            feedback: &["f1", "f2", "f3", "f6"],
-        },
-        Case {
-            filter: Filter {
-                tag: s("beta"),
-                ..none()
-            },
-            traces: &["t1"],
-            feedback: &["f1", "f2"],
-        },
-        Case {
-            filter: Filter {
-                trace_id: s("t3"),
-                ..none()
-            },
-            traces: &["t3"],
-            feedback: &["f4", "f5"],
-        },
-        Case {
-            filter: Filter {
-                trace_id: s("t9"),
-                ..none()
-            },
-            traces: &[],
-            feedback: &["f7"],
-        },
-        // Feedback conditions: on traces they mean "has feedback that …".
-        Case {
-            filter: Filter {
-                feedback_kind: Some(FeedbackKind::Rating),
-                ..none()
-            },
-            traces: &["t1", "t2"],
-            feedback: &["f1", "f3", "f7"],
-        },
-        Case {
-            filter: Filter {
-                feedback_kind: Some(FeedbackKind::Signal),
-                ..none()
-            },
-            traces: &["t3"],
-            feedback: &["f5"],
-        },
-        Case {
-            filter: Filter {
-                category: s("incomplete"),
-                ..none()
-            },
-            traces: &["t1"],
-            feedback: &["f2"],
-        },
-        Case {
-            filter: Filter {
-                category: s("unsafe"),
-                ..none()
-            },
-            traces: &[],
-            feedback: &[],
-        },
-        Case {
-            filter: Filter {
-                rating: Some(RatingSign::Negative),
-                ..none()
-            },
-            traces: &["t1"],
-            feedback: &["f1"],
-        },
-        Case {
-            filter: Filter {
-                rating: Some(RatingSign::Positive),
-                ..none()
-            },
-            traces: &["t2"],
-            feedback: &["f3"],
-        },
-        Case {
-            filter: Filter {
-                rating: Some(RatingSign::Neutral),
-                ..none()
-            },
-            traces: &[],
-            feedback: &["f7"],
-        },
-        Case {
-            filter: Filter {
-                source: Some(Source::Reviewer),
-                ..none()
-            },
-            traces: &["t1", "t2"],
-            feedback: &["f2", "f6"],
-        },
-        Case {
-            filter: Filter {
-                source: Some(Source::Automatic),
-                ..none()
-            },
-            traces: &["t3"],
-            feedback: &["f5"],
-        },
-        // Metadata: the trace's on the trace list, the item's own on the feedback list; a
-        // value matches both the JSON literal it spells and the string.
-        Case {
-            filter: meta("app_version", "2"),
-            traces: &["t1", "t2"],
-            feedback: &[],
-        },
-        Case {
-            filter: meta("app_version", "3"),
-            traces: &["t3"],
-            feedback: &[],
-        },
-        Case {
-            filter: meta("region", "eu"),
-            traces: &["t1"],
-            feedback: &[],
-        },
-        Case {
-            filter: meta("flag", "true"),
-            traces: &["t3"],
-            feedback: &[],
-        },
-        Case {
-            filter: meta("build", "7"),
-            traces: &[],
-            feedback: &["f1", "f3"],
-        },
-        Case {
-            filter: meta("channel", "web"),
-            traces: &[],
-            feedback: &["f1"],
-        },
-        Case {
-            filter: Filter {
-                metadata: vec![
-                    ("app_version".into(), "2".into()),
-                    ("region".into(), "us".into()),
-                ],
-                ..none()
-            },
-            traces: &["t2"],
-            feedback: &[],
-        },
-        // Combinations are ANDed; feedback conditions must hold for one and the same item.
-        Case {
-            filter: Filter {
-                model: s("gpt-4o"),
-                rating: Some(RatingSign::Positive),
-                ..none()
-            },
-            traces: &["t2"],
-            feedback: &["f3"],
-        },
-        Case {
-            filter: Filter {
-                user_id: s("u1"),
-                feedback_kind: Some(FeedbackKind::Comment),
-                ..none()
-            },
-            traces: &["t3"],
-            feedback: &["f4"],
-        },
-        Case {
-            filter: Filter {
-                feedback_kind: Some(FeedbackKind::Rating),
-                source: Some(Source::Reviewer),
-                ..none()
-            },
-            traces: &[],
-            feedback: &[],
-        },
-        Case {
-            filter: Filter {
-                session_id: s("s1"),
-                from: Some(at(200)),
-                ..none()
-            },
-            traces: &["t2"],
-            feedback: &["f3", "f6", "f7"],
-        },
+        (with(|f| f.session_id = text("s1")), &["t1", "t2"], &["f1", "f2", "f3", "f6", "f7"]),
+        (with(|f| f.session_id = text("s2")), &["t3"], &["f4", "f5"]),
+        (with(|f| f.user_id = text("u1")), &["t1", "t3"], &["f1", "f2", "f4", "f5"]),
+        (with(|f| f.user_role = text("member")), &["t2", "t3"], &["f3", "f6", "f4", "f5"]),
+        (with(|f| f.model = text("gpt-4o")), &["t1", "t2"], &["f1", "f2", "f3", "f6"]),
+        (with(|f| f.model_version = text("2024-11")), &["t2"], &["f3", "f6"]),
+        (with(|f| f.prompt_name = text("search")), &["t3"], &["f4", "f5"]),
+        (with(|f| f.prompt_version = text("v1")), &["t1", "t3"], &["f1", "f2", "f4", "f5"]),
+        (with(|f| f.environment = Some(Environment::Prod)), &["t1"], &["f1", "f2"]),
+        (with(|f| f.environment = Some(Environment::Test)), &["t4"], &[]),
+        (with(|f| f.tag = text("cards")), &["t1", "t2"], &["f1", "f2", "f3", "f6"]),
+        (with(|f| f.tag = text("beta")), &["t1"], &["f1", "f2"]),
+        (with(|f| f.trace_id = text("t3")), &["t3"], &["f4", "f5"]),
+        (with(|f| f.trace_id = text("t9")), &[], &["f7"]),
+        // Feedback conditions: on the trace list they mean "has feedback that …".
+        (with(|f| f.feedback_kind = Some(FeedbackKind::Rating)), &["t1", "t2"], &["f1", "f3", "f7"]),
+        (with(|f| f.feedback_kind = Some(FeedbackKind::Signal)), &["t3"], &["f5"]),
+        (with(|f| f.category = text("incomplete")), &["t1"], &["f2"]),
+        (with(|f| f.category = text("unsafe")), &[], &[]),
+        (with(|f| f.rating = Some(RatingSign::Negative)), &["t1"], &["f1"]),
+        (with(|f| f.rating = Some(RatingSign::Positive)), &["t2"], &["f3"]),
+        (with(|f| f.rating = Some(RatingSign::Neutral)), &[], &["f7"]),
+        (with(|f| f.source = Some(Source::Reviewer)), &["t1", "t2"], &["f2", "f6"]),
+        (with(|f| f.source = Some(Source::Automatic)), &["t3"], &["f5"]),
+        // Metadata: the trace's on the trace list, the item's own on the feedback list. A value
+        // matches both the JSON literal it spells (2, true) and the string ("2").
+        (metadata(&[("app_version", "2")]), &["t1", "t2"], &[]),
+        (metadata(&[("app_version", "3")]), &["t3"], &[]),
+        (metadata(&[("region", "eu")]), &["t1"], &[]),
+        (metadata(&[("flag", "true")]), &["t3"], &[]),
+        (metadata(&[("app_version", "2"), ("region", "us")]), &["t2"], &[]),
+        (metadata(&[("build", "7")]), &[], &["f1", "f3"]),
+        (metadata(&[("channel", "web")]), &[], &["f1"]),
+        // Conditions are ANDed; feedback conditions must hold for one and the same item.
+        (with(|f| (f.model, f.rating) = (text("gpt-4o"), Some(RatingSign::Positive))), &["t2"], &["f3"]),
+        (with(|f| (f.user_id, f.feedback_kind) = (text("u1"), Some(FeedbackKind::Comment))), &["t3"], &["f4"]),
+        (with(|f| (f.feedback_kind, f.source) = (Some(FeedbackKind::Rating), Some(Source::Reviewer))), &[], &[]),
+        (with(|f| (f.session_id, f.from) = (text("s1"), Some(at(200)))), &["t2"], &["f3", "f6", "f7"]),
     ]
 }
 
 pub async fn list_traces_matches_every_filter_field(store: Arc<dyn Store>) {
     let project = store_data_set(&*store).await;
-    for case in cases() {
-        let listed = all_traces(&*store, project, &case.filter).await;
-        assert_eq!(
-            trace_ids(&listed),
-            case.traces,
-            "list_traces with {:?}",
-            case.filter
-        );
+    for (filter, traces, _) in cases() {
+        let listed = all_traces(&*store, project, &filter).await;
+        assert_eq!(trace_ids(&listed), traces, "list_traces with {filter:?}");
         assert!(
             listed.iter().all(|t| t.spans.is_empty()),
             "lists do not load spans"
@@ -528,13 +252,12 @@ pub async fn list_traces_matches_every_filter_field(store: Arc<dyn Store>) {
 
 pub async fn list_feedback_matches_every_filter_field(store: Arc<dyn Store>) {
     let project = store_data_set(&*store).await;
-    for case in cases() {
-        let listed = all_feedback(&*store, project, &case.filter).await;
+    for (filter, _, feedback) in cases() {
+        let listed = all_feedback(&*store, project, &filter).await;
         assert_eq!(
             feedback_ids(&listed),
-            case.feedback,
-            "list_feedback with {:?}",
-            case.filter
+            feedback,
+            "list_feedback with {filter:?}"
         );
     }
     let unlinked: Vec<String> = all_feedback(&*store, project, &Filter::default())

@@ -4,8 +4,8 @@
 //! Each case is a `pub async fn` that takes a fresh, empty store. A backend's test binary
 //! declares `#[macro_use] mod contract;` and calls [`store_contract_suite!`] with a name and an
 //! expression that builds a [`StoreUnderTest`]; the macro expands to one `#[tokio::test]` per
-//! case (the pattern of quickwit's `metastore_test_suite!`). Cases pass every time in
-//! explicitly, so nothing here depends on the wall clock.
+//! case (the pattern of quickwit's `metastore_test_suite!`). Cases pass every timestamp to the
+//! store explicitly, so nothing here depends on the wall clock.
 
 mod concurrency;
 mod feedback;
@@ -13,6 +13,8 @@ mod fixtures;
 mod lists;
 mod pagination;
 mod projects;
+mod sessions;
+mod supersession;
 mod traces;
 mod validation;
 
@@ -21,6 +23,8 @@ pub use feedback::*;
 pub use lists::*;
 pub use pagination::*;
 pub use projects::*;
+pub use sessions::*;
+pub use supersession::*;
 pub use traces::*;
 pub use validation::*;
 
@@ -65,6 +69,8 @@ macro_rules! store_contract_suite {
             restated_judgements_supersede_earlier_ones,
             categories_must_be_active_in_the_taxonomy,
             annotations_are_checked_against_a_stored_output,
+            a_retry_is_a_duplicate_even_after_its_category_is_retired,
+            ingest_into_a_missing_project_is_not_found,
             list_traces_matches_every_filter_field,
             list_feedback_matches_every_filter_field,
             trace_pages_have_no_gaps_or_duplicates,

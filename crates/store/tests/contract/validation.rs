@@ -101,6 +101,15 @@ pub async fn categories_must_be_active_in_the_taxonomy(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(retired.retired_at, Some(at(3)));
+    let again = store
+        .retire_category(project, "too_vague", at(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.retired_at,
+        Some(at(3)),
+        "retiring twice keeps the first time"
+    );
     let taxonomy = store.taxonomy(project).await.unwrap();
     let listed = taxonomy.iter().find(|c| c.name == "too_vague").unwrap();
     assert!(
@@ -303,4 +312,41 @@ pub async fn annotations_are_checked_against_a_stored_output(store: Arc<dyn Stor
     assert_eq!(receipt.feedback, vec![Outcome::Created, Outcome::Created]);
     let orphan = stored_feedback(&*store, project, "orphan").await;
     assert!(!orphan.trace_linked);
+}
+
+/// Regression: a retry of stored feedback whose category was retired since must stay a no-op
+/// (a duplicate), not turn into an unknown-category error.
+pub async fn a_retry_is_a_duplicate_even_after_its_category_is_retired(store: Arc<dyn Store>) {
+    let project = new_project(store.as_ref(), "retry").await;
+    let item = feedback("f1", "t1", categories(&["too_vague"]));
+    let first = ingest_feedback(store.as_ref(), project, vec![item.clone()], at(1)).await;
+    assert_eq!(first.feedback, vec![Outcome::Created]);
+    store
+        .retire_category(project, "too_vague", at(2))
+        .await
+        .unwrap();
+    let retry = ingest_feedback(store.as_ref(), project, vec![item], at(3)).await;
+    assert_eq!(retry.feedback, vec![Outcome::Duplicate]);
+}
+
+/// Ingest names a project that must exist; every backend refuses the same way.
+pub async fn ingest_into_a_missing_project_is_not_found(store: Arc<dyn Store>) {
+    let batch = IngestBatch {
+        traces: vec![trace_part("t1", 1)],
+        feedback: Vec::new(),
+    };
+    let error = store
+        .ingest(ProjectId(999_999), batch, at(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::NotFound {
+                what: "project",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
 }
