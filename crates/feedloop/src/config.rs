@@ -23,6 +23,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// How often a replica reads the change log, in milliseconds: how soon a key revoked through
+    /// another replica stops working here.
+    pub change_poll_interval_ms: u64,
+    /// How often a replica looks for background jobs to run, in milliseconds.
+    pub job_tick_interval_ms: u64,
     pub store: StoreConfig,
 }
 
@@ -41,6 +46,7 @@ pub struct StoreConfig {
     pub write_queue: usize,
     pub sqlite_cache_mib: u32,
     pub sqlite_sync_full: bool,
+    pub postgres_max_connections: usize,
 }
 
 impl Default for Config {
@@ -51,6 +57,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             max_body_bytes: 16 * 1024 * 1024,
             log_format: LogFormat::Text,
+            change_poll_interval_ms: 200,
+            job_tick_interval_ms: 10_000,
             store: StoreConfig::default(),
         }
     }
@@ -65,6 +73,7 @@ impl Default for StoreConfig {
             write_queue: defaults.write_queue,
             sqlite_cache_mib: defaults.sqlite_cache_mib,
             sqlite_sync_full: defaults.sqlite_sync_full,
+            postgres_max_connections: defaults.postgres_max_connections,
         }
     }
 }
@@ -121,6 +130,12 @@ impl Config {
                 }
             };
         }
+        if let Some(v) = var("FEEDLOOP_CHANGE_POLL_INTERVAL_MS") {
+            config.change_poll_interval_ms = parse("FEEDLOOP_CHANGE_POLL_INTERVAL_MS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_JOB_TICK_INTERVAL_MS") {
+            config.job_tick_interval_ms = parse("FEEDLOOP_JOB_TICK_INTERVAL_MS", v)?;
+        }
         let store = &mut config.store;
         if let Some(v) = var("FEEDLOOP_STORE_READ_CONNECTIONS") {
             store.read_connections = parse("FEEDLOOP_STORE_READ_CONNECTIONS", v)?;
@@ -136,6 +151,9 @@ impl Config {
         }
         if let Some(v) = var("FEEDLOOP_STORE_SQLITE_SYNC_FULL") {
             store.sqlite_sync_full = parse("FEEDLOOP_STORE_SQLITE_SYNC_FULL", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_STORE_POSTGRES_MAX_CONNECTIONS") {
+            store.postgres_max_connections = parse("FEEDLOOP_STORE_POSTGRES_MAX_CONNECTIONS", v)?;
         }
         Ok(config)
     }
@@ -156,6 +174,7 @@ impl Config {
             write_queue: self.store.write_queue,
             sqlite_cache_mib: self.store.sqlite_cache_mib,
             sqlite_sync_full: self.store.sqlite_sync_full,
+            postgres_max_connections: self.store.postgres_max_connections,
         }
     }
 }

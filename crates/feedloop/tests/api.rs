@@ -9,6 +9,9 @@ mod api {
     mod feedback;
     mod import;
     mod lists;
+    mod migrate;
+    mod outage;
+    mod replicas;
     mod security;
     mod traces;
 }

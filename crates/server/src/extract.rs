@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::replica::KeyState;
 
 /// A JSON body, checked: `application/json`, at most the configured size, valid JSON, and of the
 /// expected shape (unknown fields rejected where the type says so), with errors naming the field.
@@ -140,18 +141,30 @@ impl FromRequestParts<AppState> for ProjectKey {
                     "an api key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 )
             })?;
-        let key = state.store.key_by_hash(hash_key(secret)).await?;
-        match key {
-            Some(key) if key.revoked_at.is_none() => Ok(ProjectKey {
-                project: key.project_id,
-                role: key.role,
-                key_id: key.id,
-            }),
-            Some(_) => Err(ApiError::new(
+        let hash = hash_key(secret);
+        let known = match state.keys.get(&hash) {
+            Some(known) => known,
+            None => {
+                let known = match state.store.key_by_hash(hash).await? {
+                    Some(key) if key.revoked_at.is_none() => KeyState::Valid(ProjectKey {
+                        project: key.project_id,
+                        role: key.role,
+                        key_id: key.id,
+                    }),
+                    Some(_) => KeyState::Revoked,
+                    None => KeyState::Unknown,
+                };
+                state.keys.put(hash, known);
+                known
+            }
+        };
+        match known {
+            KeyState::Valid(key) => Ok(key),
+            KeyState::Revoked => Err(ApiError::new(
                 ErrorCode::Unauthorized,
                 "this api key has been revoked",
             )),
-            None => Err(ApiError::new(ErrorCode::Unauthorized, "unknown api key")),
+            KeyState::Unknown => Err(ApiError::new(ErrorCode::Unauthorized, "unknown api key")),
         }
     }
 }

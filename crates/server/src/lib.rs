@@ -5,9 +5,11 @@
 
 pub mod error;
 pub mod extract;
+pub mod jobs;
 mod openapi;
 pub mod ops;
 mod query;
+pub mod replica;
 mod routes;
 pub mod wire;
 
@@ -16,17 +18,24 @@ use feedloop_core::clock::Clock;
 use feedloop_store::Store;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use openapi::openapi_document;
 
-/// Settings of the HTTP layer.
+/// Settings of the HTTP layer and of the replica's background tasks.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     /// Most traces a session view returns.
     pub max_session_traces: u32,
+    /// How often the replica reads the change log (how soon it sees a key revoked elsewhere).
+    pub change_poll_interval: Duration,
+    /// How often the replica looks for background jobs to run.
+    pub job_tick_interval: Duration,
+    /// This replica's name in job claims.
+    pub replica_id: String,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +43,13 @@ impl Default for ServerConfig {
         Self {
             max_body_bytes: 16 * 1024 * 1024,
             max_session_traces: 1_000,
+            change_poll_interval: Duration::from_millis(200),
+            job_tick_interval: Duration::from_secs(10),
+            replica_id: format!(
+                "replica-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
         }
     }
 }
@@ -44,6 +60,18 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ServerConfig>,
+    pub keys: Arc<replica::KeyCache>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
+        Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            keys: Arc::new(replica::KeyCache::new(100_000)),
+        }
+    }
 }
 
 /// The whole API as one router.
@@ -51,13 +79,30 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests. The
+/// replica's background tasks (change follower, job runner) run for as long.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(replica::follow_changes(
+        state.store.clone(),
+        state.keys.clone(),
+        state.config.change_poll_interval,
+        stopped.clone(),
+    ));
+    let jobs = tokio::spawn(jobs::run_jobs(
+        state.clone(),
+        state.config.replica_id.clone(),
+        state.config.job_tick_interval,
+        stopped,
+    ));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    let _ = stop.send(true);
+    let _ = tokio::join!(follower, jobs);
+    served
 }

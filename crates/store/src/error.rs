@@ -75,3 +75,57 @@ impl From<serde_json::Error> for StoreError {
         Self::Internal(format!("stored json: {error}"))
     }
 }
+
+/// PostgreSQL errors: the server being unreachable, out of resources or shutting down is the
+/// environment's fault ([`StoreError::Unavailable`], a 503 that may succeed later); anything
+/// else, unexpected unique violations included, is a bug ([`StoreError::Internal`]).
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        if postgres_unavailable(&error) {
+            Self::Unavailable(describe_postgres(&error))
+        } else {
+            Self::Internal(describe_postgres(&error))
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::PoolError;
+        match error {
+            PoolError::Backend(error) => error.into(),
+            PoolError::Timeout(_) | PoolError::Closed => {
+                Self::Unavailable(format!("database connection pool: {error}"))
+            }
+            PoolError::NoRuntimeSpecified | PoolError::PostCreateHook(_) => {
+                Self::Internal(format!("database connection pool: {error}"))
+            }
+        }
+    }
+}
+
+/// Whether `error` says the database cannot serve now: the connection was refused, broke or
+/// timed out, or the server reported SQLSTATE class 08 (connection exception), class 53
+/// (insufficient resources) or 57P01..57P03 (shutting down, crashed, not accepting connections).
+fn postgres_unavailable(error: &tokio_postgres::Error) -> bool {
+    if let Some(state) = error.code() {
+        let code = state.code();
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    // Without a server error: a closed connection, a socket error (refused, reset) or a timeout
+    // of the client's connect.
+    error.is_closed()
+        || std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+        || error.to_string().starts_with("timeout")
+}
+
+/// The error with its cause: tokio-postgres's own `Display` names only the kind of error.
+fn describe_postgres(error: &tokio_postgres::Error) -> String {
+    match (error.as_db_error(), std::error::Error::source(error)) {
+        (Some(db), _) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        (None, Some(source)) => format!("{error}: {source}"),
+        (None, None) => error.to_string(),
+    }
+}

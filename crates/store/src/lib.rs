@@ -1,11 +1,15 @@
 //! feedloop's storage: the [`Store`] trait that every backend implements, the records it returns,
-//! and the backends themselves (SQLite now; PostgreSQL implements the same trait).
+//! and the backends themselves: SQLite (embedded, one writer) and PostgreSQL (shared by replicas).
 //!
 //! The trait has a read half ([`StoreRead`]) and a write half ([`StoreWrite`]). Writes are
 //! acknowledged only after they are committed. Only this crate contains SQL.
 
+pub mod coordination;
 mod error;
+pub mod postgres;
 mod records;
+pub mod restore;
+mod sql_filter;
 pub mod sqlite;
 
 pub use error::{ItemList, ItemRef, StoreError};
@@ -116,20 +120,27 @@ pub trait StoreRead: Send + Sync {
     async fn stats(&self, project: ProjectId) -> Result<Stats>;
 }
 
-/// A complete backend.
-pub trait Store: StoreRead + StoreWrite {}
+/// A complete backend: data, and the coordination of replicas on it.
+pub trait Store: StoreRead + StoreWrite + coordination::Coordination + restore::Restore {}
 
-impl<T: StoreRead + StoreWrite> Store for T {}
+impl<T: StoreRead + StoreWrite + coordination::Coordination + restore::Restore> Store for T {}
 
 /// Opens the store that `url` names: `sqlite://PATH` (a database file, created with its
-/// directory if missing). Migrations are applied before it returns.
+/// directory if missing) or `postgres://…` / `postgresql://…` (a PostgreSQL database, see
+/// [`postgres`]). Migrations are applied before it returns.
 pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let store = sqlite::SqliteStore::open(path.as_ref(), options).await?;
         return Ok(Arc::new(store));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = postgres::PostgresStore::open(url, options).await?;
+        return Ok(Arc::new(store));
+    }
+    // Only the scheme is repeated: the rest of a URL may hold a password.
+    let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
     Err(StoreError::Config(format!(
-        "unsupported database url {url:?}: use sqlite://PATH"
+        "unsupported database url scheme {scheme:?}: use sqlite://PATH or postgres://USER@HOST/DATABASE"
     )))
 }
 
@@ -146,6 +157,8 @@ pub struct StoreOptions {
     pub sqlite_cache_mib: u32,
     /// SQLite `synchronous=FULL` (fsync every commit) rather than `NORMAL`.
     pub sqlite_sync_full: bool,
+    /// Most connections the PostgreSQL pool opens (reads and writes alike).
+    pub postgres_max_connections: usize,
 }
 
 impl Default for StoreOptions {
@@ -156,6 +169,7 @@ impl Default for StoreOptions {
             write_queue: 1_024,
             sqlite_cache_mib: 64,
             sqlite_sync_full: true,
+            postgres_max_connections: 16,
         }
     }
 }

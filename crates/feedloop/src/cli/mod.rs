@@ -5,6 +5,7 @@ pub mod bench;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod migrate;
 pub mod serve;
 
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +38,10 @@ pub enum Command {
     /// Manage projects (works on the database directly).
     #[command(subcommand)]
     Projects(keys::ProjectsCommand),
+    /// Apply the database's schema migrations and exit (serve does this at start too).
+    Migrate(migrate::MigrateArgs),
+    /// Copy all data from one database to another (SQLite ↔ PostgreSQL), verifying the counts.
+    MigrateData(migrate::MigrateDataArgs),
     /// Drive a running server with generated load and verify what it stored.
     Bench(bench::BenchArgs),
 }
@@ -50,7 +55,7 @@ pub struct StoreArgs {
     /// Directory of the embedded database.
     #[arg(long, env = "FEEDLOOP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL (sqlite://PATH); overrides --data-dir.
+    /// Database URL (sqlite://PATH or postgres://USER@HOST:PORT/DATABASE); overrides --data-dir.
     #[arg(long, env = "FEEDLOOP_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Log format.

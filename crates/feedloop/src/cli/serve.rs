@@ -47,14 +47,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "feedloop listening");
-    let state = AppState {
-        store,
-        clock,
-        config: Arc::new(ServerConfig {
-            max_body_bytes: config.max_body_bytes,
-            ..ServerConfig::default()
-        }),
+    let server_config = ServerConfig {
+        max_body_bytes: config.max_body_bytes,
+        change_poll_interval: std::time::Duration::from_millis(config.change_poll_interval_ms),
+        job_tick_interval: std::time::Duration::from_millis(config.job_tick_interval_ms),
+        ..ServerConfig::default()
     };
+    tracing::info!(replica = %server_config.replica_id, "replica starting");
+    let state = AppState::new(store, clock, server_config);
     feedloop_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("feedloop stopped");
     Ok(())

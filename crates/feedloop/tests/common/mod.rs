@@ -1,7 +1,9 @@
 //! Test helpers: a real feedloop server (the library's `serve`, as the binary runs it) on port 0
-//! with a fresh SQLite database in a temporary directory, and a small JSON client.
+//! with a fresh database (see [`database`]), and a small JSON client.
 
 #![allow(dead_code)]
+
+pub mod database;
 
 use feedloop_core::auth::KeyRole;
 use feedloop_core::clock::{Clock, SystemClock};
@@ -15,11 +17,15 @@ use tokio::sync::oneshot;
 
 pub struct TestServer {
     pub base: String,
+    /// The database URL, for starting another replica on the same data.
+    pub url: String,
     /// Admin key of the default project.
     pub key: String,
     pub store: Arc<dyn Store>,
     pub http: reqwest::Client,
+    /// A scratch directory for the test's files.
     pub dir: TempDir,
+    pub database: database::TestDatabase,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -29,35 +35,60 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("feedloop.db").display());
+        Self::start_on(database::TestDatabase::create().await, None, config).await
+    }
+
+    /// A server on `database`, reaching it through `url` when given (a proxy, say).
+    pub async fn start_on(
+        database: database::TestDatabase,
+        url: Option<String>,
+        config: ServerConfig,
+    ) -> Self {
+        let url = url.unwrap_or_else(|| database.url.clone());
         let store = feedloop_store::open(&url, &StoreOptions::default())
             .await
             .expect("store opens");
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let key = feedloop::cli::serve::bootstrap(store.as_ref(), clock.as_ref())
+        // A database with data keeps its keys: the caller sets `key` then.
+        let key = feedloop::cli::serve::bootstrap(store.as_ref(), &SystemClock)
             .await
             .expect("bootstrap")
-            .expect("a fresh store makes a key");
+            .unwrap_or_default();
+        Self::serve(database, store, key, config).await
+    }
+
+    /// Another replica: a second server process's worth of state (its own store connections,
+    /// key cache and background tasks) on the same database.
+    pub async fn replica(&self, config: ServerConfig) -> Self {
+        let store = feedloop_store::open(&self.database.url, &StoreOptions::default())
+            .await
+            .expect("store opens");
+        Self::serve(self.database.clone(), store, self.key.clone(), config).await
+    }
+
+    async fn serve(
+        database: database::TestDatabase,
+        store: Arc<dyn Store>,
+        key: String,
+        config: ServerConfig,
+    ) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = AppState {
-            store: store.clone(),
-            clock,
-            config: Arc::new(config),
-        };
+        let state = AppState::new(store.clone(), clock, config);
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(feedloop_server::serve(listener, state, async {
             let _ = stopped.await;
         }));
         Self {
             base,
+            url: database.url.clone(),
             key,
             store,
             http: reqwest::Client::new(),
-            dir,
+            dir: tempfile::tempdir().expect("temp dir"),
+            database,
             stop: Some(stop),
         }
     }

@@ -96,6 +96,9 @@ pub async fn post_ingest(
     ))
 }
 
+/// Items sorted into the two lists of a mixed batch.
+type IngestLists = (Vec<TraceBody>, Vec<FeedbackBody>);
+
 /// Ingests one item (answered with its receipt) or an array (answered with `{items}`, errors
 /// naming `[index]`). `split` puts the items into the traces or the feedback list; `pick` takes
 /// their receipts back out.
@@ -103,7 +106,7 @@ async fn ingest_one_or_many<T>(
     state: &AppState,
     project: ProjectId,
     body: OneOrMany<T>,
-    split: fn(Vec<T>) -> (Vec<TraceBody>, Vec<FeedbackBody>),
+    split: fn(Vec<T>) -> IngestLists,
     pick: fn(IngestReceiptBody) -> Vec<ItemReceipt>,
 ) -> Result<Response, ApiError> {
     Ok(match body {

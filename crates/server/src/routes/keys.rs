@@ -122,5 +122,7 @@ pub async fn revoke_key(
         .store
         .revoke_key(project, id, state.clock.now())
         .await?;
+    // This replica forgets at once; the others when they follow the change log.
+    state.keys.clear();
     Ok(Json(revoked.into()))
 }

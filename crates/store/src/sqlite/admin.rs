@@ -7,6 +7,7 @@ use feedloop_core::taxonomy::{Category, DEFAULT_CATEGORIES};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{micros, timestamp};
+use crate::coordination::ChangeTopic;
 use crate::{ApiKey, NewKey, Project, Result, StoreError};
 
 pub fn create_project(tx: &Connection, name: &str, now: Timestamp) -> Result<Project> {
@@ -100,6 +101,18 @@ fn to_key((id, project_id, name, role, prefix, created_at, revoked_at): KeyRow) 
     })
 }
 
+/// Appends to the change log, in the caller's transaction (see [`crate::coordination`]).
+fn log_change(
+    tx: &Connection,
+    project: ProjectId,
+    topic: ChangeTopic,
+    now: Timestamp,
+) -> Result<()> {
+    tx.prepare_cached("INSERT INTO change_log (project_id, topic, at) VALUES (?1, ?2, ?3)")?
+        .execute(params![project.0, topic.as_str(), micros(now)])?;
+    Ok(())
+}
+
 pub fn create_key(
     tx: &Connection,
     project: ProjectId,
@@ -116,8 +129,10 @@ pub fn create_key(
         "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![project.0, key.name, key.role.as_str(), key.prefix, &key.hash[..], micros(now)],
     )?;
+    let id = tx.last_insert_rowid();
+    log_change(tx, project, ChangeTopic::Keys, now)?;
     Ok(ApiKey {
-        id: tx.last_insert_rowid(),
+        id,
         project_id: project,
         name: key.name.clone(),
         role: key.role,
@@ -133,10 +148,13 @@ pub fn revoke_key(
     key_id: i64,
     now: Timestamp,
 ) -> Result<ApiKey> {
-    tx.execute(
+    let revoked = tx.execute(
         "UPDATE api_keys SET revoked_at = ?3 WHERE project_id = ?1 AND id = ?2 AND revoked_at IS NULL",
         params![project.0, key_id, micros(now)],
     )?;
+    if revoked > 0 {
+        log_change(tx, project, ChangeTopic::Keys, now)?;
+    }
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE project_id = ?1 AND id = ?2");
     tx.query_row(&sql, params![project.0, key_id], key_from_row)
         .optional()?
@@ -224,6 +242,7 @@ pub fn add_category(
          SET retired_at = NULL, description = COALESCE(excluded.description, categories.description)",
         params![project.0, name, description, micros(now)],
     )?;
+    log_change(tx, project, ChangeTopic::Taxonomy, now)?;
     category(tx, project, name)?
         .ok_or_else(|| StoreError::Internal("category vanished after insert".into()))
 }
@@ -234,10 +253,13 @@ pub fn retire_category(
     name: &str,
     now: Timestamp,
 ) -> Result<Category> {
-    tx.execute(
+    let retired = tx.execute(
         "UPDATE categories SET retired_at = ?3 WHERE project_id = ?1 AND name = ?2 AND retired_at IS NULL",
         params![project.0, name, micros(now)],
     )?;
+    if retired > 0 {
+        log_change(tx, project, ChangeTopic::Taxonomy, now)?;
+    }
     category(tx, project, name)?.ok_or_else(|| StoreError::NotFound {
         what: "category",
         id: name.to_owned(),

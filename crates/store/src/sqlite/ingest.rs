@@ -2,7 +2,7 @@
 
 use feedloop_core::feedback::{Feedback, FeedbackValue};
 use feedloop_core::trace::{Span, Trace, TracePart};
-use feedloop_core::{ProjectId, Timestamp, TraceId};
+use feedloop_core::{FeedbackId, ProjectId, Timestamp, TraceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{admin, micros};
@@ -77,7 +77,39 @@ fn upsert_trace(
             (Some(seq), trace, Outcome::Merged)
         }
     };
-    let doc = serde_json::to_string(&trace)?;
+    write_trace_row(tx, project, &trace, seq)?;
+    for (span_id, span_part) in spans {
+        let existing: Option<String> = tx
+            .prepare_cached(
+                "SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3",
+            )?
+            .query_row(
+                params![project.0, trace.id.as_str(), span_id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let span = match existing {
+            None => Span::from_part(span_id, span_part, trace.started_at),
+            Some(doc) => {
+                let mut span: Span = serde_json::from_str(&doc)?;
+                span.merge(span_part);
+                span
+            }
+        };
+        write_span_row(tx, project, &trace.id, &span)?;
+    }
+    Ok(outcome)
+}
+
+/// Writes a trace's row (inserting when `seq` is `None`, else updating) and its tags; returns
+/// its sequence number.
+pub(super) fn write_trace_row(
+    tx: &Connection,
+    project: ProjectId,
+    trace: &Trace,
+    seq: Option<i64>,
+) -> Result<i64> {
+    let doc = serde_json::to_string(trace)?;
     let prompt = trace.context.prompt.as_ref();
     let columns = params![
         project.0,
@@ -122,37 +154,22 @@ fn upsert_trace(
             insert_tag.execute(params![project.0, tag, seq])?;
         }
     }
-    for (span_id, span_part) in spans {
-        let existing: Option<String> = tx
-            .prepare_cached(
-                "SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3",
-            )?
-            .query_row(
-                params![project.0, trace.id.as_str(), span_id.as_str()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let span = match existing {
-            None => Span::from_part(span_id, span_part, trace.started_at),
-            Some(doc) => {
-                let mut span: Span = serde_json::from_str(&doc)?;
-                span.merge(span_part);
-                span
-            }
-        };
-        tx.prepare_cached(
-            "INSERT INTO spans (project_id, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (project_id, trace_id, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
-        )?
-        .execute(params![
-            project.0,
-            trace.id.as_str(),
-            span.id.as_str(),
-            micros(span.started_at),
-            serde_json::to_string(&span)?
-        ])?;
-    }
-    Ok(outcome)
+    Ok(seq)
+}
+
+/// Inserts or replaces a span of a trace.
+pub(super) fn write_span_row(
+    tx: &Connection,
+    project: ProjectId,
+    trace_id: &TraceId,
+    span: &Span,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO spans (project_id, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (project_id, trace_id, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
+    )?
+    .execute(params![project.0, trace_id.as_str(), span.id.as_str(), micros(span.started_at), serde_json::to_string(span)?])?;
+    Ok(())
 }
 
 fn check_categories(feedback: &Feedback, active: &[String], item: Option<ItemRef>) -> Result<()> {
@@ -181,35 +198,8 @@ fn insert_feedback(
     item: Option<ItemRef>,
 ) -> Result<Outcome> {
     let hash = feedback.content_hash();
-    let categories_json = match feedback.value.categories() {
-        [] => None,
-        names => Some(serde_json::to_string(names)?),
-    };
-    let time = feedback.created_at.unwrap_or(now);
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO feedback (project_id, id, trace_id, span_id, session_id, kind, source, author, rating_sign,
-                                   categories, created_at, received_at, content_hash, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-             ON CONFLICT (project_id, id) DO NOTHING",
-        )?
-        .execute(params![
-            project.0,
-            feedback.id.as_str(),
-            feedback.trace_id.as_str(),
-            feedback.span_id.as_ref().map(|s| s.as_str()),
-            feedback.session_id,
-            feedback.value.kind().as_str(),
-            feedback.source.as_str(),
-            feedback.author,
-            feedback.rating_sign().map(|s| s.as_i64()),
-            categories_json,
-            micros(time),
-            micros(now),
-            &hash[..],
-            serde_json::to_string(&feedback)?,
-        ])?;
-    if inserted == 0 {
+    let inserted = insert_feedback_row(tx, project, &feedback, now, None)?;
+    if !inserted {
         let stored: Vec<u8> = tx
             .prepare_cached("SELECT content_hash FROM feedback WHERE project_id = ?1 AND id = ?2")?
             .query_row(params![project.0, feedback.id.as_str()], |row| row.get(0))?;
@@ -240,6 +230,46 @@ fn insert_feedback(
     }
     supersede(tx, project, &feedback)?;
     Ok(Outcome::Created)
+}
+
+/// Inserts a feedback row unless its id exists; true if it was inserted.
+pub(super) fn insert_feedback_row(
+    tx: &Connection,
+    project: ProjectId,
+    feedback: &Feedback,
+    received_at: Timestamp,
+    superseded_by: Option<&FeedbackId>,
+) -> Result<bool> {
+    let categories_json = match feedback.value.categories() {
+        [] => None,
+        names => Some(serde_json::to_string(names)?),
+    };
+    let time = feedback.created_at.unwrap_or(received_at);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO feedback (project_id, id, trace_id, span_id, session_id, kind, source, author, rating_sign,
+                                   categories, created_at, received_at, content_hash, doc, superseded_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (project_id, id) DO NOTHING",
+        )?
+        .execute(params![
+            project.0,
+            feedback.id.as_str(),
+            feedback.trace_id.as_str(),
+            feedback.span_id.as_ref().map(|s| s.as_str()),
+            feedback.session_id,
+            feedback.value.kind().as_str(),
+            feedback.source.as_str(),
+            feedback.author,
+            feedback.rating_sign().map(|s| s.as_i64()),
+            categories_json,
+            micros(time),
+            micros(received_at),
+            &feedback.content_hash()[..],
+            serde_json::to_string(feedback)?,
+            superseded_by.map(|id| id.as_str()),
+        ])?;
+    Ok(inserted > 0)
 }
 
 /// Marks every judgement with the same supersession key as the new one as superseded by the

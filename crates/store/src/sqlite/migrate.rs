@@ -5,7 +5,13 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// (version, SQL). Append only: a released migration never changes.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_coordination.sql"),
+    ),
+];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
     conn.execute_batch(

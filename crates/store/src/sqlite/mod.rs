@@ -5,11 +5,13 @@
 //! threads ([`pool`]). Nothing here blocks the async runtime.
 
 mod admin;
+mod coordination;
 mod filter;
 mod ingest;
 mod migrate;
 mod pool;
 mod read;
+mod restore;
 mod writer;
 
 use async_trait::async_trait;

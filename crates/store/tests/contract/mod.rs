@@ -8,6 +8,7 @@
 //! store explicitly, so nothing here depends on the wall clock.
 
 mod concurrency;
+mod coordination;
 mod feedback;
 mod fixtures;
 mod lists;
@@ -19,6 +20,7 @@ mod traces;
 mod validation;
 
 pub use concurrency::*;
+pub use coordination::*;
 pub use feedback::*;
 pub use lists::*;
 pub use pagination::*;
@@ -71,6 +73,8 @@ macro_rules! store_contract_suite {
             annotations_are_checked_against_a_stored_output,
             a_retry_is_a_duplicate_even_after_its_category_is_retired,
             ingest_into_a_missing_project_is_not_found,
+            key_and_taxonomy_writes_are_logged_in_order,
+            a_job_run_is_claimed_once_and_taken_over_after_its_lease,
             list_traces_matches_every_filter_field,
             list_feedback_matches_every_filter_field,
             trace_pages_have_no_gaps_or_duplicates,

@@ -1,0 +1,157 @@
+//! Periodic background jobs, run once per period across all replicas. Every replica ticks; the
+//! store's job-run claims decide which one runs a period (see `feedloop_store::coordination`).
+//! A claim is a lease: if its holder dies, another replica takes the period over once the lease
+//! has expired.
+
+use feedloop_core::Timestamp;
+use jiff::SignedDuration;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use crate::AppState;
+use crate::replica::wait;
+
+/// How long the change log keeps entries; followers poll far more often than this.
+const CHANGE_LOG_RETENTION: SignedDuration = SignedDuration::from_hours(24);
+
+/// A job that runs once every `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    /// Deletes change-log entries older than a day.
+    PruneChangeLog,
+}
+
+impl Job {
+    pub const ALL: [Job; 1] = [Job::PruneChangeLog];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PruneChangeLog => "prune_change_log",
+        }
+    }
+
+    pub fn period(self) -> SignedDuration {
+        match self {
+            Self::PruneChangeLog => SignedDuration::from_hours(1),
+        }
+    }
+
+    /// How long a claim holds before another replica may take the period over.
+    pub fn lease(self) -> SignedDuration {
+        match self {
+            Self::PruneChangeLog => SignedDuration::from_mins(5),
+        }
+    }
+
+    /// The number of the period `now` falls in.
+    pub fn period_of(self, now: Timestamp) -> i64 {
+        now.as_second().div_euclid(self.period().as_secs())
+    }
+
+    async fn run(
+        self,
+        state: &AppState,
+        now: Timestamp,
+    ) -> Result<String, feedloop_store::StoreError> {
+        match self {
+            Self::PruneChangeLog => {
+                let before = now.saturating_sub(CHANGE_LOG_RETENTION).unwrap_or(now);
+                let deleted = state.store.prune_changes(before).await?;
+                Ok(format!("deleted {deleted} changes"))
+            }
+        }
+    }
+}
+
+/// What one replica remembers between ticks, so that it asks for each period once (and again
+/// only when a lease could have expired).
+#[derive(Debug, Default)]
+pub struct JobScheduler {
+    next_attempt: HashMap<Job, (i64, Timestamp)>,
+}
+
+/// The outcome of one job in one tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TickOutcome {
+    /// This replica claimed the period and ran the job.
+    Ran { period: i64, outcome: String },
+    /// Another replica holds the period.
+    HeldElsewhere { period: i64 },
+    /// Nothing to do yet.
+    Idle,
+}
+
+impl JobScheduler {
+    /// Runs every job whose current period this replica wins. `holder` names the replica.
+    pub async fn tick(
+        &mut self,
+        state: &AppState,
+        holder: &str,
+        now: Timestamp,
+    ) -> Vec<(Job, TickOutcome)> {
+        let mut outcomes = Vec::new();
+        for job in Job::ALL {
+            let period = job.period_of(now);
+            let due = match self.next_attempt.get(&job) {
+                Some((done_period, retry_at)) => period > *done_period || now >= *retry_at,
+                None => true,
+            };
+            if !due {
+                outcomes.push((job, TickOutcome::Idle));
+                continue;
+            }
+            let lease_until = now.saturating_add(job.lease()).unwrap_or(now);
+            let outcome = match state
+                .store
+                .claim_job_run(job.name(), period, holder, now, lease_until)
+                .await
+            {
+                Ok(true) => {
+                    let outcome = match job.run(state, now).await {
+                        Ok(outcome) => outcome,
+                        Err(error) => format!("failed: {error}"),
+                    };
+                    tracing::info!(job = job.name(), period, %outcome, "background job ran");
+                    if let Err(error) = state
+                        .store
+                        .finish_job_run(job.name(), period, holder, &outcome, state.clock.now())
+                        .await
+                    {
+                        tracing::warn!(job = job.name(), %error, "cannot record the end of a job run");
+                    }
+                    // Done for this period; the next one is due when the period changes.
+                    self.next_attempt.insert(job, (period, Timestamp::MAX));
+                    TickOutcome::Ran { period, outcome }
+                }
+                Ok(false) => {
+                    // Someone else holds it; look again once their lease could have run out.
+                    self.next_attempt.insert(job, (period, lease_until));
+                    TickOutcome::HeldElsewhere { period }
+                }
+                Err(error) => {
+                    tracing::warn!(job = job.name(), %error, "cannot claim a job run");
+                    TickOutcome::Idle
+                }
+            };
+            outcomes.push((job, outcome));
+        }
+        outcomes
+    }
+}
+
+/// Ticks every `interval` until `stop` turns true.
+pub async fn run_jobs(
+    state: AppState,
+    holder: String,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut scheduler = JobScheduler::default();
+    loop {
+        scheduler.tick(&state, &holder, state.clock.now()).await;
+        if wait(&mut stop, interval).await {
+            return;
+        }
+    }
+}
