@@ -15,7 +15,8 @@ use std::path::PathBuf;
 pub struct Config {
     /// Directory for the SQLite database (and, later, the model and the vector index).
     pub data_dir: PathBuf,
-    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/feedloop.db`.
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DATABASE`; empty means
+    /// `sqlite://<data_dir>/feedloop.db`.
     pub database_url: String,
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
