@@ -434,6 +434,25 @@ pub struct SupersessionKey<'a> {
     pub compared_to: Option<&'a TraceId>,
 }
 
+impl SupersessionKey<'_> {
+    /// A short, fixed-length digest of the key (32 hex digits), for storing and indexing.
+    pub fn digest(&self) -> String {
+        let mut hasher = sha2::Sha256::new();
+        for part in [
+            self.trace_id.as_str(),
+            self.span_id.map_or("", |s| s.as_str()),
+            self.author,
+            self.kind.as_str(),
+            self.compared_to.map_or("", |t| t.as_str()),
+        ] {
+            // Length-prefixed, so that no two keys share a byte string.
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 fn check_text(field: &str, text: &str) -> Result<(), ValidationError> {
     if text.trim().is_empty() {
         return Err(ValidationError::new(field, "must not be empty"));

@@ -35,6 +35,33 @@ pub enum Workload {
     SingleFeedback,
 }
 
+impl Workload {
+    fn path(self) -> &'static str {
+        match self {
+            Self::FeedbackBatch | Self::SingleFeedback => "/api/v1/feedback",
+            Self::TraceBatch => "/api/v1/traces",
+        }
+    }
+
+    /// What `/api/v1/stats` must count more of afterwards.
+    fn counted(self) -> &'static str {
+        match self {
+            Self::FeedbackBatch | Self::SingleFeedback => "feedback",
+            Self::TraceBatch => "traces",
+        }
+    }
+
+    /// Makes one request body of `n` records (1 for single feedback).
+    fn body_maker(self) -> fn(&mut Generator, usize) -> Vec<u8> {
+        match self {
+            Self::FeedbackBatch => |g, n| g.feedback_batch(n),
+            // One start time per batch: formatting it per trace would cost more than the trace.
+            Self::TraceBatch => |g, n| g.trace_batch(n, &jiff::Timestamp::now().to_string()),
+            Self::SingleFeedback => |g, _| g.feedback(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(flatten)]
@@ -118,25 +145,15 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
     let generator =
         |worker| Generator::new(Arc::clone(&corpus), &run_id, worker, seed, args.text_bytes);
     let progress = Arc::new(AtomicU64::new(0));
-    let (path, counted, records_per_request, make_body): (
-        _,
-        _,
-        _,
-        fn(&mut Generator, usize) -> Vec<u8>,
-    ) = match args.workload {
-        Workload::FeedbackBatch => ("/api/v1/feedback", "feedback", args.batch_size, |g, n| {
-            g.feedback_batch(n)
-        }),
-        Workload::TraceBatch => ("/api/v1/traces", "traces", args.batch_size, |g, n| {
-            g.trace_batch(n, &jiff::Timestamp::now().to_string())
-        }),
-        Workload::SingleFeedback => ("/api/v1/feedback", "feedback", 1, |g, _| g.feedback()),
+    let records_per_request = match args.workload {
+        Workload::FeedbackBatch | Workload::TraceBatch => args.batch_size,
+        Workload::SingleFeedback => 1,
     };
     let plan = Plan {
         client: client.clone(),
-        path,
+        path: args.workload.path(),
         records_per_request,
-        make_body,
+        make_body: args.workload.body_maker(),
         progress: Arc::clone(&progress),
     };
 
@@ -153,10 +170,18 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
     let tally: Tally = match args.workload {
         Workload::FeedbackBatch | Workload::TraceBatch => {
             let generators = (0..args.concurrency).map(generator).collect();
-            load::closed_loop(plan, generators, duration).await
+            load::closed_loop(plan, generators, started, duration).await
         }
         Workload::SingleFeedback => {
-            load::open_loop(plan, generator(0), args.rate, duration, args.max_in_flight).await
+            load::open_loop(
+                plan,
+                generator(0),
+                started,
+                args.rate,
+                duration,
+                args.max_in_flight,
+            )
+            .await
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
@@ -174,8 +199,9 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<Summary> {
         seed,
         concurrency: args.concurrency,
         records_per_request,
+        planned_duration_secs: args.duration_secs,
         target_rate: (args.workload == Workload::SingleFeedback).then_some(args.rate),
-        counted,
+        counted: args.workload.counted(),
     };
     let count = |stats: &Stats| match args.workload {
         Workload::TraceBatch => stats.traces.total,

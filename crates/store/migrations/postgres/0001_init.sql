@@ -102,12 +102,15 @@ CREATE TABLE feedback (
     created_at    BIGINT NOT NULL, -- the client's time, else the arrival time
     received_at   BIGINT NOT NULL,
     superseded_by TEXT COLLATE "C",
+    supersession_key TEXT COLLATE "C", -- digest of (trace, span, author, kind, compared trace), or NULL
     content_hash  BYTEA NOT NULL,
     doc           TEXT COLLATE "C" NOT NULL
 );
 CREATE UNIQUE INDEX feedback_by_id ON feedback (project_id, id);
 CREATE INDEX feedback_by_trace ON feedback (project_id, trace_id);
 CREATE INDEX feedback_by_time ON feedback (project_id, created_at, seq);
+CREATE INDEX feedback_by_supersession ON feedback (project_id, supersession_key, created_at, seq)
+    WHERE supersession_key IS NOT NULL;
 CREATE INDEX feedback_by_session ON feedback (project_id, session_id) WHERE session_id IS NOT NULL;
 CREATE INDEX feedback_by_category ON feedback USING GIN (categories);
 CREATE INDEX feedback_by_metadata ON feedback USING GIN (metadata jsonb_path_ops);

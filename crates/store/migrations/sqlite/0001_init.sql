@@ -81,9 +81,12 @@ CREATE TABLE feedback (
     created_at    INTEGER NOT NULL, -- the client's time, else the arrival time
     received_at   INTEGER NOT NULL,
     superseded_by TEXT,
+    supersession_key TEXT,          -- digest of (trace, span, author, kind, compared trace), or NULL
     content_hash  BLOB NOT NULL,
     doc           TEXT NOT NULL
 );
 CREATE UNIQUE INDEX feedback_by_id ON feedback (project_id, id);
 CREATE INDEX feedback_by_trace ON feedback (project_id, trace_id);
 CREATE INDEX feedback_by_time ON feedback (project_id, created_at, seq);
+CREATE INDEX feedback_by_supersession ON feedback (project_id, supersession_key, created_at, seq)
+    WHERE supersession_key IS NOT NULL;

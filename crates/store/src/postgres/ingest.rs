@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 
 use super::locks::{self, MAX_TRACE_LOCKS};
 use super::rows::{insert_feedback_row, write_span_row, write_trace_row};
-use super::{admin, execute, query, query_opt};
+use super::{admin, execute, query_opt};
 use crate::{IngestBatch, IngestReceipt, ItemList, ItemRef, Outcome, Result, StoreError};
 
 /// Attempts of an ingest whose transaction PostgreSQL aborted to break a deadlock.
@@ -310,47 +310,28 @@ async fn supersede(
     let Some(key) = feedback.supersession_key() else {
         return Ok(());
     };
-    let rows = query(
+    // The index on the key makes this a look-up of the group alone.
+    let key = key.digest();
+    let latest = query_opt(
         tx,
-        "SELECT id, span_id, doc FROM feedback
-         WHERE project_id = $1 AND trace_id = $2 AND kind = $3 AND author = $4
-         ORDER BY created_at, seq",
-        &[
-            &project.0,
-            &key.trace_id.as_str(),
-            &key.kind.as_str(),
-            &key.author,
-        ],
+        "SELECT seq, id FROM feedback WHERE project_id = $1 AND supersession_key = $2
+         ORDER BY created_at DESC, seq DESC LIMIT 1",
+        &[&project.0, &key],
     )
-    .await?;
-    let mut group = Vec::new();
-    for row in &rows {
-        let span_id: Option<&str> = row.try_get(1)?;
-        if span_id != key.span_id.map(|s| s.as_str()) {
-            continue;
-        }
-        let other: Feedback = serde_json::from_str(row.try_get(2)?)?;
-        if other.supersession_key() == Some(key.clone()) {
-            group.push(row.try_get::<_, &str>(0)?);
-        }
-    }
-    let Some((latest, earlier)) = group.split_last() else {
-        return Ok(());
-    };
-    if !earlier.is_empty() {
-        execute(
-            tx,
-            "UPDATE feedback SET superseded_by = $3 WHERE project_id = $1 AND id = ANY ($2)
-             AND superseded_by IS DISTINCT FROM $3",
-            &[&project.0, &earlier, latest],
-        )
-        .await?;
-    }
+    .await?
+    .ok_or_else(|| StoreError::Internal("restated feedback vanished".into()))?;
+    let (latest_seq, latest_id): (i64, &str) = (latest.try_get(0)?, latest.try_get(1)?);
     execute(
         tx,
-        "UPDATE feedback SET superseded_by = NULL WHERE project_id = $1 AND id = $2
-         AND superseded_by IS NOT NULL",
-        &[&project.0, latest],
+        "UPDATE feedback SET superseded_by = $3
+         WHERE project_id = $1 AND supersession_key = $2 AND seq <> $4 AND superseded_by IS DISTINCT FROM $3",
+        &[&project.0, &key, &latest_id, &latest_seq],
+    )
+    .await?;
+    execute(
+        tx,
+        "UPDATE feedback SET superseded_by = NULL WHERE seq = $1 AND superseded_by IS NOT NULL",
+        &[&latest_seq],
     )
     .await?;
     Ok(())

@@ -1,92 +1,116 @@
-//! The write path for traces, spans and feedback, run by the writer inside a transaction.
+//! The write path for traces, spans and feedback. [`prepare`] does the per-item work that needs
+//! no database (JSON documents, content hashes, supersession keys) on the caller's thread, so
+//! that the single writer thread only runs SQL.
 
 use feedloop_core::feedback::{Feedback, FeedbackValue};
-use feedloop_core::trace::{Span, Trace, TracePart};
-use feedloop_core::{FeedbackId, ProjectId, Timestamp, TraceId};
+use feedloop_core::trace::{Span, SpanPart, Trace, TracePart};
+use feedloop_core::{FeedbackId, ProjectId, SpanId, Timestamp, TraceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{admin, micros};
 use crate::{IngestBatch, IngestReceipt, ItemList, ItemRef, Outcome, Result, StoreError};
 
-pub fn ingest(
-    tx: &Connection,
-    project: ProjectId,
-    batch: IngestBatch,
+/// A batch with every item prepared.
+pub struct PreparedBatch {
+    traces: Vec<PreparedTrace>,
+    feedback: Vec<PreparedFeedback>,
     now: Timestamp,
-) -> Result<IngestReceipt> {
-    if admin::project_by_id(tx, project)?.is_none() {
-        return Err(StoreError::NotFound {
-            what: "project",
-            id: project.to_string(),
-        });
+}
+
+/// A trace part, and the trace it makes if its id is new (the common case), already serialised.
+struct PreparedTrace {
+    part: TracePart,
+    spans: Vec<(SpanId, SpanPart)>,
+    fresh: Trace,
+    fresh_doc: String,
+}
+
+/// A feedback item with its stored columns computed.
+pub struct PreparedFeedback {
+    pub feedback: Feedback,
+    doc: String,
+    hash: [u8; 32],
+    supersession_key: Option<String>,
+    categories_json: Option<String>,
+}
+
+impl PreparedFeedback {
+    pub fn new(feedback: Feedback) -> Result<Self> {
+        let categories_json = match feedback.value.categories() {
+            [] => None,
+            names => Some(serde_json::to_string(names)?),
+        };
+        Ok(Self {
+            doc: serde_json::to_string(&feedback)?,
+            hash: feedback.content_hash(),
+            supersession_key: feedback.supersession_key().map(|key| key.digest()),
+            categories_json,
+            feedback,
+        })
     }
+}
+
+pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
+    let traces = batch
+        .traces
+        .into_iter()
+        .map(|mut part| {
+            let spans = std::mem::take(&mut part.spans);
+            let fresh = Trace::from_part(part.clone(), now);
+            let fresh_doc = serde_json::to_string(&fresh)?;
+            Ok(PreparedTrace { part, spans, fresh, fresh_doc })
+        })
+        .collect::<Result<_>>()?;
+    let feedback = batch.feedback.into_iter().map(PreparedFeedback::new).collect::<Result<_>>()?;
+    Ok(PreparedBatch { traces, feedback, now })
+}
+
+pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Result<IngestReceipt> {
+    if admin::project_by_id(tx, project)?.is_none() {
+        return Err(StoreError::NotFound { what: "project", id: project.to_string() });
+    }
+    let now = batch.now;
     let mut receipt = IngestReceipt {
         traces: Vec::with_capacity(batch.traces.len()),
         feedback: Vec::with_capacity(batch.feedback.len()),
     };
-    for part in batch.traces {
-        receipt.traces.push(upsert_trace(tx, project, part, now)?);
+    for trace in batch.traces {
+        receipt.traces.push(upsert_trace(tx, project, trace, now)?);
     }
     if batch.feedback.is_empty() {
         return Ok(receipt);
     }
-    let needs_taxonomy = batch
-        .feedback
-        .iter()
-        .any(|f| !f.value.categories().is_empty());
-    let categories = if needs_taxonomy {
-        admin::active_category_names(tx, project)?
-    } else {
-        Vec::new()
-    };
-    for (index, feedback) in batch.feedback.into_iter().enumerate() {
-        let item = Some(ItemRef {
-            list: ItemList::Feedback,
-            index,
-        });
-        receipt.feedback.push(insert_feedback(
-            tx,
-            project,
-            feedback,
-            &categories,
-            now,
-            item,
-        )?);
+    let needs_taxonomy = batch.feedback.iter().any(|f| f.categories_json.is_some());
+    let categories = if needs_taxonomy { admin::active_category_names(tx, project)? } else { Vec::new() };
+    for (index, prepared) in batch.feedback.into_iter().enumerate() {
+        let item = Some(ItemRef { list: ItemList::Feedback, index });
+        receipt.feedback.push(insert_feedback(tx, project, prepared, &categories, now, item)?);
     }
     Ok(receipt)
 }
 
-fn upsert_trace(
-    tx: &Connection,
-    project: ProjectId,
-    mut part: TracePart,
-    now: Timestamp,
-) -> Result<Outcome> {
-    let spans = std::mem::take(&mut part.spans);
+fn upsert_trace(tx: &Connection, project: ProjectId, prepared: PreparedTrace, now: Timestamp) -> Result<Outcome> {
+    let PreparedTrace { part, spans, fresh, fresh_doc } = prepared;
     let existing: Option<(i64, String)> = tx
         .prepare_cached("SELECT seq, doc FROM traces WHERE project_id = ?1 AND id = ?2")?
-        .query_row(params![project.0, part.id.as_str()], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
+        .query_row(params![project.0, part.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let (seq, trace, outcome) = match existing {
-        None => (None, Trace::from_part(part, now), Outcome::Created),
+    let (trace, outcome) = match existing {
+        None => {
+            write_trace_row(tx, project, &fresh, &fresh_doc, None)?;
+            (fresh, Outcome::Created)
+        }
         Some((seq, doc)) => {
             let mut trace: Trace = serde_json::from_str(&doc)?;
             trace.merge(part, now);
-            (Some(seq), trace, Outcome::Merged)
+            write_trace_row(tx, project, &trace, &serde_json::to_string(&trace)?, Some(seq))?;
+            (trace, Outcome::Merged)
         }
     };
-    write_trace_row(tx, project, &trace, seq)?;
     for (span_id, span_part) in spans {
         let existing: Option<String> = tx
-            .prepare_cached(
-                "SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3",
-            )?
-            .query_row(
-                params![project.0, trace.id.as_str(), span_id.as_str()],
-                |row| row.get(0),
-            )
+            .prepare_cached("SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3")?
+            .query_row(params![project.0, trace.id.as_str(), span_id.as_str()], |row| row.get(0))
             .optional()?;
         let span = match existing {
             None => Span::from_part(span_id, span_part, trace.started_at),
@@ -102,14 +126,14 @@ fn upsert_trace(
 }
 
 /// Writes a trace's row (inserting when `seq` is `None`, else updating) and its tags; returns
-/// its sequence number.
+/// its sequence number. `doc` is the trace serialised.
 pub(super) fn write_trace_row(
     tx: &Connection,
     project: ProjectId,
     trace: &Trace,
+    doc: &str,
     seq: Option<i64>,
 ) -> Result<i64> {
-    let doc = serde_json::to_string(trace)?;
     let prompt = trace.context.prompt.as_ref();
     let columns = params![
         project.0,
@@ -147,9 +171,8 @@ pub(super) fn write_trace_row(
         }
     };
     if !trace.tags.is_empty() {
-        let mut insert_tag = tx.prepare_cached(
-            "INSERT OR IGNORE INTO trace_tags (project_id, tag, trace_seq) VALUES (?1, ?2, ?3)",
-        )?;
+        let mut insert_tag =
+            tx.prepare_cached("INSERT OR IGNORE INTO trace_tags (project_id, tag, trace_seq) VALUES (?1, ?2, ?3)")?;
         for tag in &trace.tags {
             insert_tag.execute(params![project.0, tag, seq])?;
         }
@@ -158,12 +181,7 @@ pub(super) fn write_trace_row(
 }
 
 /// Inserts or replaces a span of a trace.
-pub(super) fn write_span_row(
-    tx: &Connection,
-    project: ProjectId,
-    trace_id: &TraceId,
-    span: &Span,
-) -> Result<()> {
+pub(super) fn write_span_row(tx: &Connection, project: ProjectId, trace_id: &TraceId, span: &Span) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO spans (project_id, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (project_id, trace_id, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
@@ -179,11 +197,7 @@ fn check_categories(feedback: &Feedback, active: &[String], item: Option<ItemRef
     };
     for (index, name) in feedback.value.categories().iter().enumerate() {
         if !active.contains(name) {
-            return Err(StoreError::UnknownCategory {
-                item,
-                field: format!("{field}[{index}]"),
-                name: name.clone(),
-            });
+            return Err(StoreError::UnknownCategory { item, field: format!("{field}[{index}]"), name: name.clone() });
         }
     }
     Ok(())
@@ -192,43 +206,38 @@ fn check_categories(feedback: &Feedback, active: &[String], item: Option<ItemRef
 fn insert_feedback(
     tx: &Connection,
     project: ProjectId,
-    feedback: Feedback,
+    prepared: PreparedFeedback,
     categories: &[String],
     now: Timestamp,
     item: Option<ItemRef>,
 ) -> Result<Outcome> {
-    let hash = feedback.content_hash();
-    let inserted = insert_feedback_row(tx, project, &feedback, now, None)?;
-    if !inserted {
+    if !insert_feedback_row(tx, project, &prepared, now, None)? {
         let stored: Vec<u8> = tx
             .prepare_cached("SELECT content_hash FROM feedback WHERE project_id = ?1 AND id = ?2")?
-            .query_row(params![project.0, feedback.id.as_str()], |row| row.get(0))?;
-        if stored == hash {
+            .query_row(params![project.0, prepared.feedback.id.as_str()], |row| row.get(0))?;
+        if stored == prepared.hash {
             return Ok(Outcome::Duplicate);
         }
         return Err(StoreError::Conflict {
             item,
             field: "id".into(),
-            message: format!(
-                "feedback {:?} exists with other content",
-                feedback.id.as_str()
-            ),
+            message: format!("feedback {:?} exists with other content", prepared.feedback.id.as_str()),
         });
     }
+    let feedback = &prepared.feedback;
     // Checked after the insert, so that a retry of stored feedback is a duplicate even if its
     // category was retired since; a failed check rolls the insert back with the request.
-    check_categories(&feedback, categories, item)?;
+    check_categories(feedback, categories, item)?;
     if let FeedbackValue::Annotation(annotation) = &feedback.value
         && let Some(output) = trace_output(tx, project, &feedback.trace_id)?
     {
         annotation
             .check_against(&output)
-            .map_err(|error| StoreError::Invalid {
-                item,
-                error: error.within("annotation"),
-            })?;
+            .map_err(|error| StoreError::Invalid { item, error: error.within("annotation") })?;
     }
-    supersede(tx, project, &feedback)?;
+    if let Some(key) = &prepared.supersession_key {
+        supersede(tx, project, key)?;
+    }
     Ok(Outcome::Created)
 }
 
@@ -236,20 +245,18 @@ fn insert_feedback(
 pub(super) fn insert_feedback_row(
     tx: &Connection,
     project: ProjectId,
-    feedback: &Feedback,
+    prepared: &PreparedFeedback,
     received_at: Timestamp,
     superseded_by: Option<&FeedbackId>,
 ) -> Result<bool> {
-    let categories_json = match feedback.value.categories() {
-        [] => None,
-        names => Some(serde_json::to_string(names)?),
-    };
+    let feedback = &prepared.feedback;
     let time = feedback.created_at.unwrap_or(received_at);
     let inserted = tx
         .prepare_cached(
             "INSERT INTO feedback (project_id, id, trace_id, span_id, session_id, kind, source, author, rating_sign,
-                                   categories, created_at, received_at, content_hash, doc, superseded_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                                   categories, created_at, received_at, content_hash, doc, superseded_by,
+                                   supersession_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
              ON CONFLICT (project_id, id) DO NOTHING",
         )?
         .execute(params![
@@ -262,77 +269,41 @@ pub(super) fn insert_feedback_row(
             feedback.source.as_str(),
             feedback.author,
             feedback.rating_sign().map(|s| s.as_i64()),
-            categories_json,
+            prepared.categories_json,
             micros(time),
             micros(received_at),
-            &feedback.content_hash()[..],
-            serde_json::to_string(feedback)?,
+            &prepared.hash[..],
+            prepared.doc,
             superseded_by.map(|id| id.as_str()),
+            prepared.supersession_key,
         ])?;
     Ok(inserted > 0)
 }
 
-/// Marks every judgement with the same supersession key as the new one as superseded by the
-/// latest of them (by time, then arrival), so that exactly one stays current.
-fn supersede(tx: &Connection, project: ProjectId, feedback: &Feedback) -> Result<()> {
-    let Some(key) = feedback.supersession_key() else {
-        return Ok(());
-    };
-    let mut select = tx.prepare_cached(
-        "SELECT id, span_id, doc FROM feedback
-         WHERE project_id = ?1 AND trace_id = ?2 AND kind = ?3 AND author = ?4
-         ORDER BY created_at, seq",
-    )?;
-    let rows = select
-        .query_map(
-            params![
-                project.0,
-                key.trace_id.as_str(),
-                key.kind.as_str(),
-                key.author
-            ],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, Option<String>>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            },
+/// Points every judgement with this supersession key at the latest of them (by time, then
+/// arrival), and leaves the latest current. The index on the key makes this a look-up of the
+/// group alone, whatever the size of the project.
+fn supersede(tx: &Connection, project: ProjectId, key: &str) -> Result<()> {
+    let (latest_seq, latest_id): (i64, String) = tx
+        .prepare_cached(
+            "SELECT seq, id FROM feedback WHERE project_id = ?1 AND supersession_key = ?2
+             ORDER BY created_at DESC, seq DESC LIMIT 1",
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut group = Vec::new();
-    for (id, span_id, doc) in rows {
-        if span_id.as_deref() != key.span_id.map(|s| s.as_str()) {
-            continue;
-        }
-        let other: Feedback = serde_json::from_str(&doc)?;
-        if other.supersession_key() == Some(key.clone()) {
-            group.push(id);
-        }
-    }
-    let Some((latest, earlier)) = group.split_last() else {
-        return Ok(());
-    };
-    let mut update = tx.prepare_cached(
-        "UPDATE feedback SET superseded_by = ?3 WHERE project_id = ?1 AND id = ?2
-         AND superseded_by IS NOT ?3",
-    )?;
-    for id in earlier {
-        update.execute(params![project.0, id, latest])?;
-    }
+        .query_row(params![project.0, key], |row| Ok((row.get(0)?, row.get(1)?)))?;
     tx.prepare_cached(
-        "UPDATE feedback SET superseded_by = NULL WHERE project_id = ?1 AND id = ?2",
+        "UPDATE feedback SET superseded_by = ?3
+         WHERE project_id = ?1 AND supersession_key = ?2 AND seq <> ?4 AND superseded_by IS NOT ?3",
     )?
-    .execute(params![project.0, latest])?;
+    .execute(params![project.0, key, latest_id, latest_seq])?;
+    tx.prepare_cached("UPDATE feedback SET superseded_by = NULL WHERE seq = ?1 AND superseded_by IS NOT NULL")?
+        .execute([latest_seq])?;
     Ok(())
 }
 
 fn trace_output(tx: &Connection, project: ProjectId, trace_id: &TraceId) -> Result<Option<String>> {
     Ok(tx
         .prepare_cached("SELECT doc ->> '$.output' FROM traces WHERE project_id = ?1 AND id = ?2")?
-        .query_row(params![project.0, trace_id.as_str()], |row| {
-            row.get::<_, Option<String>>(0)
-        })
+        .query_row(params![project.0, trace_id.as_str()], |row| row.get::<_, Option<String>>(0))
         .optional()?
         .flatten())
 }

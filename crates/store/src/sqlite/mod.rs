@@ -2,9 +2,11 @@
 //!
 //! One writer thread owns the only write connection and groups concurrent writes into shared
 //! transactions ([`writer`]); reads run on a small pool of read-only connections on blocking
-//! threads ([`pool`]). Nothing here blocks the async runtime.
+//! threads ([`pool`]); a third thread moves the WAL into the database file ([`checkpoint`]), so
+//! that commits never wait for a checkpoint. Nothing here blocks the async runtime.
 
 mod admin;
+mod checkpoint;
 mod coordination;
 mod filter;
 mod ingest;
@@ -32,6 +34,7 @@ use writer::Writer;
 pub struct SqliteStore {
     writer: Writer,
     readers: ReadPool,
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
@@ -53,6 +56,11 @@ impl SqliteStore {
             .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))?;
         configure(&conn, options)?;
         migrate::apply(&mut conn)?;
+        // The writer never checkpoints inside a commit; the checkpointer does it beside it.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let checkpoint_conn = Connection::open(path)?;
+        configure(&checkpoint_conn, options)?;
+        let wal_length = std::sync::Arc::new(checkpoint::WalLength::default());
         let readers = (0..options.read_connections.max(1))
             .map(|_| {
                 let conn = Connection::open_with_flags(
@@ -64,8 +72,9 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            writer: Writer::start(conn, options.max_items_per_commit, options.write_queue),
+            writer: Writer::start(conn, options.max_items_per_commit, options.write_queue, wal_length.clone()),
             readers: ReadPool::new(readers),
+            _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn, wal_length),
         })
     }
 }
@@ -85,6 +94,9 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
         u64::from(options.sqlite_cache_mib) * 1024
     ))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Keep one plan per statement: without this, SQLite re-prepares cached statements whose plan
+    // may depend on bound values, every time they run.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -99,16 +111,11 @@ fn timestamp(micros: i64) -> Result<Timestamp> {
 
 #[async_trait]
 impl StoreWrite for SqliteStore {
-    async fn ingest(
-        &self,
-        project: ProjectId,
-        batch: IngestBatch,
-        now: Timestamp,
-    ) -> Result<IngestReceipt> {
+    async fn ingest(&self, project: ProjectId, batch: IngestBatch, now: Timestamp) -> Result<IngestReceipt> {
         let weight = batch.len();
-        self.writer
-            .run(weight, move |tx| ingest::ingest(tx, project, batch, now))
-            .await
+        // Serialising and hashing happen here, in parallel with the writer thread.
+        let prepared = ingest::prepare(batch, now)?;
+        self.writer.run(weight, move |tx| ingest::ingest(tx, project, prepared)).await
     }
 
     async fn create_project(&self, name: &str, now: Timestamp) -> Result<Project> {

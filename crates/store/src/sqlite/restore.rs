@@ -104,21 +104,15 @@ impl Restore for SqliteStore {
             .await
     }
 
-    async fn restore_feedback(
-        &self,
-        project: ProjectId,
-        feedback: Vec<StoredFeedback>,
-    ) -> Result<()> {
+    async fn restore_feedback(&self, project: ProjectId, feedback: Vec<StoredFeedback>) -> Result<()> {
+        let prepared = feedback
+            .into_iter()
+            .map(|stored| Ok((ingest::PreparedFeedback::new(stored.feedback)?, stored.received_at, stored.superseded_by)))
+            .collect::<Result<Vec<_>>>()?;
         self.writer
-            .run(feedback.len(), move |tx| {
-                for stored in &feedback {
-                    ingest::insert_feedback_row(
-                        tx,
-                        project,
-                        &stored.feedback,
-                        stored.received_at,
-                        stored.superseded_by.as_ref(),
-                    )?;
+            .run(prepared.len(), move |tx| {
+                for (feedback, received_at, superseded_by) in &prepared {
+                    ingest::insert_feedback_row(tx, project, feedback, *received_at, superseded_by.as_ref())?;
                 }
                 Ok(())
             })
@@ -136,7 +130,7 @@ fn restore_trace(tx: &Connection, project: ProjectId, stored: &StoredTrace) -> R
     if exists.is_some() {
         return Ok(());
     }
-    ingest::write_trace_row(tx, project, &stored.trace, None)?;
+    ingest::write_trace_row(tx, project, &stored.trace, &serde_json::to_string(&stored.trace)?, None)?;
     for span in &stored.spans {
         ingest::write_span_row(tx, project, &stored.trace.id, span)?;
     }

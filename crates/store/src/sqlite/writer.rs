@@ -5,6 +5,9 @@
 //! request: under load, one commit carries many requests.
 
 use rusqlite::Connection;
+use std::sync::Arc;
+
+use super::checkpoint::WalLength;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, StoreError};
@@ -61,11 +64,11 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread. `max_weight` caps the items of one transaction; `queue` the
     /// jobs waiting.
-    pub fn start(conn: Connection, max_weight: usize, queue: usize) -> Self {
+    pub fn start(conn: Connection, max_weight: usize, queue: usize, wal: Arc<WalLength>) -> Self {
         let (jobs, receiver) = mpsc::channel(queue.max(1));
         std::thread::Builder::new()
             .name("feedloop-sqlite-writer".into())
-            .spawn(move || write_loop(conn, receiver, max_weight.max(1)))
+            .spawn(move || write_loop(conn, receiver, max_weight.max(1), &wal))
             .expect("the writer thread starts");
         Self { jobs }
     }
@@ -105,7 +108,7 @@ fn in_savepoint<T>(conn: &Connection, write: impl FnOnce(&Connection) -> Result<
     result
 }
 
-fn write_loop(conn: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_weight: usize) {
+fn write_loop(conn: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_weight: usize, wal: &WalLength) {
     while let Some(first) = receiver.blocking_recv() {
         let mut weight = first.weight();
         let mut group = vec![first];
@@ -134,6 +137,7 @@ fn write_loop(conn: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_
         for finish in finishes {
             finish(outcome.as_ref().err());
         }
+        wal.restart_if_long(&conn);
     }
     tracing::debug!("sqlite writer stopped");
 }

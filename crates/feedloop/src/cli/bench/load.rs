@@ -25,6 +25,9 @@ pub struct Tally {
     pub latencies_us: Vec<u64>,
     /// Open loop only: how late each request left after its scheduled time, in microseconds.
     pub send_lags_us: Vec<u64>,
+    /// When each acknowledged request was answered (milliseconds since the start) and how many
+    /// records it carried, for throughput over time.
+    pub completions: Vec<(u32, u32)>,
     /// Failed requests by HTTP status, or `transport` when no answer came.
     pub errors: BTreeMap<String, u64>,
     /// The first failure, to say why.
@@ -36,12 +39,17 @@ impl Tally {
         &mut self,
         num_records: usize,
         latency: Duration,
+        since_start: Duration,
         result: Result<IgnoredAny, ClientError>,
     ) {
         self.num_requests += 1;
         self.latencies_us.push(latency.as_micros() as u64);
         match result {
-            Ok(_) => self.acknowledged += num_records as u64,
+            Ok(_) => {
+                self.acknowledged += num_records as u64;
+                self.completions
+                    .push((since_start.as_millis() as u32, num_records as u32));
+            }
             Err(error) => {
                 let key = match &error {
                     ClientError::Api { status, .. } => status.to_string(),
@@ -62,6 +70,7 @@ impl Tally {
         self.acknowledged += other.acknowledged;
         self.latencies_us.extend(other.latencies_us);
         self.send_lags_us.extend(other.send_lags_us);
+        self.completions.extend(other.completions);
         for (key, count) in other.errors {
             *self.errors.entry(key).or_default() += count;
         }
@@ -83,11 +92,16 @@ pub struct Plan {
     pub progress: Arc<AtomicU64>,
 }
 
-/// Runs `generators.len()` connections, each sending until `duration` is over; returns once the
-/// last answer is in.
-pub async fn closed_loop(plan: Plan, generators: Vec<Generator>, duration: Duration) -> Tally {
+/// Runs `generators.len()` connections, each sending from `start` until `duration` is over;
+/// returns once the last answer is in.
+pub async fn closed_loop(
+    plan: Plan,
+    generators: Vec<Generator>,
+    start: Instant,
+    duration: Duration,
+) -> Tally {
     let plan = Arc::new(plan);
-    let deadline = Instant::now() + duration;
+    let deadline = start + duration;
     let connections: Vec<_> = generators
         .into_iter()
         .map(|mut generator| {
@@ -102,7 +116,13 @@ pub async fn closed_loop(plan: Plan, generators: Vec<Generator>, duration: Durat
                         plan.progress
                             .fetch_add(plan.records_per_request as u64, Ordering::Relaxed);
                     }
-                    tally.record(plan.records_per_request, sent.elapsed(), result);
+                    let answered = Instant::now();
+                    tally.record(
+                        plan.records_per_request,
+                        answered - sent,
+                        answered - start,
+                        result,
+                    );
                 }
                 tally
             })
@@ -118,12 +138,13 @@ pub async fn closed_loop(plan: Plan, generators: Vec<Generator>, duration: Durat
     total
 }
 
-/// Sends `rate` requests a second for `duration`, each at its scheduled time, with at most
+/// Sends `rate` requests a second from `start` for `duration`, each at its scheduled time, with at most
 /// `max_in_flight` unanswered (beyond that, sends wait, and the wait shows as send lag).
 /// Returns once the last answer is in.
 pub async fn open_loop(
     plan: Plan,
     mut generator: Generator,
+    start: Instant,
     rate: f64,
     duration: Duration,
     max_in_flight: usize,
@@ -133,7 +154,7 @@ pub async fn open_loop(
     let in_flight = Arc::new(Semaphore::new(max_in_flight));
     let num_requests = (rate * duration.as_secs_f64()).round() as u64;
     let period = Duration::from_secs_f64(1.0 / rate);
-    let start = tokio::time::Instant::now();
+    let start = tokio::time::Instant::from_std(start);
     for index in 0..num_requests {
         let scheduled = start + period.mul_f64(index as f64);
         tokio::time::sleep_until(scheduled).await;
@@ -147,7 +168,7 @@ pub async fn open_loop(
         let (plan, tally) = (Arc::clone(&plan), Arc::clone(&tally));
         tokio::spawn(async move {
             let result = plan.client.post_bytes(plan.path, body).await;
-            let latency = sent.elapsed();
+            let answered = tokio::time::Instant::now();
             if result.is_ok() {
                 plan.progress
                     .fetch_add(plan.records_per_request as u64, Ordering::Relaxed);
@@ -155,7 +176,12 @@ pub async fn open_loop(
             let mut tally = tally
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            tally.record(plan.records_per_request, latency, result);
+            tally.record(
+                plan.records_per_request,
+                answered - sent,
+                answered - start,
+                result,
+            );
             tally.send_lags_us.push(lag.as_micros() as u64);
             drop(permit);
         });

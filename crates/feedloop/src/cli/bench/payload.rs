@@ -10,127 +10,16 @@ use rand::{Rng, SeedableRng};
 use std::fmt::Write;
 use std::sync::Arc;
 
-/// Common English words; the corpus strings them into sentences.
-const WORDS: &[&str] = &[
-    "the",
-    "a",
-    "to",
-    "and",
-    "of",
-    "in",
-    "is",
-    "you",
-    "that",
-    "it",
-    "for",
-    "your",
-    "on",
-    "with",
-    "can",
-    "this",
-    "be",
-    "are",
-    "as",
-    "if",
-    "account",
-    "card",
-    "payment",
-    "order",
-    "refund",
-    "password",
-    "settings",
-    "open",
-    "select",
-    "then",
-    "check",
-    "make",
-    "sure",
-    "will",
-    "should",
-    "after",
-    "before",
-    "when",
-    "email",
-    "address",
-    "phone",
-    "number",
-    "app",
-    "menu",
-    "screen",
-    "button",
-    "tap",
-    "click",
-    "page",
-    "new",
-    "change",
-    "reset",
-    "update",
-    "delivery",
-    "date",
-    "invoice",
-    "plan",
-    "subscription",
-    "cancel",
-    "team",
-    "support",
-    "help",
-    "question",
-    "answer",
-    "step",
-    "first",
-    "next",
-    "finally",
-    "usually",
-    "within",
-    "days",
-    "hours",
-    "minutes",
-    "bank",
-    "transfer",
-    "limit",
-    "security",
-    "code",
-    "message",
-    "receive",
-    "send",
-    "we",
-    "our",
-    "please",
-    "note",
-    "also",
-    "may",
-    "need",
-    "want",
-    "how",
-    "what",
-    "why",
-    "where",
-    "there",
-    "any",
-    "more",
-    "than",
-    "about",
-    "from",
-    "by",
-    "or",
-    "not",
-    "have",
-    "has",
-    "do",
-    "does",
-    "get",
-    "use",
-    "see",
-    "time",
-    "policy",
-    "return",
-    "item",
-    "price",
-    "shipping",
-    "country",
-    "region",
-    "document",
-];
+/// Common English words, separated by spaces; the corpus strings them into sentences.
+const WORDS: &str = "\
+    the a to and of in is you that it for your on with can this be are as if account card \
+    payment order refund password settings open select then check make sure will should after \
+    before when email address phone number app menu screen button tap click page new change \
+    reset update delivery date invoice plan subscription cancel team support help question \
+    answer step first next finally usually within days hours minutes bank transfer limit \
+    security code message receive send we our please note also may need want how what why where \
+    there any more than about from by or not have has do does get use see time policy return \
+    item price shipping country region document";
 
 /// Feedback comments (no characters that need escaping in JSON).
 const COMMENTS: &[&str] = &[
@@ -177,12 +66,13 @@ impl Corpus {
     /// A corpus from `seed`, long enough for slices of `longest_slice` bytes.
     pub fn new(seed: u64, longest_slice: usize) -> Self {
         let target = MIN_CORPUS_BYTES.max(longest_slice.saturating_mul(4));
+        let words: Vec<&str> = WORDS.split_whitespace().collect();
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut text = String::with_capacity(target + 64);
         while text.len() < target {
             let num_words = rng.random_range(6..20);
             for index in 0..num_words {
-                let word = WORDS[rng.random_range(0..WORDS.len())];
+                let word = words[rng.random_range(0..words.len())];
                 if index == 0 {
                     let mut chars = word.chars();
                     if let Some(first) = chars.next() {

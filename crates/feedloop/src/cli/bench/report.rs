@@ -39,6 +39,44 @@ impl Percentiles {
     }
 }
 
+/// The throughput of one stretch of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Window {
+    pub start_secs: f64,
+    pub end_secs: f64,
+    pub records_per_sec: f64,
+}
+
+/// Acknowledged records per second in about six windows of the planned duration (whole
+/// seconds); the last window runs to `elapsed_secs`, so it takes the answers that came after
+/// the planned end.
+pub fn windows(completions: &[(u32, u32)], planned_secs: u64, elapsed_secs: f64) -> Vec<Window> {
+    let width = planned_secs.div_ceil(6).max(1);
+    let num_windows = planned_secs.div_ceil(width).max(1) as usize;
+    let mut records = vec![0u64; num_windows];
+    for &(millis, num) in completions {
+        let index = (u64::from(millis) / 1000 / width) as usize;
+        records[index.min(num_windows - 1)] += u64::from(num);
+    }
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, num)| {
+            let start_secs = (index as u64 * width) as f64;
+            let end_secs = if index + 1 == num_windows {
+                elapsed_secs.max(start_secs + 0.001)
+            } else {
+                ((index as u64 + 1) * width) as f64
+            };
+            Window {
+                start_secs,
+                end_secs,
+                records_per_sec: num as f64 / (end_secs - start_secs),
+            }
+        })
+        .collect()
+}
+
 /// Everything a run measured; the JSON summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -57,6 +95,8 @@ pub struct Summary {
     /// Records in requests answered 2xx.
     pub acknowledged: u64,
     pub records_per_sec: f64,
+    /// Throughput over time: does the rate hold as the database grows?
+    pub windows: Vec<Window>,
     /// Failed requests by HTTP status (`transport`: no answer).
     pub errors: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +122,7 @@ pub struct RunInfo {
     pub seed: u64,
     pub concurrency: usize,
     pub records_per_request: usize,
+    pub planned_duration_secs: u64,
     pub target_rate: Option<f64>,
     pub counted: &'static str,
 }
@@ -114,6 +155,11 @@ impl Summary {
             requests_per_sec: per_sec(tally.num_requests),
             acknowledged: tally.acknowledged,
             records_per_sec: per_sec(tally.acknowledged),
+            windows: windows(
+                &tally.completions,
+                info.planned_duration_secs,
+                duration_secs,
+            ),
             errors: tally.errors,
             first_error: tally.first_error,
             latency_ms: Percentiles::of_micros(&mut tally.latencies_us),
@@ -161,6 +207,15 @@ impl Summary {
             "  records    {} acknowledged ({:.0}/s)",
             self.acknowledged, self.records_per_sec
         );
+        let _ = write!(out, "  over time ");
+        for window in &self.windows {
+            let _ = write!(
+                out,
+                " {:.0}-{:.0}s: {:.0}/s",
+                window.start_secs, window.end_secs, window.records_per_sec
+            );
+        }
+        let _ = writeln!(out);
         let line = |name: &str, p: &Percentiles| {
             format!(
                 "  {name:<10} p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  mean {:.2} ms\n",
@@ -210,6 +265,7 @@ mod tests {
             seed: 1,
             concurrency: 1,
             records_per_request: 10,
+            planned_duration_secs: 2,
             target_rate: None,
             counted: "feedback",
         };
@@ -217,6 +273,7 @@ mod tests {
             num_requests: 2,
             acknowledged: 10,
             latencies_us: vec![1000, 2000],
+            completions: vec![(500, 5), (1500, 5)],
             ..Default::default()
         };
         let summary = Summary::new(info(), tally(), 2.0, 5, 15);
@@ -224,5 +281,27 @@ mod tests {
         assert_eq!(summary.records_per_sec, 5.0);
         assert!(!Summary::new(info(), tally(), 2.0, 5, 14).verified);
         assert!(summary.human().contains("verified"));
+        assert_eq!(summary.windows.len(), 2);
+    }
+
+    #[test]
+    fn windows_split_the_planned_duration_and_the_last_takes_the_tail() {
+        let completions = [
+            (0, 10),
+            (9_999, 10),
+            (10_000, 30),
+            (59_000, 60),
+            (61_500, 61),
+        ];
+        let w = windows(&completions, 60, 62.0);
+        assert_eq!(w.len(), 6);
+        assert_eq!(
+            (w[0].start_secs, w[0].end_secs, w[0].records_per_sec),
+            (0.0, 10.0, 2.0)
+        );
+        assert_eq!(w[1].records_per_sec, 3.0);
+        assert_eq!((w[5].start_secs, w[5].end_secs), (50.0, 62.0));
+        assert_eq!(w[5].records_per_sec, 121.0 / 12.0);
+        assert_eq!(windows(&[(2_500, 4)], 3, 3.0)[2].records_per_sec, 4.0);
     }
 }

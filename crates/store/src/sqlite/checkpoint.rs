@@ -1,0 +1,69 @@
+//! WAL checkpoints, kept off the commit path. SQLite's automatic checkpoint runs inside the
+//! commit that crosses its threshold, on the writer thread, where it took about a fifth of the
+//! writer's time under sustained ingest. Here a thread of its own copies the WAL into the
+//! database with PASSIVE checkpoints (which never wait), and the writer only restarts the WAL
+//! once it is long: a passive checkpoint cannot let the WAL start over while the writer keeps
+//! appending, and a WAL that only grows slows every read and write and fills the disk.
+
+use rusqlite::Connection;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+/// How often the WAL is checkpointed.
+const INTERVAL: Duration = Duration::from_millis(250);
+
+/// WAL length (in frames, i.e. pages) past which the writer restarts the WAL between commits.
+const RESTART_FRAMES: i64 = 32_768;
+
+/// The WAL length last seen by the checkpointer, shared with the writer.
+#[derive(Debug, Default)]
+pub struct WalLength(AtomicI64);
+
+impl WalLength {
+    /// Called by the writer between commits: restarts the WAL if it has grown long. The
+    /// checkpointer has copied most of it already, so this copies only the tail.
+    pub fn restart_if_long(&self, conn: &Connection) {
+        if self.0.load(Ordering::Relaxed) <= RESTART_FRAMES {
+            return;
+        }
+        match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get::<_, i64>(0)) {
+            Ok(0) => self.0.store(0, Ordering::Relaxed),
+            Ok(_) => tracing::debug!("wal restart was busy; trying again after the next commit"),
+            Err(error) => tracing::warn!(%error, "wal restart failed"),
+        }
+    }
+}
+
+/// Stops its thread when dropped.
+pub struct Checkpointer {
+    stop: Arc<AtomicBool>,
+}
+
+impl Checkpointer {
+    pub fn start(conn: Connection, length: Arc<WalLength>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::Builder::new()
+            .name("feedloop-sqlite-checkpoint".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(INTERVAL);
+                    // PASSIVE never waits for readers or the writer; what it cannot copy now it
+                    // copies next time.
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1)) {
+                        Ok(frames) => length.0.store(frames, Ordering::Relaxed),
+                        Err(error) => tracing::warn!(%error, "wal checkpoint failed"),
+                    }
+                }
+            })
+            .expect("the checkpoint thread starts");
+        Self { stop }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
