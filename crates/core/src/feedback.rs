@@ -449,7 +449,10 @@ impl SupersessionKey<'_> {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
-        hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        hasher.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 

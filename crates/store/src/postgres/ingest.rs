@@ -314,9 +314,9 @@ async fn supersede(
     let key = key.digest();
     let latest = query_opt(
         tx,
-        "SELECT seq, id FROM feedback WHERE project_id = $1 AND supersession_key = $2
+        "SELECT seq, id FROM feedback WHERE project_id = $1 AND trace_id = $3 AND supersession_key = $2
          ORDER BY created_at DESC, seq DESC LIMIT 1",
-        &[&project.0, &key],
+        &[&project.0, &key, &feedback.trace_id.as_str()],
     )
     .await?
     .ok_or_else(|| StoreError::Internal("restated feedback vanished".into()))?;
@@ -324,8 +324,15 @@ async fn supersede(
     execute(
         tx,
         "UPDATE feedback SET superseded_by = $3
-         WHERE project_id = $1 AND supersession_key = $2 AND seq <> $4 AND superseded_by IS DISTINCT FROM $3",
-        &[&project.0, &key, &latest_id, &latest_seq],
+         WHERE project_id = $1 AND trace_id = $5 AND supersession_key = $2 AND seq <> $4
+         AND superseded_by IS DISTINCT FROM $3",
+        &[
+            &project.0,
+            &key,
+            &latest_id,
+            &latest_seq,
+            &feedback.trace_id.as_str(),
+        ],
     )
     .await?;
     execute(

@@ -27,7 +27,9 @@ impl WalLength {
         if self.0.load(Ordering::Relaxed) <= RESTART_FRAMES {
             return;
         }
-        match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get::<_, i64>(0)) {
+        match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+            row.get::<_, i64>(0)
+        }) {
             Ok(0) => self.0.store(0, Ordering::Relaxed),
             Ok(_) => tracing::debug!("wal restart was busy; trying again after the next commit"),
             Err(error) => tracing::warn!(%error, "wal restart failed"),
@@ -51,7 +53,9 @@ impl Checkpointer {
                     std::thread::sleep(INTERVAL);
                     // PASSIVE never waits for readers or the writer; what it cannot copy now it
                     // copies next time.
-                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get::<_, i64>(1)) {
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        row.get::<_, i64>(1)
+                    }) {
                         Ok(frames) => length.0.store(frames, Ordering::Relaxed),
                         Err(error) => tracing::warn!(%error, "wal checkpoint failed"),
                     }

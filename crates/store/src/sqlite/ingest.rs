@@ -58,16 +58,32 @@ pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
             let spans = std::mem::take(&mut part.spans);
             let fresh = Trace::from_part(part.clone(), now);
             let fresh_doc = serde_json::to_string(&fresh)?;
-            Ok(PreparedTrace { part, spans, fresh, fresh_doc })
+            Ok(PreparedTrace {
+                part,
+                spans,
+                fresh,
+                fresh_doc,
+            })
         })
         .collect::<Result<_>>()?;
-    let feedback = batch.feedback.into_iter().map(PreparedFeedback::new).collect::<Result<_>>()?;
-    Ok(PreparedBatch { traces, feedback, now })
+    let feedback = batch
+        .feedback
+        .into_iter()
+        .map(PreparedFeedback::new)
+        .collect::<Result<_>>()?;
+    Ok(PreparedBatch {
+        traces,
+        feedback,
+        now,
+    })
 }
 
 pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Result<IngestReceipt> {
     if admin::project_by_id(tx, project)?.is_none() {
-        return Err(StoreError::NotFound { what: "project", id: project.to_string() });
+        return Err(StoreError::NotFound {
+            what: "project",
+            id: project.to_string(),
+        });
     }
     let now = batch.now;
     let mut receipt = IngestReceipt {
@@ -81,19 +97,45 @@ pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Resu
         return Ok(receipt);
     }
     let needs_taxonomy = batch.feedback.iter().any(|f| f.categories_json.is_some());
-    let categories = if needs_taxonomy { admin::active_category_names(tx, project)? } else { Vec::new() };
+    let categories = if needs_taxonomy {
+        admin::active_category_names(tx, project)?
+    } else {
+        Vec::new()
+    };
     for (index, prepared) in batch.feedback.into_iter().enumerate() {
-        let item = Some(ItemRef { list: ItemList::Feedback, index });
-        receipt.feedback.push(insert_feedback(tx, project, prepared, &categories, now, item)?);
+        let item = Some(ItemRef {
+            list: ItemList::Feedback,
+            index,
+        });
+        receipt.feedback.push(insert_feedback(
+            tx,
+            project,
+            prepared,
+            &categories,
+            now,
+            item,
+        )?);
     }
     Ok(receipt)
 }
 
-fn upsert_trace(tx: &Connection, project: ProjectId, prepared: PreparedTrace, now: Timestamp) -> Result<Outcome> {
-    let PreparedTrace { part, spans, fresh, fresh_doc } = prepared;
+fn upsert_trace(
+    tx: &Connection,
+    project: ProjectId,
+    prepared: PreparedTrace,
+    now: Timestamp,
+) -> Result<Outcome> {
+    let PreparedTrace {
+        part,
+        spans,
+        fresh,
+        fresh_doc,
+    } = prepared;
     let existing: Option<(i64, String)> = tx
         .prepare_cached("SELECT seq, doc FROM traces WHERE project_id = ?1 AND id = ?2")?
-        .query_row(params![project.0, part.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(params![project.0, part.id.as_str()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
         .optional()?;
     let (trace, outcome) = match existing {
         None => {
@@ -103,14 +145,25 @@ fn upsert_trace(tx: &Connection, project: ProjectId, prepared: PreparedTrace, no
         Some((seq, doc)) => {
             let mut trace: Trace = serde_json::from_str(&doc)?;
             trace.merge(part, now);
-            write_trace_row(tx, project, &trace, &serde_json::to_string(&trace)?, Some(seq))?;
+            write_trace_row(
+                tx,
+                project,
+                &trace,
+                &serde_json::to_string(&trace)?,
+                Some(seq),
+            )?;
             (trace, Outcome::Merged)
         }
     };
     for (span_id, span_part) in spans {
         let existing: Option<String> = tx
-            .prepare_cached("SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3")?
-            .query_row(params![project.0, trace.id.as_str(), span_id.as_str()], |row| row.get(0))
+            .prepare_cached(
+                "SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3",
+            )?
+            .query_row(
+                params![project.0, trace.id.as_str(), span_id.as_str()],
+                |row| row.get(0),
+            )
             .optional()?;
         let span = match existing {
             None => Span::from_part(span_id, span_part, trace.started_at),
@@ -171,8 +224,9 @@ pub(super) fn write_trace_row(
         }
     };
     if !trace.tags.is_empty() {
-        let mut insert_tag =
-            tx.prepare_cached("INSERT OR IGNORE INTO trace_tags (project_id, tag, trace_seq) VALUES (?1, ?2, ?3)")?;
+        let mut insert_tag = tx.prepare_cached(
+            "INSERT OR IGNORE INTO trace_tags (project_id, tag, trace_seq) VALUES (?1, ?2, ?3)",
+        )?;
         for tag in &trace.tags {
             insert_tag.execute(params![project.0, tag, seq])?;
         }
@@ -181,7 +235,12 @@ pub(super) fn write_trace_row(
 }
 
 /// Inserts or replaces a span of a trace.
-pub(super) fn write_span_row(tx: &Connection, project: ProjectId, trace_id: &TraceId, span: &Span) -> Result<()> {
+pub(super) fn write_span_row(
+    tx: &Connection,
+    project: ProjectId,
+    trace_id: &TraceId,
+    span: &Span,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO spans (project_id, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (project_id, trace_id, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
@@ -197,7 +256,11 @@ fn check_categories(feedback: &Feedback, active: &[String], item: Option<ItemRef
     };
     for (index, name) in feedback.value.categories().iter().enumerate() {
         if !active.contains(name) {
-            return Err(StoreError::UnknownCategory { item, field: format!("{field}[{index}]"), name: name.clone() });
+            return Err(StoreError::UnknownCategory {
+                item,
+                field: format!("{field}[{index}]"),
+                name: name.clone(),
+            });
         }
     }
     Ok(())
@@ -214,14 +277,19 @@ fn insert_feedback(
     if !insert_feedback_row(tx, project, &prepared, now, None)? {
         let stored: Vec<u8> = tx
             .prepare_cached("SELECT content_hash FROM feedback WHERE project_id = ?1 AND id = ?2")?
-            .query_row(params![project.0, prepared.feedback.id.as_str()], |row| row.get(0))?;
+            .query_row(params![project.0, prepared.feedback.id.as_str()], |row| {
+                row.get(0)
+            })?;
         if stored == prepared.hash {
             return Ok(Outcome::Duplicate);
         }
         return Err(StoreError::Conflict {
             item,
             field: "id".into(),
-            message: format!("feedback {:?} exists with other content", prepared.feedback.id.as_str()),
+            message: format!(
+                "feedback {:?} exists with other content",
+                prepared.feedback.id.as_str()
+            ),
         });
     }
     let feedback = &prepared.feedback;
@@ -233,10 +301,13 @@ fn insert_feedback(
     {
         annotation
             .check_against(&output)
-            .map_err(|error| StoreError::Invalid { item, error: error.within("annotation") })?;
+            .map_err(|error| StoreError::Invalid {
+                item,
+                error: error.within("annotation"),
+            })?;
     }
     if let Some(key) = &prepared.supersession_key {
-        supersede(tx, project, key)?;
+        supersede(tx, project, &feedback.trace_id, key)?;
     }
     Ok(Outcome::Created)
 }
@@ -283,27 +354,38 @@ pub(super) fn insert_feedback_row(
 /// Points every judgement with this supersession key at the latest of them (by time, then
 /// arrival), and leaves the latest current. The index on the key makes this a look-up of the
 /// group alone, whatever the size of the project.
-fn supersede(tx: &Connection, project: ProjectId, key: &str) -> Result<()> {
+fn supersede(tx: &Connection, project: ProjectId, trace_id: &TraceId, key: &str) -> Result<()> {
     let (latest_seq, latest_id): (i64, String) = tx
         .prepare_cached(
-            "SELECT seq, id FROM feedback WHERE project_id = ?1 AND supersession_key = ?2
+            "SELECT seq, id FROM feedback WHERE project_id = ?1 AND trace_id = ?2 AND supersession_key = ?3
              ORDER BY created_at DESC, seq DESC LIMIT 1",
         )?
-        .query_row(params![project.0, key], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        .query_row(params![project.0, trace_id.as_str(), key], |row| Ok((row.get(0)?, row.get(1)?)))?;
     tx.prepare_cached(
-        "UPDATE feedback SET superseded_by = ?3
-         WHERE project_id = ?1 AND supersession_key = ?2 AND seq <> ?4 AND superseded_by IS NOT ?3",
+        "UPDATE feedback SET superseded_by = ?4
+         WHERE project_id = ?1 AND trace_id = ?2 AND supersession_key = ?3 AND seq <> ?5
+         AND superseded_by IS NOT ?4",
     )?
-    .execute(params![project.0, key, latest_id, latest_seq])?;
-    tx.prepare_cached("UPDATE feedback SET superseded_by = NULL WHERE seq = ?1 AND superseded_by IS NOT NULL")?
-        .execute([latest_seq])?;
+    .execute(params![
+        project.0,
+        trace_id.as_str(),
+        key,
+        latest_id,
+        latest_seq
+    ])?;
+    tx.prepare_cached(
+        "UPDATE feedback SET superseded_by = NULL WHERE seq = ?1 AND superseded_by IS NOT NULL",
+    )?
+    .execute([latest_seq])?;
     Ok(())
 }
 
 fn trace_output(tx: &Connection, project: ProjectId, trace_id: &TraceId) -> Result<Option<String>> {
     Ok(tx
         .prepare_cached("SELECT doc ->> '$.output' FROM traces WHERE project_id = ?1 AND id = ?2")?
-        .query_row(params![project.0, trace_id.as_str()], |row| row.get::<_, Option<String>>(0))
+        .query_row(params![project.0, trace_id.as_str()], |row| {
+            row.get::<_, Option<String>>(0)
+        })
         .optional()?
         .flatten())
 }

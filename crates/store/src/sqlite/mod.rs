@@ -72,7 +72,12 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            writer: Writer::start(conn, options.max_items_per_commit, options.write_queue, wal_length.clone()),
+            writer: Writer::start(
+                conn,
+                options.max_items_per_commit,
+                options.write_queue,
+                wal_length.clone(),
+            ),
             readers: ReadPool::new(readers),
             _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn, wal_length),
         })
@@ -96,7 +101,10 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Keep one plan per statement: without this, SQLite re-prepares cached statements whose plan
     // may depend on bound values, every time they run.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 
@@ -111,11 +119,18 @@ fn timestamp(micros: i64) -> Result<Timestamp> {
 
 #[async_trait]
 impl StoreWrite for SqliteStore {
-    async fn ingest(&self, project: ProjectId, batch: IngestBatch, now: Timestamp) -> Result<IngestReceipt> {
+    async fn ingest(
+        &self,
+        project: ProjectId,
+        batch: IngestBatch,
+        now: Timestamp,
+    ) -> Result<IngestReceipt> {
         let weight = batch.len();
         // Serialising and hashing happen here, in parallel with the writer thread.
         let prepared = ingest::prepare(batch, now)?;
-        self.writer.run(weight, move |tx| ingest::ingest(tx, project, prepared)).await
+        self.writer
+            .run(weight, move |tx| ingest::ingest(tx, project, prepared))
+            .await
     }
 
     async fn create_project(&self, name: &str, now: Timestamp) -> Result<Project> {

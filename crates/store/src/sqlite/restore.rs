@@ -104,15 +104,31 @@ impl Restore for SqliteStore {
             .await
     }
 
-    async fn restore_feedback(&self, project: ProjectId, feedback: Vec<StoredFeedback>) -> Result<()> {
+    async fn restore_feedback(
+        &self,
+        project: ProjectId,
+        feedback: Vec<StoredFeedback>,
+    ) -> Result<()> {
         let prepared = feedback
             .into_iter()
-            .map(|stored| Ok((ingest::PreparedFeedback::new(stored.feedback)?, stored.received_at, stored.superseded_by)))
+            .map(|stored| {
+                Ok((
+                    ingest::PreparedFeedback::new(stored.feedback)?,
+                    stored.received_at,
+                    stored.superseded_by,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         self.writer
             .run(prepared.len(), move |tx| {
                 for (feedback, received_at, superseded_by) in &prepared {
-                    ingest::insert_feedback_row(tx, project, feedback, *received_at, superseded_by.as_ref())?;
+                    ingest::insert_feedback_row(
+                        tx,
+                        project,
+                        feedback,
+                        *received_at,
+                        superseded_by.as_ref(),
+                    )?;
                 }
                 Ok(())
             })
@@ -130,7 +146,13 @@ fn restore_trace(tx: &Connection, project: ProjectId, stored: &StoredTrace) -> R
     if exists.is_some() {
         return Ok(());
     }
-    ingest::write_trace_row(tx, project, &stored.trace, &serde_json::to_string(&stored.trace)?, None)?;
+    ingest::write_trace_row(
+        tx,
+        project,
+        &stored.trace,
+        &serde_json::to_string(&stored.trace)?,
+        None,
+    )?;
     for span in &stored.spans {
         ingest::write_span_row(tx, project, &stored.trace.id, span)?;
     }

@@ -108,7 +108,12 @@ fn in_savepoint<T>(conn: &Connection, write: impl FnOnce(&Connection) -> Result<
     result
 }
 
-fn write_loop(conn: Connection, mut receiver: mpsc::Receiver<Box<dyn Job>>, max_weight: usize, wal: &WalLength) {
+fn write_loop(
+    conn: Connection,
+    mut receiver: mpsc::Receiver<Box<dyn Job>>,
+    max_weight: usize,
+    wal: &WalLength,
+) {
     while let Some(first) = receiver.blocking_recv() {
         let mut weight = first.weight();
         let mut group = vec![first];
