@@ -23,9 +23,9 @@ use feedloop_core::trace::{Span, Trace, TracePart};
 use feedloop_core::{ProjectId, Timestamp, TraceId};
 use std::collections::BTreeSet;
 
-use super::locks::{self, MAX_TRACE_LOCKS};
+use super::locks;
 use super::rows::{insert_feedback_row, write_span_row, write_trace_row};
-use super::{admin, execute, query_opt};
+use super::{admin, execute, query, query_opt};
 use crate::{IngestBatch, IngestReceipt, ItemList, ItemRef, Outcome, Result, StoreError};
 
 /// Attempts of an ingest whose transaction PostgreSQL aborted to break a deadlock.
@@ -120,7 +120,6 @@ async fn ingest_once(
         .filter_map(Feedback::supersession_key)
         .map(|key| key.trace_id)
         .collect();
-    let alone = alone || restated.len() > MAX_TRACE_LOCKS;
     if !locks::lock_project(tx, project, alone).await? {
         return Err(StoreError::NotFound {
             what: "project",
@@ -301,7 +300,7 @@ async fn insert_feedback(
 
 /// Marks every judgement with the same supersession key as the new one as superseded by the
 /// latest of them (by time, then arrival), so that exactly one stays current. The caller holds
-/// the trace's supersession lock ([`locks::lock_supersession`]) or the project's ingest lock alone.
+/// the trace's supersession stripe ([`locks::lock_supersession`]) or the project's ingest lock alone.
 async fn supersede(
     tx: &impl GenericClient,
     project: ProjectId,
@@ -312,15 +311,30 @@ async fn supersede(
     };
     // The index on the key makes this a look-up of the group alone.
     let key = key.digest();
-    let latest = query_opt(
+    // The group is small; picking its latest here (rather than ORDER BY … LIMIT 1) keeps the
+    // planner on the trace index: with a sort in the query it may walk the time index instead,
+    // which reads every feedback row of the project.
+    let group = query(
         tx,
-        "SELECT seq, id FROM feedback WHERE project_id = $1 AND trace_id = $3 AND supersession_key = $2
-         ORDER BY created_at DESC, seq DESC LIMIT 1",
+        "SELECT seq, id, created_at FROM feedback
+         WHERE project_id = $1 AND trace_id = $3 AND supersession_key = $2",
         &[&project.0, &key, &feedback.trace_id.as_str()],
     )
-    .await?
-    .ok_or_else(|| StoreError::Internal("restated feedback vanished".into()))?;
-    let (latest_seq, latest_id): (i64, &str) = (latest.try_get(0)?, latest.try_get(1)?);
+    .await?;
+    if group.len() < 2 {
+        // A first judgement: nothing to supersede (the common case; saves two round trips).
+        return Ok(());
+    }
+    let mut latest: Option<(i64, i64, &str)> = None;
+    for row in &group {
+        let (seq, id, created_at): (i64, &str, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if latest.is_none_or(|(time, latest_seq, _)| (created_at, seq) > (time, latest_seq)) {
+            latest = Some((created_at, seq, id));
+        }
+    }
+    let (_, latest_seq, latest_id) =
+        latest.ok_or_else(|| StoreError::Internal("restated feedback vanished".into()))?;
     execute(
         tx,
         "UPDATE feedback SET superseded_by = $3

@@ -9,11 +9,12 @@
 //!   exclusively: it waits for the ingests in flight in the project to end, and runs before the
 //!   ones that arrive meanwhile (PostgreSQL queues new shared requests behind a waiting
 //!   exclusive one).
-//! - A trace's **supersession lock**, on a hash of (project, trace id): supersession reads a
-//!   group of judgements and marks all but the latest, so two transactions must not do it for
-//!   the same trace at once. Taken in sorted order, so ingests cannot deadlock on them. A batch
-//!   that restates judgements on many traces takes the ingest lock exclusively instead, so that
-//!   no batch can fill PostgreSQL's shared lock table.
+//! - A trace's **supersession stripe**: supersession reads a group of judgements and marks all
+//!   but the latest, so two transactions must not do it for the same trace at once. Traces hash
+//!   onto [`SUPERSESSION_STRIPES`] locks per project, so a batch that restates judgements on
+//!   thousands of traces still takes at most that many locks (PostgreSQL's shared lock table is
+//!   small) while batches on other traces mostly run side by side. Taken in sorted order, so
+//!   ingests cannot deadlock on them.
 
 use deadpool_postgres::GenericClient;
 use feedloop_core::trace::TracePart;
@@ -24,18 +25,24 @@ use std::collections::BTreeSet;
 use super::ingest::Attempt;
 use super::{execute, query};
 
-/// Beyond this many traces with restatable judgements in one batch, the batch takes its
-/// project's ingest lock exclusively instead of one supersession lock per trace.
-pub const MAX_TRACE_LOCKS: usize = 32;
+/// Supersession locks per project: the most one batch takes.
+pub const SUPERSESSION_STRIPES: u64 = 32;
 
-/// An advisory lock key: a hash of (project, trace id) for a trace's supersession, of the
-/// project alone for its ingest lock.
+/// An advisory lock key: of the project alone for its ingest lock, or of (project, the stripe of
+/// a trace id) for supersession.
 fn lock_key(project: ProjectId, trace_id: Option<&TraceId>) -> i64 {
     let mut hash = sha2::Sha256::new();
     hash.update(b"feedloop ingest\0");
     hash.update(project.0.to_be_bytes());
-    // Trace ids are never empty, so the project's key cannot be a trace's.
-    hash.update(trace_id.map_or("", |id| id.as_str()));
+    if let Some(trace_id) = trace_id {
+        let stripe = u64::from_be_bytes(
+            sha2::Sha256::digest(trace_id.as_str())[..8]
+                .try_into()
+                .expect("8 bytes"),
+        ) % SUPERSESSION_STRIPES;
+        hash.update(b"stripe\0");
+        hash.update(stripe.to_be_bytes());
+    }
     let digest = hash.finalize();
     let mut key = [0; 8];
     key.copy_from_slice(&digest[..8]);

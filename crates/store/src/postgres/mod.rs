@@ -59,7 +59,15 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://…` or `postgresql://…`) and applies
     /// pending migrations.
     pub async fn open(url: &str, options: &StoreOptions) -> Result<Self> {
-        let config = connection_config(url)?;
+        let mut config = connection_config(url)?;
+        // Plan every statement with its values and the table's current size. A generic plan made
+        // while a table was small (a new database) can stay cached while the table grows, and a
+        // scan that was cheap at a thousand rows is not at a million.
+        let options_text = match config.get_options() {
+            Some(given) => format!("{given} -c plan_cache_mode=force_custom_plan"),
+            None => "-c plan_cache_mode=force_custom_plan".to_owned(),
+        };
+        config.options(&options_text);
         let manager = Manager::from_config(
             config,
             NoTls,
