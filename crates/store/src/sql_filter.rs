@@ -8,7 +8,7 @@
 //! on `doc` in SQLite, containment on the `metadata JSONB` column in PostgreSQL), and how
 //! placeholders are spelled (`?` in SQLite, `$1, $2, …` in PostgreSQL).
 
-use feedloop_core::filter::{Filter, Order, PageRequest};
+use feedloop_core::filter::{Cursor, Filter, Order, Page, PageRequest};
 
 /// The SQL a statement is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +271,22 @@ pub fn page(c: &mut Conditions, time: &str, seq: &str, page: &PageRequest) -> St
         "ORDER BY {time} {dir}, {seq} {dir} LIMIT {}",
         u64::from(page.limit) + 1
     )
+}
+
+/// Cuts the extra row fetched for a page (see [`page`]) and turns the last item kept into the
+/// next page's cursor.
+pub fn finish_page<T>(
+    mut items: Vec<T>,
+    page: &PageRequest,
+    cursor_of: impl Fn(&T) -> Cursor,
+) -> Page<T> {
+    let next = if items.len() > page.limit as usize {
+        items.truncate(page.limit as usize);
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page { items, next }
 }
 
 #[cfg(test)]

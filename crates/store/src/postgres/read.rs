@@ -144,21 +144,6 @@ async fn neighbours(
     Ok((previous, next))
 }
 
-/// Cuts the extra row fetched by [`sql_filter::page`] and turns it into a cursor.
-fn finish_page<T>(
-    mut items: Vec<T>,
-    page: &PageRequest,
-    cursor_of: impl Fn(&T) -> Cursor,
-) -> Page<T> {
-    let next = if items.len() > page.limit as usize {
-        items.truncate(page.limit as usize);
-        items.last().map(cursor_of)
-    } else {
-        None
-    };
-    Page { items, next }
-}
-
 pub async fn list_traces(
     conn: &impl GenericClient,
     project: ProjectId,
@@ -178,7 +163,7 @@ pub async fn list_traces(
         .iter()
         .map(to_trace)
         .collect::<Result<Vec<_>>>()?;
-    Ok(finish_page(items, &page, |t| Cursor {
+    Ok(sql_filter::finish_page(items, &page, |t| Cursor {
         time_micros: t.trace.started_at.as_microsecond(),
         seq: t.seq,
     }))
@@ -204,7 +189,7 @@ pub async fn list_feedback(
         .iter()
         .map(to_feedback)
         .collect::<Result<Vec<_>>>()?;
-    Ok(finish_page(items, &page, |f| Cursor {
+    Ok(sql_filter::finish_page(items, &page, |f| Cursor {
         time_micros: f.time().as_microsecond(),
         seq: f.seq,
     }))

@@ -151,21 +151,6 @@ fn neighbours(
     Ok((previous, next))
 }
 
-/// Cuts the extra row fetched by [`filter::page`] and turns it into a cursor.
-fn finish_page<T>(
-    mut items: Vec<T>,
-    page: &PageRequest,
-    cursor_of: impl Fn(&T) -> Cursor,
-) -> Page<T> {
-    let next = if items.len() > page.limit as usize {
-        items.truncate(page.limit as usize);
-        items.last().map(cursor_of)
-    } else {
-        None
-    };
-    Page { items, next }
-}
-
 pub fn list_traces(
     conn: &Connection,
     project: ProjectId,
@@ -183,7 +168,7 @@ pub fn list_traces(
         .query_map(params_from_iter(c.params.iter()), trace_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let items = rows.into_iter().map(to_trace).collect::<Result<Vec<_>>>()?;
-    Ok(finish_page(items, &page, |t| Cursor {
+    Ok(crate::sql_filter::finish_page(items, &page, |t| Cursor {
         time_micros: t.trace.started_at.as_microsecond(),
         seq: t.seq,
     }))
@@ -211,7 +196,7 @@ pub fn list_feedback(
         .into_iter()
         .map(to_feedback)
         .collect::<Result<Vec<_>>>()?;
-    Ok(finish_page(items, &page, |f| Cursor {
+    Ok(crate::sql_filter::finish_page(items, &page, |f| Cursor {
         time_micros: f.time().as_microsecond(),
         seq: f.seq,
     }))
