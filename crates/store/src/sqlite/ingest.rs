@@ -355,28 +355,29 @@ pub(super) fn insert_feedback_row(
 /// arrival), and leaves the latest current. The index on the key makes this a look-up of the
 /// group alone, whatever the size of the project.
 fn supersede(tx: &Connection, project: ProjectId, trace_id: &TraceId, key: &str) -> Result<()> {
-    let (latest_seq, latest_id): (i64, String) = tx
+    let group = tx
         .prepare_cached(
-            "SELECT seq, id FROM feedback WHERE project_id = ?1 AND trace_id = ?2 AND supersession_key = ?3
-             ORDER BY created_at DESC, seq DESC LIMIT 1",
+            "SELECT created_at, seq, id FROM feedback WHERE project_id = ?1 AND trace_id = ?2 AND supersession_key = ?3",
         )?
-        .query_row(params![project.0, trace_id.as_str(), key], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    tx.prepare_cached(
-        "UPDATE feedback SET superseded_by = ?4
-         WHERE project_id = ?1 AND trace_id = ?2 AND supersession_key = ?3 AND seq <> ?5
-         AND superseded_by IS NOT ?4",
-    )?
-    .execute(params![
-        project.0,
-        trace_id.as_str(),
-        key,
-        latest_id,
-        latest_seq
-    ])?;
-    tx.prepare_cached(
-        "UPDATE feedback SET superseded_by = NULL WHERE seq = ?1 AND superseded_by IS NOT NULL",
-    )?
-    .execute([latest_seq])?;
+        .query_map(params![project.0, trace_id.as_str(), key], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // A first judgement (the common case) has nothing to supersede.
+    let Some((_, latest_seq, latest_id)) = group.iter().max_by_key(|(time, seq, _)| (*time, *seq))
+    else {
+        return Ok(());
+    };
+    if group.len() < 2 {
+        return Ok(());
+    }
+    let mut update = tx.prepare_cached(
+        "UPDATE feedback SET superseded_by = ?2 WHERE seq = ?1 AND superseded_by IS NOT ?2",
+    )?;
+    for (_, seq, _) in &group {
+        let superseded_by = (seq != latest_seq).then_some(latest_id.as_str());
+        update.execute(params![seq, superseded_by])?;
+    }
     Ok(())
 }
 
