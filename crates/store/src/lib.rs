@@ -4,6 +4,7 @@
 //! The trait has a read half ([`StoreRead`]) and a write half ([`StoreWrite`]). Writes are
 //! acknowledged only after they are committed. Only this crate contains SQL.
 
+mod checks;
 pub mod coordination;
 mod error;
 pub mod postgres;

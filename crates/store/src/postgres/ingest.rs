@@ -233,23 +233,6 @@ async fn upsert_trace(
     Ok(outcome)
 }
 
-fn check_categories(feedback: &Feedback, active: &[String], item: Option<ItemRef>) -> Result<()> {
-    let field = match &feedback.value {
-        FeedbackValue::Annotation(_) => "annotation.categories",
-        _ => "categories",
-    };
-    for (index, name) in feedback.value.categories().iter().enumerate() {
-        if !active.contains(name) {
-            return Err(StoreError::UnknownCategory {
-                item,
-                field: format!("{field}[{index}]"),
-                name: name.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
 async fn insert_feedback(
     tx: &impl GenericClient,
     project: ProjectId,
@@ -283,7 +266,7 @@ async fn insert_feedback(
     }
     // Checked after the insert, so that a retry of stored feedback is a duplicate even if its
     // category was retired since; a failed check rolls the insert back with the request.
-    check_categories(feedback, categories, item)?;
+    crate::checks::check_categories(feedback, categories, item)?;
     if let FeedbackValue::Annotation(annotation) = &feedback.value
         && let Some(output) = trace_output(tx, project, &feedback.trace_id).await?
     {

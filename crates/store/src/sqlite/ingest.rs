@@ -249,23 +249,6 @@ pub(super) fn write_span_row(
     Ok(())
 }
 
-fn check_categories(feedback: &Feedback, active: &[String], item: Option<ItemRef>) -> Result<()> {
-    let field = match &feedback.value {
-        FeedbackValue::Annotation(_) => "annotation.categories",
-        _ => "categories",
-    };
-    for (index, name) in feedback.value.categories().iter().enumerate() {
-        if !active.contains(name) {
-            return Err(StoreError::UnknownCategory {
-                item,
-                field: format!("{field}[{index}]"),
-                name: name.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
 fn insert_feedback(
     tx: &Connection,
     project: ProjectId,
@@ -295,7 +278,7 @@ fn insert_feedback(
     let feedback = &prepared.feedback;
     // Checked after the insert, so that a retry of stored feedback is a duplicate even if its
     // category was retired since; a failed check rolls the insert back with the request.
-    check_categories(feedback, categories, item)?;
+    crate::checks::check_categories(feedback, categories, item)?;
     if let FeedbackValue::Annotation(annotation) = &feedback.value
         && let Some(output) = trace_output(tx, project, &feedback.trace_id)?
     {
