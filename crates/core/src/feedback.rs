@@ -435,8 +435,9 @@ pub struct SupersessionKey<'a> {
 }
 
 impl SupersessionKey<'_> {
-    /// A short, fixed-length digest of the key (32 hex digits), for storing and indexing.
-    pub fn digest(&self) -> String {
+    /// A 64-bit digest of the key, for storing and indexing (a small integer keeps the index
+    /// that holds it narrow; a collision within one trace would only merge two groups).
+    pub fn digest(&self) -> i64 {
         let mut hasher = sha2::Sha256::new();
         for part in [
             self.trace_id.as_str(),
@@ -449,10 +450,12 @@ impl SupersessionKey<'_> {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part.as_bytes());
         }
-        hasher.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        let digest = hasher.finalize();
+        i64::from_be_bytes(
+            digest[..8]
+                .try_into()
+                .expect("a sha-256 digest has 8 bytes"),
+        )
     }
 }
 

@@ -102,7 +102,7 @@ CREATE TABLE feedback (
     created_at    BIGINT NOT NULL, -- the client's time, else the arrival time
     received_at   BIGINT NOT NULL,
     superseded_by TEXT COLLATE "C",
-    supersession_key TEXT COLLATE "C", -- digest of (trace, span, author, kind, compared trace), or NULL
+    supersession_key BIGINT,        -- digest of (trace, span, author, kind, compared trace), or NULL
     content_hash  BYTEA NOT NULL,
     doc           TEXT COLLATE "C" NOT NULL
 );

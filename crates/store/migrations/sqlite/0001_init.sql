@@ -81,7 +81,7 @@ CREATE TABLE feedback (
     created_at    INTEGER NOT NULL, -- the client's time, else the arrival time
     received_at   INTEGER NOT NULL,
     superseded_by TEXT,
-    supersession_key TEXT,          -- digest of (trace, span, author, kind, compared trace), or NULL
+    supersession_key INTEGER,       -- digest of (trace, span, author, kind, compared trace), or NULL
     content_hash  BLOB NOT NULL,
     doc           TEXT NOT NULL
 );

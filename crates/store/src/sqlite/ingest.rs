@@ -30,7 +30,7 @@ pub struct PreparedFeedback {
     pub feedback: Feedback,
     doc: String,
     hash: [u8; 32],
-    supersession_key: Option<String>,
+    supersession_key: Option<i64>,
     categories_json: Option<String>,
 }
 
@@ -289,7 +289,7 @@ fn insert_feedback(
                 error: error.within("annotation"),
             })?;
     }
-    if let Some(key) = &prepared.supersession_key {
+    if let Some(key) = prepared.supersession_key {
         supersede(tx, project, &feedback.trace_id, key)?;
     }
     Ok(Outcome::Created)
@@ -337,7 +337,7 @@ pub(super) fn insert_feedback_row(
 /// Points every judgement with this supersession key at the latest of them (by time, then
 /// arrival), and leaves the latest current. The index on the key makes this a look-up of the
 /// group alone, whatever the size of the project.
-fn supersede(tx: &Connection, project: ProjectId, trace_id: &TraceId, key: &str) -> Result<()> {
+fn supersede(tx: &Connection, project: ProjectId, trace_id: &TraceId, key: i64) -> Result<()> {
     let group = tx
         .prepare_cached(
             "SELECT created_at, seq, id FROM feedback WHERE project_id = ?1 AND trace_id = ?2 AND supersession_key = ?3",
