@@ -35,16 +35,6 @@ pub struct Filter {
     pub metadata: Vec<(String, String)>,
 }
 
-impl Filter {
-    /// Whether the filter names a condition on feedback.
-    pub fn has_feedback_conditions(&self) -> bool {
-        self.feedback_kind.is_some()
-            || self.category.is_some()
-            || self.rating.is_some()
-            || self.source.is_some()
-    }
-}
-
 /// Checks a metadata key used in a filter: letters, digits, `_`, `-` and `.` only.
 pub fn check_metadata_key(field: &str, key: &str) -> Result<(), ValidationError> {
     let ok = !key.is_empty()

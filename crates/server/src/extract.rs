@@ -51,9 +51,8 @@ pub async fn json_body(request: Request, limit: usize) -> Result<Bytes, ApiError
     let body = http_body_util::Limited::new(request.into_body(), limit);
     match body.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(error) => {
-            // axum wraps the limit error in its own error type.
+            // The limit error may come wrapped in axum's own error type.
             let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
             while let Some(e) = source {
                 if e.is::<http_body_util::LengthLimitError>() {
@@ -110,7 +109,6 @@ fn strip_position(message: &str) -> String {
 pub struct ProjectKey {
     pub project: ProjectId,
     pub role: KeyRole,
-    pub key_id: i64,
 }
 
 impl ProjectKey {
@@ -149,7 +147,6 @@ impl FromRequestParts<AppState> for ProjectKey {
                     Some(key) if key.revoked_at.is_none() => KeyState::Valid(ProjectKey {
                         project: key.project_id,
                         role: key.role,
-                        key_id: key.id,
                     }),
                     Some(_) => KeyState::Revoked,
                     None => KeyState::Unknown,

@@ -8,7 +8,7 @@
 
 use feedloop_core::feedback::{FeedbackKind, RatingSign, Source};
 use feedloop_core::filter::{
-    Cursor, DEFAULT_PAGE_LIMIT, Filter, MAX_PAGE_LIMIT, Order, PageRequest, check_metadata_key,
+    Cursor, Filter, MAX_PAGE_LIMIT, Order, PageRequest, check_metadata_key,
 };
 use feedloop_core::trace::Environment;
 use serde::Deserialize;
@@ -189,7 +189,6 @@ pub fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
     {
         return Err(bad("to", "must not be before from"));
     }
-    debug_assert!(page.limit <= MAX_PAGE_LIMIT && DEFAULT_PAGE_LIMIT <= MAX_PAGE_LIMIT);
     Ok(ListQuery {
         filter,
         page,

@@ -14,14 +14,6 @@ pub use trace::{SpanBody, TraceBody, TraceView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A body that is one item or a JSON array of items (a batch).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany<T> {
-    Many(Vec<T>),
-    One(T),
-}
-
 /// One line of a JSONL import or export file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
