@@ -270,6 +270,10 @@ pub const KNOWN_SIGNAL_TYPES: [&str; 7] = [
     "share",
 ];
 
+/// Implicit behaviour that means the user was not served: they asked again, gave up, or said
+/// it differently.
+pub const NEGATIVE_SIGNAL_TYPES: [&str; 3] = ["regenerate", "abandon", "rephrase"];
+
 /// An implicit behaviour event: what the user did, and a value where the type has one (dwell
 /// time in milliseconds, the number of characters copied, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -413,6 +417,23 @@ impl Feedback {
     pub fn content_hash(&self) -> [u8; 32] {
         let canonical = serde_json::to_vec(self).expect("feedback serialises to json");
         sha2::Sha256::digest(&canonical).into()
+    }
+
+    /// Whether this says the answer was a problem: a negative rating, a failure category, a
+    /// correction, an inline annotation (which marks an error), or an implicit signal of
+    /// dissatisfaction ([`NEGATIVE_SIGNAL_TYPES`]). Comments and other signals say nothing
+    /// certain either way.
+    pub fn is_negative(&self) -> bool {
+        match &self.value {
+            FeedbackValue::Rating(rating) => rating.sign() == RatingSign::Negative,
+            FeedbackValue::Category(_)
+            | FeedbackValue::Correction(_)
+            | FeedbackValue::Annotation(_) => true,
+            FeedbackValue::Comment(_) => false,
+            FeedbackValue::Signal(signal) => {
+                NEGATIVE_SIGNAL_TYPES.contains(&signal.signal_type.as_str())
+            }
+        }
     }
 
     /// A rating's sign; `None` for other kinds.

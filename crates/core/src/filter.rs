@@ -31,6 +31,9 @@ pub struct Filter {
     pub category: Option<String>,
     pub rating: Option<RatingSign>,
     pub source: Option<Source>,
+    /// Has current (not superseded) negative feedback, explicit or implicit; see
+    /// [`crate::feedback::Feedback::is_negative`].
+    pub negative_feedback: bool,
     /// Metadata key = value pairs; values compare as text.
     pub metadata: Vec<(String, String)>,
 }

@@ -37,7 +37,10 @@ pub struct Client {
 impl Client {
     pub fn new(base: &str, api_key: &str) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: {
+                feedloop_embed::install_tls_provider();
+                reqwest::Client::new()
+            },
             base: base.trim_end_matches('/').to_owned(),
             authorization: format!("Bearer {api_key}"),
         }

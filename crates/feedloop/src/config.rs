@@ -30,6 +30,7 @@ pub struct Config {
     /// How often a replica looks for background jobs to run, in milliseconds.
     pub job_tick_interval_ms: u64,
     pub store: StoreConfig,
+    pub embedding: EmbeddingConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -50,6 +51,62 @@ pub struct StoreConfig {
     pub postgres_max_connections: usize,
 }
 
+/// Which embedding model gives traces their meaning, and how the worker runs.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingConfig {
+    pub provider: EmbeddingProvider,
+    /// Local model folder; empty means `<data_dir>/models/all-MiniLM-L6-v2`.
+    pub model_dir: PathBuf,
+    /// Threads for local inference.
+    pub threads: usize,
+    /// OpenAI-compatible endpoint, e.g. `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// OpenAI-compatible model name.
+    pub model: String,
+    /// OpenAI-compatible API key (better given through the environment).
+    pub api_key: String,
+    /// Vector length: the OpenAI-compatible model's, or the hash embedder's.
+    pub dimensions: usize,
+    /// Texts per OpenAI-compatible request.
+    pub request_batch_size: usize,
+    /// Whether this server runs the embedding worker.
+    pub worker: bool,
+    /// Traces the worker embeds per batch.
+    pub worker_batch_size: u32,
+    /// Where vector indexes are saved; empty means `<data_dir>/vectors`.
+    pub index_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingProvider {
+    /// all-MiniLM-L6-v2 in process.
+    Local,
+    /// Any OpenAI-compatible `/embeddings` endpoint.
+    Openai,
+    /// Feature hashing: deterministic, without meaning; for tests.
+    Hash,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        Self {
+            provider: EmbeddingProvider::Local,
+            model_dir: PathBuf::new(),
+            threads: 1,
+            base_url: String::new(),
+            model: String::new(),
+            api_key: String::new(),
+            dimensions: 0,
+            request_batch_size: 64,
+            worker: true,
+            worker_batch_size: 32,
+            index_dir: PathBuf::new(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -61,6 +118,7 @@ impl Default for Config {
             change_poll_interval_ms: 200,
             job_tick_interval_ms: 10_000,
             store: StoreConfig::default(),
+            embedding: EmbeddingConfig::default(),
         }
     }
 }
@@ -156,7 +214,91 @@ impl Config {
         if let Some(v) = var("FEEDLOOP_STORE_POSTGRES_MAX_CONNECTIONS") {
             store.postgres_max_connections = parse("FEEDLOOP_STORE_POSTGRES_MAX_CONNECTIONS", v)?;
         }
+        let embedding = &mut config.embedding;
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_PROVIDER") {
+            embedding.provider = match v.as_str() {
+                "local" => EmbeddingProvider::Local,
+                "openai" => EmbeddingProvider::Openai,
+                "hash" => EmbeddingProvider::Hash,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "FEEDLOOP_EMBEDDING_PROVIDER".into(),
+                        message: format!("{other:?} is not local, openai or hash"),
+                    });
+                }
+            };
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_MODEL_DIR") {
+            embedding.model_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_THREADS") {
+            embedding.threads = parse("FEEDLOOP_EMBEDDING_THREADS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_BASE_URL") {
+            embedding.base_url = v.clone();
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_MODEL") {
+            embedding.model = v.clone();
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_API_KEY") {
+            embedding.api_key = v.clone();
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_DIMENSIONS") {
+            embedding.dimensions = parse("FEEDLOOP_EMBEDDING_DIMENSIONS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_WORKER") {
+            embedding.worker = parse("FEEDLOOP_EMBEDDING_WORKER", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_WORKER_BATCH_SIZE") {
+            embedding.worker_batch_size = parse("FEEDLOOP_EMBEDDING_WORKER_BATCH_SIZE", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_INDEX_DIR") {
+            embedding.index_dir = PathBuf::from(v);
+        }
         Ok(config)
+    }
+
+    /// The local model's folder in effect.
+    pub fn model_dir(&self) -> PathBuf {
+        if self.embedding.model_dir.as_os_str().is_empty() {
+            feedloop_embed::model::default_dir(&self.data_dir)
+        } else {
+            self.embedding.model_dir.clone()
+        }
+    }
+
+    /// The vector index folder in effect.
+    pub fn index_dir(&self) -> PathBuf {
+        if self.embedding.index_dir.as_os_str().is_empty() {
+            self.data_dir.join("vectors")
+        } else {
+            self.embedding.index_dir.clone()
+        }
+    }
+
+    /// The embedder these settings choose.
+    pub fn embedder_config(&self) -> feedloop_embed::EmbedderConfig {
+        let embedding = &self.embedding;
+        match embedding.provider {
+            EmbeddingProvider::Local => feedloop_embed::EmbedderConfig::Local {
+                model_dir: self.model_dir(),
+                threads: embedding.threads.max(1),
+            },
+            EmbeddingProvider::Openai => feedloop_embed::EmbedderConfig::OpenAi {
+                base_url: embedding.base_url.clone(),
+                model: embedding.model.clone(),
+                api_key: Some(embedding.api_key.clone()).filter(|key| !key.is_empty()),
+                dimensions: embedding.dimensions,
+                batch_size: embedding.request_batch_size.max(1),
+            },
+            EmbeddingProvider::Hash => feedloop_embed::EmbedderConfig::Hash {
+                dimensions: if embedding.dimensions == 0 {
+                    384
+                } else {
+                    embedding.dimensions
+                },
+            },
+        }
     }
 
     /// The database URL in effect.
@@ -207,6 +349,40 @@ mod tests {
     fn unknown_keys_and_bad_values_are_errors() {
         assert!(Config::load(Some("lisen = \"x\""), &HashMap::new()).is_err());
         assert!(Config::load(None, &env(&[("FEEDLOOP_LISTEN", "nowhere")])).is_err());
+    }
+
+    #[test]
+    fn the_embedder_is_chosen_by_file_and_environment() {
+        let config = Config::load(None, &HashMap::new()).unwrap();
+        assert!(matches!(
+            config.embedder_config(),
+            feedloop_embed::EmbedderConfig::Local { model_dir, threads: 1 }
+                if model_dir == std::path::Path::new("./feedloop-data/models/all-MiniLM-L6-v2")
+        ));
+        let file = "[embedding]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\ndimensions = 8\n";
+        let config =
+            Config::load(Some(file), &env(&[("FEEDLOOP_EMBEDDING_API_KEY", "sk")])).unwrap();
+        assert_eq!(
+            config.embedder_config(),
+            feedloop_embed::EmbedderConfig::OpenAi {
+                base_url: "http://127.0.0.1:9/v1".into(),
+                model: "m".into(),
+                api_key: Some("sk".into()),
+                dimensions: 8,
+                batch_size: 64,
+            }
+        );
+        let config = Config::load(None, &env(&[("FEEDLOOP_EMBEDDING_PROVIDER", "hash")])).unwrap();
+        assert_eq!(
+            config.embedder_config(),
+            feedloop_embed::EmbedderConfig::Hash { dimensions: 384 }
+        );
+        let error =
+            Config::load(None, &env(&[("FEEDLOOP_EMBEDDING_PROVIDER", "bert")])).unwrap_err();
+        assert!(
+            error.to_string().contains("FEEDLOOP_EMBEDDING_PROVIDER"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use feedloop::cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    feedloop_embed::install_tls_provider();
     match cli.command {
         Command::Serve(args) => feedloop::cli::serve::run(args).await,
         Command::Import(args) => feedloop::cli::import::run(args).await,
@@ -15,5 +16,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => feedloop::cli::migrate::run_migrate(args).await,
         Command::MigrateData(args) => feedloop::cli::migrate::run_migrate_data(args).await,
         Command::Bench(args) => feedloop::cli::bench::run(args).await,
+        Command::Model(command) => feedloop::cli::model::run(command).await,
+        Command::Reindex(args) => feedloop::cli::model::reindex(args).await,
     }
 }

@@ -12,6 +12,7 @@ mod api {
     mod migrate;
     mod outage;
     mod replicas;
+    mod search;
     mod security;
     mod traces;
 }

@@ -15,6 +15,7 @@ pub mod wire;
 
 use axum::Router;
 use feedloop_core::clock::Clock;
+use feedloop_memory::SemanticMemory;
 use feedloop_store::Store;
 use std::future::Future;
 use std::sync::Arc;
@@ -61,15 +62,23 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ServerConfig>,
     pub keys: Arc<replica::KeyCache>,
+    /// Embeddings, vector indexes and search by meaning over the same store.
+    pub memory: Arc<SemanticMemory>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: ServerConfig,
+        memory: Arc<SemanticMemory>,
+    ) -> Self {
         Self {
             store,
             clock,
             config: Arc::new(config),
             keys: Arc::new(replica::KeyCache::new(100_000)),
+            memory,
         }
     }
 }
@@ -80,7 +89,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests. The
-/// replica's background tasks (change follower, job runner) run for as long.
+/// replica's background tasks (change follower, job runner, embedding worker and vector index
+/// follower) run for as long; the indexes are saved on the way out.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -93,6 +103,12 @@ pub async fn serve(
         state.config.change_poll_interval,
         stopped.clone(),
     ));
+    let memory = tokio::spawn(
+        state
+            .memory
+            .clone()
+            .run(state.clock.clone(), stopped.clone()),
+    );
     let jobs = tokio::spawn(jobs::run_jobs(
         state.clone(),
         state.config.replica_id.clone(),
@@ -103,6 +119,6 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop.send(true);
-    let _ = tokio::join!(follower, jobs);
+    let _ = tokio::join!(follower, jobs, memory);
     served
 }

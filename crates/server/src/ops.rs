@@ -65,11 +65,15 @@ pub async fn ingest(
     }
     let trace_ids: Vec<String> = batch.traces.iter().map(|t| t.id.to_string()).collect();
     let feedback_ids: Vec<String> = batch.feedback.iter().map(|f| f.id.to_string()).collect();
+    let has_traces = !batch.traces.is_empty();
     let receipt = state
         .store
         .ingest(project, batch, now)
         .await
         .map_err(|error| ApiError::from_store(error, &item_path))?;
+    if has_traces {
+        state.memory.wake_worker();
+    }
     let receipts = |ids: Vec<String>, outcomes: Vec<Outcome>| -> Vec<ItemReceipt> {
         ids.into_iter()
             .zip(outcomes)

@@ -3,7 +3,8 @@
 //!
 //! `from`, `to` (RFC 3339), `session_id`, `user_id`, `user_role`, `model`, `model_version`,
 //! `prompt_name`, `prompt_version`, `environment`, `tag`, `trace_id`, `kind`, `category`,
-//! `rating` (positive, negative, neutral), `source`, `meta.<key>=<value>` (repeatable),
+//! `rating` (positive, negative, neutral), `source`, `negative_feedback` (true, false),
+//! `meta.<key>=<value>` (repeatable),
 //! `limit` (1..=1000), `cursor`, `order` (desc, asc).
 
 use feedloop_core::feedback::{FeedbackKind, RatingSign, Source};
@@ -51,11 +52,14 @@ pub struct ListParams {
     cursor: Option<String>,
     /// desc (newest first, default) or asc.
     order: Option<String>,
+    /// Has current negative feedback, explicit (a negative rating, a category, a correction,
+    /// an annotation) or implicit (regenerate, abandon, rephrase): true or false.
+    negative_feedback: Option<bool>,
     /// Traces only: include each trace's spans.
     with_spans: Option<bool>,
 }
 
-fn bad(field: &str, message: impl Into<String>) -> ApiError {
+pub fn bad(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidQuery,
         format!("{field}: {}", message.into()),
@@ -83,13 +87,30 @@ pub struct ListQuery {
 
 /// Parses a raw query string into a filter, a page request and options.
 pub fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidQuery,
-                format!("malformed query string: {e}"),
-            )
-        })?;
+    parse_list_pairs(parse_pairs(raw)?)
+}
+
+/// A raw query string as (key, value) pairs.
+pub fn parse_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("malformed query string: {e}"),
+        )
+    })
+}
+
+/// `true` or `false`.
+pub fn parse_bool(key: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(key, "must be true or false")),
+    }
+}
+
+/// Parses list parameters given as pairs; see the module's documentation.
+pub fn parse_list_pairs(pairs: Vec<(String, String)>) -> Result<ListQuery, ApiError> {
     let mut filter = Filter::default();
     let mut page = PageRequest::default();
     let mut with_spans = false;
@@ -158,13 +179,8 @@ pub fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                         bad(key, format!("must be an integer in 1..={MAX_PAGE_LIMIT}"))
                     })?
             }
-            "with_spans" => {
-                with_spans = match value.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad(key, "must be true or false")),
-                }
-            }
+            "with_spans" => with_spans = parse_bool(key, &value)?,
+            "negative_feedback" => filter.negative_feedback = parse_bool(key, &value)?,
             "cursor" => {
                 page.after = Some(Cursor::decode(key, &value).map_err(|e| bad(key, e.message))?)
             }

@@ -6,6 +6,7 @@
 
 mod checks;
 pub mod coordination;
+pub mod embeddings;
 mod error;
 pub mod postgres;
 mod records;
@@ -122,9 +123,19 @@ pub trait StoreRead: Send + Sync {
 }
 
 /// A complete backend: data, and the coordination of replicas on it.
-pub trait Store: StoreRead + StoreWrite + coordination::Coordination + restore::Restore {}
+pub trait Store:
+    StoreRead + StoreWrite + embeddings::Embeddings + coordination::Coordination + restore::Restore
+{
+}
 
-impl<T: StoreRead + StoreWrite + coordination::Coordination + restore::Restore> Store for T {}
+impl<T> Store for T where
+    T: StoreRead
+        + StoreWrite
+        + embeddings::Embeddings
+        + coordination::Coordination
+        + restore::Restore
+{
+}
 
 /// Opens the store that `url` names: `sqlite://PATH` (a database file, created with its
 /// directory if missing) or `postgres://…` / `postgresql://…` (a PostgreSQL database, see

@@ -180,6 +180,9 @@ pub fn conditions(dialect: Dialect, subject: Subject, project: i64, filter: &Fil
         feedback.push("f.rating_sign = ?", [SqlValue::Integer(sign.as_i64())]);
     }
     feedback.eq("f.source", filter.source.map(|s| s.as_str()));
+    if filter.negative_feedback {
+        feedback.push("f.negative = 1 AND f.superseded_by IS NULL", []);
+    }
     // The trace's metadata on the trace list, the item's own on the feedback list.
     let metadata_of = match subject {
         Subject::Traces => "t",

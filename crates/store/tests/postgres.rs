@@ -134,10 +134,11 @@ store_contract_suite!(postgres, postgres_store());
 
 mod postgres_only {
     use super::*;
-    use feedloop_core::feedback::{Feedback, FeedbackValue, Rating, Source};
+    use feedloop_core::feedback::{Feedback, FeedbackValue, Rating, Signal, Source};
     use feedloop_core::filter::Filter;
     use feedloop_core::trace::TracePart;
     use feedloop_core::{FeedbackId, ProjectId, Timestamp, TraceId};
+    use feedloop_store::embeddings::NewEmbedding;
     use feedloop_store::{IngestBatch, Outcome, Store, StoreError};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -504,6 +505,200 @@ mod postgres_only {
         .err()
         .unwrap();
         assert!(matches!(error, StoreError::Config(_)), "{error:?}");
+    }
+
+    fn asked(id: &str, input: &str) -> TracePart {
+        TracePart {
+            id: TraceId::parse("id", id).unwrap(),
+            input: Some(input.to_owned()),
+            ..Default::default()
+        }
+    }
+
+    /// Replicas claiming from the embedding queue at once never claim the same trace twice,
+    /// and between them claim every trace.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_claiming_embeddings_at_once_take_different_traces() {
+        const NUM_TRACES: usize = 200;
+        let database = ScratchDatabase::create().await;
+        let (a, b) = replicas(&database).await;
+        let project = a.create_project("alpha", at(0)).await.unwrap().id;
+        let traces = (0..NUM_TRACES)
+            .map(|i| asked(&format!("t{i}"), &format!("question {i}")))
+            .collect();
+        a.ingest(project, batch(traces, vec![]), at(1))
+            .await
+            .unwrap();
+        let claim_all = |store: Arc<dyn Store>| {
+            tokio::spawn(async move {
+                let mut claimed = Vec::new();
+                loop {
+                    let tasks = store
+                        .claim_embedding_tasks(7, at(10), at(1000))
+                        .await
+                        .unwrap();
+                    if tasks.is_empty() {
+                        return claimed;
+                    }
+                    claimed.extend(tasks.into_iter().map(|task| task.trace_seq));
+                }
+            })
+        };
+        let (from_a, from_b) = (claim_all(Arc::clone(&a)), claim_all(Arc::clone(&b)));
+        let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+        let mut all: Vec<i64> = from_a.iter().chain(&from_b).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(
+            all.len(),
+            from_a.len() + from_b.len(),
+            "no trace claimed twice"
+        );
+        assert_eq!(all.len(), NUM_TRACES, "every trace claimed");
+    }
+
+    /// Vectors stored by two replicas at once reach a follower that reads while they are
+    /// written: numbers become visible in order, so reading on from the last one seen never
+    /// skips a vector that committed late.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_follower_sees_every_vector_stored_by_replicas_at_once() {
+        const NUM_TRACES: usize = 300;
+        let database = ScratchDatabase::create().await;
+        let (a, b) = replicas(&database).await;
+        let project = a.create_project("alpha", at(0)).await.unwrap().id;
+        let traces = (0..NUM_TRACES)
+            .map(|i| asked(&format!("t{i}"), &format!("question {i}")))
+            .collect();
+        a.ingest(project, batch(traces, vec![]), at(1))
+            .await
+            .unwrap();
+        let work = |store: Arc<dyn Store>| {
+            tokio::spawn(async move {
+                loop {
+                    let tasks = store
+                        .claim_embedding_tasks(3, at(10), at(1000))
+                        .await
+                        .unwrap();
+                    if tasks.is_empty() {
+                        return;
+                    }
+                    let vectors = tasks
+                        .iter()
+                        .map(|task| NewEmbedding {
+                            trace_seq: task.trace_seq,
+                            generation: task.generation,
+                            vector: vec![1.0, 0.0],
+                        })
+                        .collect();
+                    store.store_embeddings("m", vectors, at(11)).await.unwrap();
+                }
+            })
+        };
+        let workers = [work(Arc::clone(&a)), work(Arc::clone(&b))];
+        let mut seen = std::collections::BTreeSet::new();
+        let mut last = 0;
+        let mut follow = async |store: &Arc<dyn Store>| {
+            for embedding in store.embeddings_since("m", last, 1000).await.unwrap() {
+                assert!(embedding.seq > last);
+                last = embedding.seq;
+                seen.insert(embedding.trace_seq);
+            }
+        };
+        while !workers.iter().all(|worker| worker.is_finished()) {
+            follow(&a).await;
+        }
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        follow(&b).await;
+        assert_eq!(a.embedding_backlog().await.unwrap(), 0);
+        assert_eq!(seen.len(), NUM_TRACES, "no vector skipped");
+    }
+
+    /// Migration 3 on a database with data: negative feedback is marked (a thumbs down and a
+    /// regenerate signal, not a thumbs up or a copy) and every trace with an input is queued.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn semantic_memory_migration_backfills_existing_data() {
+        let database = ScratchDatabase::create().await;
+        let store = feedloop_store::open(&database.url, &test_options())
+            .await
+            .unwrap();
+        let project = store.create_project("alpha", at(0)).await.unwrap().id;
+        let signal = |id: &str, trace: &str, signal_type: &str| Feedback {
+            author: None,
+            value: FeedbackValue::Signal(Signal {
+                signal_type: signal_type.into(),
+                value: None,
+                details: Default::default(),
+            }),
+            ..rating(id, trace, 1)
+        };
+        let down = Feedback {
+            author: None,
+            value: FeedbackValue::Rating(Rating {
+                value: 0.0,
+                min: 0.0,
+                max: 1.0,
+                compared_to: None,
+            }),
+            ..rating("down", "t1", 1)
+        };
+        let traces = vec![
+            asked("t1", "one"),
+            asked("t2", "two"),
+            part("t3", "x"),
+            asked("t4", "four"),
+        ];
+        let feedback = vec![
+            down,
+            rating("up", "t2", 1),
+            signal("regen", "t3", "regenerate"),
+            signal("copy", "t4", "copy"),
+        ];
+        store
+            .ingest(project, batch(traces, feedback), at(2))
+            .await
+            .unwrap();
+        drop(store);
+        // Back to schema 2, with the data.
+        let client = connect(&database.url).await;
+        client
+            .batch_execute(
+                "ALTER TABLE feedback DROP COLUMN negative;
+                 DROP TABLE embedding_queue, embeddings;
+                 DELETE FROM schema_migrations WHERE version = 3",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            feedloop_store::postgres::migrate(&database.url)
+                .await
+                .unwrap(),
+            1
+        );
+        let negative: Vec<String> = client
+            .query(
+                "SELECT id FROM feedback WHERE negative = 1 ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(negative, ["down", "regen"]);
+        let store = feedloop_store::open(&database.url, &test_options())
+            .await
+            .unwrap();
+        assert_eq!(store.embedding_backlog().await.unwrap(), 3);
+        let texts: Vec<String> = store
+            .claim_embedding_tasks(10, at(10), at(20))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|task| task.text)
+            .collect();
+        assert_eq!(texts, ["one", "two", "four"]);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod migrate;
+pub mod model;
 pub mod serve;
 
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +45,12 @@ pub enum Command {
     MigrateData(migrate::MigrateDataArgs),
     /// Drive a running server with generated load and verify what it stored.
     Bench(bench::BenchArgs),
+    /// The local embedding model.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Embed every trace that has no vector of the configured model (after changing the model),
+    /// with progress.
+    Reindex(model::ReindexArgs),
 }
 
 /// Where the database is; shared by the commands that open it.

@@ -54,7 +54,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     tracing::info!(replica = %server_config.replica_id, "replica starting");
-    let state = AppState::new(store, clock, server_config);
+    let embedder = super::model::embedder(&config).await?;
+    let memory = Arc::new(super::model::memory(&config, store.clone(), embedder));
+    let state = AppState::new(store, clock, server_config, memory);
     feedloop_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("feedloop stopped");
     Ok(())

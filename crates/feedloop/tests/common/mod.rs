@@ -7,6 +7,8 @@ pub mod database;
 
 use feedloop_core::auth::KeyRole;
 use feedloop_core::clock::{Clock, SystemClock};
+use feedloop_embed::{Embedder, EmbedderConfig};
+use feedloop_memory::{MemoryConfig, SemanticMemory, WorkerConfig};
 use feedloop_server::{AppState, ServerConfig};
 use feedloop_store::{Store, StoreOptions};
 use reqwest::StatusCode;
@@ -26,7 +28,35 @@ pub struct TestServer {
     /// A scratch directory for the test's files.
     pub dir: TempDir,
     pub database: database::TestDatabase,
+    pub memory: Arc<SemanticMemory>,
     stop: Option<oneshot::Sender<()>>,
+}
+
+/// The embedder of tests that do not care about meaning: feature hashing, chosen explicitly.
+pub async fn hash_embedder() -> Embedder {
+    Embedder::from_config(&EmbedderConfig::Hash { dimensions: 64 })
+        .await
+        .expect("hash embedder")
+}
+
+/// The real all-MiniLM-L6-v2, pulled once into the shared test model folder; one instance (one
+/// inference thread) for the whole test binary.
+pub async fn minilm() -> Embedder {
+    static MODEL: tokio::sync::OnceCell<Embedder> = tokio::sync::OnceCell::const_new();
+    MODEL
+        .get_or_init(|| async {
+            let model_dir = tokio::task::spawn_blocking(feedloop_embed::model::ensure_test_model)
+                .await
+                .expect("model pull task");
+            Embedder::from_config(&EmbedderConfig::Local {
+                model_dir,
+                threads: 1,
+            })
+            .await
+            .expect("the model loads")
+        })
+        .await
+        .clone()
 }
 
 impl TestServer {
@@ -38,11 +68,30 @@ impl TestServer {
         Self::start_on(database::TestDatabase::create().await, None, config).await
     }
 
+    /// A server whose semantic memory uses `embedder`.
+    pub async fn start_with_embedder(embedder: Embedder) -> Self {
+        Self::start_on_with(database::TestDatabase::create().await, embedder).await
+    }
+
+    /// A server on `database` whose semantic memory uses `embedder`.
+    pub async fn start_on_with(database: database::TestDatabase, embedder: Embedder) -> Self {
+        Self::start_full(database, None, ServerConfig::default(), embedder).await
+    }
+
     /// A server on `database`, reaching it through `url` when given (a proxy, say).
     pub async fn start_on(
         database: database::TestDatabase,
         url: Option<String>,
         config: ServerConfig,
+    ) -> Self {
+        Self::start_full(database, url, config, hash_embedder().await).await
+    }
+
+    async fn start_full(
+        database: database::TestDatabase,
+        url: Option<String>,
+        config: ServerConfig,
+        embedder: Embedder,
     ) -> Self {
         let url = url.unwrap_or_else(|| database.url.clone());
         let store = feedloop_store::open(&url, &StoreOptions::default())
@@ -53,16 +102,28 @@ impl TestServer {
             .await
             .expect("bootstrap")
             .unwrap_or_default();
-        Self::serve(database, store, key, config).await
+        Self::serve(database, store, key, config, embedder).await
     }
 
     /// Another replica: a second server process's worth of state (its own store connections,
     /// key cache and background tasks) on the same database.
     pub async fn replica(&self, config: ServerConfig) -> Self {
+        self.replica_with(config, hash_embedder().await).await
+    }
+
+    /// Another replica whose semantic memory uses `embedder`.
+    pub async fn replica_with(&self, config: ServerConfig, embedder: Embedder) -> Self {
         let store = feedloop_store::open(&self.database.url, &StoreOptions::default())
             .await
             .expect("store opens");
-        Self::serve(self.database.clone(), store, self.key.clone(), config).await
+        Self::serve(
+            self.database.clone(),
+            store,
+            self.key.clone(),
+            config,
+            embedder,
+        )
+        .await
     }
 
     async fn serve(
@@ -70,13 +131,28 @@ impl TestServer {
         store: Arc<dyn Store>,
         key: String,
         config: ServerConfig,
+        embedder: Embedder,
     ) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = AppState::new(store.clone(), clock, config);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let memory = Arc::new(SemanticMemory::new(
+            store.clone(),
+            embedder,
+            MemoryConfig {
+                index_dir: Some(dir.path().join("vectors")),
+                worker: WorkerConfig {
+                    poll_interval: std::time::Duration::from_millis(50),
+                    ..WorkerConfig::default()
+                },
+                follow_interval: std::time::Duration::from_millis(50),
+                ..MemoryConfig::default()
+            },
+        ));
+        let state = AppState::new(store.clone(), clock, config, memory.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(feedloop_server::serve(listener, state, async {
             let _ = stopped.await;
@@ -86,11 +162,34 @@ impl TestServer {
             url: database.url.clone(),
             key,
             store,
-            http: reqwest::Client::new(),
-            dir: tempfile::tempdir().expect("temp dir"),
+            http: {
+                feedloop_embed::install_tls_provider();
+                reqwest::Client::new()
+            },
+            dir,
             database,
+            memory,
             stop: Some(stop),
         }
+    }
+
+    /// Waits until every queued trace is embedded and this replica's indexes hold at least
+    /// `num_vectors` vectors.
+    pub async fn wait_until_indexed(&self, num_vectors: usize) {
+        for _ in 0..600 {
+            let (_, ready) = self.get("/readyz").await;
+            let details = &ready["details"];
+            if details["embedding_backlog"] == 0
+                && details["indexed_vectors"].as_u64().unwrap_or(0) >= num_vectors as u64
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "traces not indexed within 30 s: {:?}",
+            self.get("/readyz").await
+        );
     }
 
     /// Creates another project and returns its admin key.

@@ -18,6 +18,26 @@ pub struct Health {
     pub status: String,
 }
 
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<ReadinessDetails>,
+}
+
+/// What the background work is doing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReadinessDetails {
+    /// The embedding model in use.
+    pub embedding_model: String,
+    /// Traces waiting to be embedded.
+    pub embedding_backlog: u64,
+    /// Traces this replica embedded since it started.
+    pub embedded_since_start: u64,
+    /// Vectors in this replica's indexes.
+    pub indexed_vectors: usize,
+}
+
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
@@ -26,25 +46,41 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers. Details say how far the embedding worker and the vector
+/// indexes are behind.
 #[utoipa::path(
     get, path = "/readyz", tag = "meta",
-    responses((status = 200, body = Health), (status = 503, body = Health))
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness))
 )]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.list_projects().await {
-        Ok(_) => (
+    let backlog = match state.store.list_projects().await {
+        Ok(_) => state.store.embedding_backlog().await,
+        Err(error) => Err(error),
+    };
+    match backlog {
+        Ok(embedding_backlog) => (
             StatusCode::OK,
-            Json(Health {
+            Json(Readiness {
                 status: "ready".into(),
+                details: Some(ReadinessDetails {
+                    embedding_model: state.memory.model_id().to_owned(),
+                    embedding_backlog,
+                    embedded_since_start: state
+                        .memory
+                        .worker_stats()
+                        .embedded
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    indexed_vectors: state.memory.indexes().num_vectors(),
+                }),
             }),
         ),
         Err(error) => {
             tracing::warn!(%error, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
+                Json(Readiness {
                     status: "database unavailable".into(),
+                    details: None,
                 }),
             )
         }

@@ -4,6 +4,7 @@ mod ingest;
 mod keys;
 mod meta;
 mod read;
+mod search;
 mod taxonomy;
 
 use axum::Router;
@@ -25,6 +26,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::post_feedback, read::list_feedback))
         .routes(routes!(ingest::post_ingest))
         .routes(routes!(read::get_session))
+        .routes(routes!(search::search))
+        .routes(routes!(search::similar))
         .routes(routes!(taxonomy::get_taxonomy))
         .routes(routes!(taxonomy::add_category))
         .routes(routes!(taxonomy::retire_category))

@@ -5,10 +5,12 @@
 
 pub mod chain;
 pub mod feedback;
+pub mod search;
 pub mod trace;
 
 pub use chain::{SessionBody, SessionEntry, SessionNeighbours, TraceChainBody};
 pub use feedback::{FeedbackBody, FeedbackView};
+pub use search::{SearchBody, SearchResult, SearchResults};
 pub use trace::{SpanBody, TraceBody, TraceView};
 
 use serde::{Deserialize, Serialize};

@@ -11,6 +11,9 @@
 //! - **Supersession** reads every judgement of a group and marks all but the latest, so two
 //!   transactions doing it for the same trace must not overlap: each first takes an advisory
 //!   lock on the trace ([`locks`]).
+//! - **The embedding queue** gets a trace when it is created with an input or its input
+//!   changes, in the same transaction (`embeddings.rs`); the trace's row lock orders the
+//!   re-queues of one trace.
 //! - **Feedback idempotency** is the unique (project, id) index with `ON CONFLICT DO NOTHING`: a
 //!   concurrent insert of the same id waits for the first and then compares content hashes.
 //!
@@ -25,7 +28,7 @@ use std::collections::BTreeSet;
 
 use super::locks;
 use super::rows::{insert_feedback_row, write_span_row, write_trace_row};
-use super::{admin, execute, query, query_opt};
+use super::{admin, embeddings, execute, query, query_opt};
 use crate::{IngestBatch, IngestReceipt, ItemList, ItemRef, Outcome, Result, StoreError};
 
 /// Attempts of an ingest whose transaction PostgreSQL aborted to break a deadlock.
@@ -180,13 +183,22 @@ async fn merge_trace(
     .await?;
     let Some(row) = existing else {
         let trace = Trace::from_part(part.clone(), now);
-        let inserted = write_trace_row(tx, project, &trace, None).await?;
-        return Ok(inserted.map(|_| (trace, Outcome::Created)));
+        let Some(seq) = write_trace_row(tx, project, &trace, None).await? else {
+            return Ok(None);
+        };
+        if trace.input.is_some() {
+            embeddings::queue_embedding(tx, project, seq).await?;
+        }
+        return Ok(Some((trace, Outcome::Created)));
     };
     let seq: i64 = row.try_get(0)?;
     let mut trace: Trace = serde_json::from_str(row.try_get(1)?)?;
+    let input_before = trace.input.clone();
     trace.merge(part.clone(), now);
     write_trace_row(tx, project, &trace, Some(seq)).await?;
+    if trace.input.is_some() && trace.input != input_before {
+        embeddings::queue_embedding(tx, project, seq).await?;
+    }
     Ok(Some((trace, Outcome::Merged)))
 }
 

@@ -19,6 +19,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_coordination.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_semantic_memory.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

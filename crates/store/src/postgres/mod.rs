@@ -19,6 +19,7 @@
 
 mod admin;
 mod coordination;
+mod embeddings;
 mod ingest;
 mod locks;
 mod migrate;
@@ -40,6 +41,7 @@ use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
+use crate::embeddings::{EmbeddingTask, Embeddings, NewEmbedding, StoredEmbedding};
 use crate::{
     ApiKey, IngestBatch, IngestReceipt, NewKey, Project, Result, Session, Stats, StoreError,
     StoreOptions, StoreRead, StoreWrite, StoredFeedback, StoredTrace, TraceChain,
@@ -329,5 +331,77 @@ impl StoreRead for PostgresStore {
 
     async fn stats(&self, project: ProjectId) -> Result<Stats> {
         read::stats(&self.client().await?, project).await
+    }
+}
+
+#[async_trait]
+impl Embeddings for PostgresStore {
+    async fn claim_embedding_tasks(
+        &self,
+        limit: u32,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<EmbeddingTask>> {
+        let mut client = self.client().await?;
+        embeddings::claim_tasks(&mut client, limit, now, lease_until).await
+    }
+
+    async fn store_embeddings(
+        &self,
+        model: &str,
+        new: Vec<NewEmbedding>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        embeddings::store(&mut client, model, &new, now).await
+    }
+
+    async fn embedding_backlog(&self) -> Result<u64> {
+        embeddings::backlog(&self.client().await?).await
+    }
+
+    async fn queue_missing_embeddings(&self, model: &str) -> Result<u64> {
+        let mut client = self.client().await?;
+        embeddings::queue_missing(&mut client, model).await
+    }
+
+    async fn embeddings_since(
+        &self,
+        model: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEmbedding>> {
+        embeddings::since(&self.client().await?, model, after, limit).await
+    }
+
+    async fn traces_by_seq(&self, project: ProjectId, seqs: &[i64]) -> Result<Vec<StoredTrace>> {
+        embeddings::traces_by_seq(&self.client().await?, project, seqs).await
+    }
+
+    async fn trace_seqs(
+        &self,
+        project: ProjectId,
+        filter: &Filter,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        embeddings::trace_seqs(&self.client().await?, project, filter, limit).await
+    }
+
+    async fn feedback_on(
+        &self,
+        project: ProjectId,
+        trace_ids: &[TraceId],
+    ) -> Result<Vec<(TraceId, Vec<StoredFeedback>)>> {
+        let mut client = self.client().await?;
+        // One snapshot for the feedback of every trace asked about.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let feedback = embeddings::feedback_on(&tx, project, trace_ids).await?;
+        tx.commit().await?;
+        Ok(feedback)
     }
 }

@@ -79,7 +79,7 @@ pub async fn spans_of(
     Ok(out)
 }
 
-async fn feedback_of_trace(
+pub(super) async fn feedback_of_trace(
     conn: &impl GenericClient,
     project: ProjectId,
     trace_id: &str,

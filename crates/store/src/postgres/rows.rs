@@ -136,8 +136,8 @@ pub async fn insert_feedback_row(
         tx,
         "INSERT INTO feedback (project_id, id, trace_id, span_id, session_id, kind, source, author, rating_sign,
                                categories, metadata, created_at, received_at, content_hash, doc, superseded_by,
-                               supersession_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                               supersession_key, negative)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
          ON CONFLICT (project_id, id) DO NOTHING",
         &[
             &project.0,
@@ -157,6 +157,7 @@ pub async fn insert_feedback_row(
             &serde_json::to_string(feedback)?,
             &superseded_by.map(|id| id.as_str()),
             &feedback.supersession_key().map(|key| key.digest()),
+            &i16::from(feedback.is_negative()),
         ],
     )
     .await?;

@@ -139,11 +139,15 @@ fn upsert_trace(
         .optional()?;
     let (trace, outcome) = match existing {
         None => {
-            write_trace_row(tx, project, &fresh, &fresh_doc, None)?;
+            let seq = write_trace_row(tx, project, &fresh, &fresh_doc, None)?;
+            if fresh.input.is_some() {
+                queue_embedding(tx, project, seq)?;
+            }
             (fresh, Outcome::Created)
         }
         Some((seq, doc)) => {
             let mut trace: Trace = serde_json::from_str(&doc)?;
+            let input_before = trace.input.clone();
             trace.merge(part, now);
             write_trace_row(
                 tx,
@@ -152,6 +156,9 @@ fn upsert_trace(
                 &serde_json::to_string(&trace)?,
                 Some(seq),
             )?;
+            if trace.input.is_some() && trace.input != input_before {
+                queue_embedding(tx, project, seq)?;
+            }
             (trace, Outcome::Merged)
         }
     };
@@ -176,6 +183,16 @@ fn upsert_trace(
         write_span_row(tx, project, &trace.id, &span)?;
     }
     Ok(outcome)
+}
+
+/// Queues a trace for the embedding worker (again, if its input changed while it waited).
+pub(super) fn queue_embedding(tx: &Connection, project: ProjectId, trace_seq: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO embedding_queue (trace_seq, project_id) VALUES (?1, ?2)
+         ON CONFLICT (trace_seq) DO UPDATE SET generation = generation + 1, claimed_until = NULL",
+    )?
+    .execute(params![trace_seq, project.0])?;
+    Ok(())
 }
 
 /// Writes a trace's row (inserting when `seq` is `None`, else updating) and its tags; returns
@@ -309,8 +326,8 @@ pub(super) fn insert_feedback_row(
         .prepare_cached(
             "INSERT INTO feedback (project_id, id, trace_id, span_id, session_id, kind, source, author, rating_sign,
                                    categories, created_at, received_at, content_hash, doc, superseded_by,
-                                   supersession_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                                   supersession_key, negative)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
              ON CONFLICT (project_id, id) DO NOTHING",
         )?
         .execute(params![
@@ -330,6 +347,7 @@ pub(super) fn insert_feedback_row(
             prepared.doc,
             superseded_by.map(|id| id.as_str()),
             prepared.supersession_key,
+            feedback.is_negative(),
         ])?;
     Ok(inserted > 0)
 }

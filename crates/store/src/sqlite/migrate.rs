@@ -11,6 +11,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/sqlite/0002_coordination.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_semantic_memory.sql"),
+    ),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -8,6 +8,7 @@
 mod admin;
 mod checkpoint;
 mod coordination;
+mod embeddings;
 mod filter;
 mod ingest;
 mod migrate;
@@ -24,6 +25,7 @@ use feedloop_core::{ProjectId, Timestamp, TraceId};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
+use crate::embeddings::{EmbeddingTask, Embeddings, NewEmbedding, StoredEmbedding};
 use crate::{
     ApiKey, IngestBatch, IngestReceipt, NewKey, Project, Result, Session, Stats, StoreError,
     StoreOptions, StoreRead, StoreWrite, StoredFeedback, StoredTrace, TraceChain,
@@ -274,6 +276,89 @@ impl StoreRead for SqliteStore {
     async fn stats(&self, project: ProjectId) -> Result<Stats> {
         self.readers
             .run(move |conn| read::stats(conn, project))
+            .await
+    }
+}
+
+#[async_trait]
+impl Embeddings for SqliteStore {
+    async fn claim_embedding_tasks(
+        &self,
+        limit: u32,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Vec<EmbeddingTask>> {
+        self.writer
+            .run(1, move |tx| {
+                embeddings::claim_tasks(tx, limit, now, lease_until)
+            })
+            .await
+    }
+
+    async fn store_embeddings(
+        &self,
+        model: &str,
+        new: Vec<NewEmbedding>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let model = model.to_owned();
+        self.writer
+            .run(new.len(), move |tx| {
+                embeddings::store(tx, &model, &new, now)
+            })
+            .await
+    }
+
+    async fn embedding_backlog(&self) -> Result<u64> {
+        self.readers.run(embeddings::backlog).await
+    }
+
+    async fn queue_missing_embeddings(&self, model: &str) -> Result<u64> {
+        let model = model.to_owned();
+        self.writer
+            .run(1, move |tx| embeddings::queue_missing(tx, &model))
+            .await
+    }
+
+    async fn embeddings_since(
+        &self,
+        model: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEmbedding>> {
+        let model = model.to_owned();
+        self.readers
+            .run(move |conn| embeddings::since(conn, &model, after, limit))
+            .await
+    }
+
+    async fn traces_by_seq(&self, project: ProjectId, seqs: &[i64]) -> Result<Vec<StoredTrace>> {
+        let seqs = seqs.to_vec();
+        self.readers
+            .run(move |conn| embeddings::traces_by_seq(conn, project, &seqs))
+            .await
+    }
+
+    async fn trace_seqs(
+        &self,
+        project: ProjectId,
+        filter: &Filter,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        let filter = filter.clone();
+        self.readers
+            .run(move |conn| embeddings::trace_seqs(conn, project, &filter, limit))
+            .await
+    }
+
+    async fn feedback_on(
+        &self,
+        project: ProjectId,
+        trace_ids: &[TraceId],
+    ) -> Result<Vec<(TraceId, Vec<StoredFeedback>)>> {
+        let trace_ids = trace_ids.to_vec();
+        self.readers
+            .run(move |conn| embeddings::feedback_on(conn, project, &trace_ids))
             .await
     }
 }

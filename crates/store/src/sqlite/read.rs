@@ -89,7 +89,7 @@ pub fn spans_of(
     Ok(out)
 }
 
-fn feedback_of_trace(
+pub(super) fn feedback_of_trace(
     conn: &Connection,
     project: ProjectId,
     trace_id: &str,

@@ -1,5 +1,5 @@
 //! The store contract: one suite of tests written against the [`Store`] trait alone, so that
-//! every backend (SQLite now, PostgreSQL next) is held to the same behaviour.
+//! every backend (SQLite and PostgreSQL) is held to the same behaviour.
 //!
 //! Each case is a `pub async fn` that takes a fresh, empty store. A backend's test binary
 //! declares `#[macro_use] mod contract;` and calls [`store_contract_suite!`] with a name and an
@@ -9,6 +9,7 @@
 
 mod concurrency;
 mod coordination;
+mod embeddings;
 mod feedback;
 mod fixtures;
 mod lists;
@@ -21,6 +22,7 @@ mod validation;
 
 pub use concurrency::*;
 pub use coordination::*;
+pub use embeddings::*;
 pub use feedback::*;
 pub use lists::*;
 pub use pagination::*;
@@ -81,6 +83,15 @@ macro_rules! store_contract_suite {
             feedback_pages_have_no_gaps_or_duplicates,
             concurrent_ingests_all_commit,
             concurrent_conflicting_ingest_fails_alone,
+            a_trace_with_input_is_queued_and_claimed_once_per_lease,
+            traces_without_input_are_never_queued,
+            stored_vectors_leave_the_queue_and_are_followed_in_order,
+            a_trace_requeued_while_claimed_stays_queued_after_the_old_generation_is_stored,
+            a_late_vector_of_an_old_input_does_not_replace_the_current_one,
+            queue_missing_embeddings_queues_each_trace_with_input_once,
+            traces_by_seq_reads_only_the_projects_traces,
+            trace_seqs_honour_the_filter_and_negative_feedback,
+            feedback_on_groups_feedback_by_trace_oldest_first,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
