@@ -70,15 +70,18 @@ impl MiniLm {
         let dir = model_dir.to_owned();
         std::thread::Builder::new()
             .name("feedloop-embed".into())
-            .spawn(move || match Worker::load(&dir, threads) {
-                Ok(worker) => {
-                    let dimensions = worker.bert.hidden_size();
-                    if ready.send(Ok(dimensions)).is_ok() {
-                        worker.run(queue);
+            .spawn(move || {
+                lower_priority();
+                match Worker::load(&dir, threads) {
+                    Ok(worker) => {
+                        let dimensions = worker.bert.hidden_size();
+                        if ready.send(Ok(dimensions)).is_ok() {
+                            worker.run(queue);
+                        }
                     }
-                }
-                Err(err) => {
-                    let _ = ready.send(Err(err));
+                    Err(err) => {
+                        let _ = ready.send(Err(err));
+                    }
                 }
             })
             .map_err(|err| EmbedError::Inference(format!("cannot start the worker: {err}")))?;
@@ -107,6 +110,21 @@ impl MiniLm {
             .await
             .map_err(|_| EmbedError::WorkerStopped)?;
         answer.await.map_err(|_| EmbedError::WorkerStopped)?
+    }
+}
+
+/// Runs this thread, and the inference threads it starts (they inherit it), at nice 10: on a
+/// busy machine, ingest and queries of the HTTP server go first and embedding takes the CPU
+/// they leave. The queue waits instead; nothing is lost.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only reads its arguments; on Linux, `who = 0` with PRIO_PROCESS
+        // names the calling thread.
+        let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        if result != 0 {
+            tracing::debug!("cannot lower the embedding thread's priority");
+        }
     }
 }
 
