@@ -228,6 +228,23 @@ async fn a_replica_finds_vectors_embedded_through_another() {
     assert_eq!(status, 200, "{body}");
     a.wait_until_indexed(2).await;
     b.wait_until_indexed(2).await;
+    let metrics = b
+        .http
+        .get(format!("{}/metrics", b.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nfeedloop_embedding_backlog 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nfeedloop_indexed_vectors 2\n"),
+        "{metrics}"
+    );
     let (status, found) = b
         .post(
             "/api/v1/search",

@@ -160,6 +160,54 @@ pub async fn project(
     }))
 }
 
+/// Metrics in the Prometheus text format: how far semantic memory is behind on this replica.
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+    let backlog = state.store.embedding_backlog().await?;
+    let worker = state.memory.worker_stats();
+    let metrics = [
+        (
+            "feedloop_embedding_backlog",
+            "gauge",
+            "Traces waiting to be embedded.",
+            backlog,
+        ),
+        (
+            "feedloop_embedded_traces_total",
+            "counter",
+            "Traces this replica embedded since it started.",
+            worker.embedded.load(Ordering::Relaxed),
+        ),
+        (
+            "feedloop_embedding_failed_batches_total",
+            "counter",
+            "Embedding batches that failed (retried when their claim expires).",
+            worker.failed_batches.load(Ordering::Relaxed),
+        ),
+        (
+            "feedloop_indexed_vectors",
+            "gauge",
+            "Vectors in this replica's indexes.",
+            state.memory.indexes().num_vectors() as u64,
+        ),
+    ];
+    let mut body = String::new();
+    for (name, kind, help, value) in metrics {
+        let _ = write!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    ))
+}
+
 /// The OpenAPI document of this API, generated from the code.
 pub async fn openapi_json() -> impl IntoResponse {
     Json(crate::openapi_document())

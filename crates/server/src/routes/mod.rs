@@ -42,6 +42,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (api, _) = api().split_for_parts();
     api.route("/api/v1/openapi.json", axum::routing::get(meta::openapi_json))
+        .route("/metrics", axum::routing::get(meta::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(|_| internal_error()))
