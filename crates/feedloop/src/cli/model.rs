@@ -125,12 +125,15 @@ pub async fn reindex(args: ReindexArgs) -> anyhow::Result<()> {
         progress.inc(done as u64);
     }
     progress.finish();
-    let left = store.embedding_backlog().await?;
     println!(
-        "{} traces embedded with {}; {left} still queued (claimed by a running server)",
+        "{} traces embedded with {}",
         progress.position(),
         embedder.model_id()
     );
+    let left = store.embedding_backlog().await?;
+    if left > 0 {
+        println!("{left} traces still queued: claimed by a running server, which embeds them");
+    }
     Ok(())
 }
 
