@@ -16,6 +16,15 @@ use super::fixtures::*;
 const MODEL: &str = "test-model";
 
 /// A trace part with an input.
+/// A later part of trace `id` that sets (or changes) its input.
+fn new_input(id: &str, input: &str) -> TracePart {
+    TracePart {
+        id: trace_id(id),
+        input: Some(input.to_owned()),
+        ..Default::default()
+    }
+}
+
 fn asked(id: &str, started: i64, input: &str) -> TracePart {
     TracePart {
         input: Some(input.to_owned()),
@@ -137,11 +146,7 @@ pub async fn traces_without_input_are_never_queued(store: Arc<dyn Store>) {
     assert_eq!(store.queue_missing_embeddings(MODEL).await.unwrap(), 0);
 
     // An input sent in a later part queues the trace then.
-    let input = TracePart {
-        id: trace_id("t1"),
-        input: Some("what is my balance?".into()),
-        ..Default::default()
-    };
+    let input = new_input("t1", "what is my balance?");
     ingest_traces(&*store, project, vec![input], at(3)).await;
     let tasks = claim(&*store, 10, 10).await;
     assert_eq!(tasks.len(), 1);
@@ -203,11 +208,7 @@ pub async fn stored_vectors_leave_the_queue_and_are_followed_in_order(store: Arc
     assert_eq!(first_one, stored[..1], "the limit is honoured");
 
     // A changed input is embedded again; the new vector replaces the old one, later in order.
-    let changed = TracePart {
-        id: trace_id("t1"),
-        input: Some("first question, rephrased".into()),
-        ..Default::default()
-    };
+    let changed = new_input("t1", "first question, rephrased");
     ingest_traces(&*store, project, vec![changed], at(20)).await;
     let tasks = claim(&*store, 10, 21).await;
     assert_eq!(tasks.len(), 1);
@@ -246,11 +247,7 @@ pub async fn a_trace_requeued_while_claimed_stays_queued_after_the_old_generatio
     let old = claim(&*store, 10, 10).await;
     assert_eq!(old.len(), 1);
 
-    let changed = TracePart {
-        id: trace_id("t1"),
-        input: Some("new question".into()),
-        ..Default::default()
-    };
+    let changed = new_input("t1", "new question");
     ingest_traces(&*store, project, vec![changed], at(11)).await;
     store_vectors(&*store, MODEL, vec![vector_for(&old[0], 0.0)], 12).await;
     assert_eq!(backlog(&*store).await, 1, "the new input still waits");
@@ -287,11 +284,7 @@ pub async fn a_late_vector_of_an_old_input_does_not_replace_the_current_one(stor
     )
     .await;
     let slow = claim(&*store, 10, 10).await;
-    let changed = TracePart {
-        id: trace_id("t1"),
-        input: Some("new question".into()),
-        ..Default::default()
-    };
+    let changed = new_input("t1", "new question");
     ingest_traces(&*store, project, vec![changed], at(11)).await;
     let fast = claim(&*store, 10, 12).await;
     assert_eq!(fast.len(), 1);
