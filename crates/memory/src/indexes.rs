@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use feedloop_core::ProjectId;
@@ -40,9 +41,9 @@ pub struct ProjectIndexes {
     dir: Option<PathBuf>,
     indexes: RwLock<HashMap<ProjectId, Arc<VectorIndex>>>,
     /// The last stored vector applied to the indexes.
-    applied_seq: RwLock<i64>,
+    applied_seq: AtomicI64,
     /// `applied_seq` at the last save.
-    saved_seq: RwLock<i64>,
+    saved_seq: AtomicI64,
 }
 
 impl ProjectIndexes {
@@ -54,8 +55,8 @@ impl ProjectIndexes {
             dimensions,
             dir,
             indexes: RwLock::default(),
-            applied_seq: RwLock::new(0),
-            saved_seq: RwLock::new(0),
+            applied_seq: AtomicI64::new(0),
+            saved_seq: AtomicI64::new(0),
         };
         if let Some(dir) = &indexes.dir {
             match indexes.load(dir) {
@@ -81,7 +82,7 @@ impl ProjectIndexes {
 
     /// The position in the stored vectors that the indexes have reached.
     pub fn applied_seq(&self) -> i64 {
-        *self.applied_seq.read().unwrap_or_else(|e| e.into_inner())
+        self.applied_seq.load(Ordering::Acquire)
     }
 
     /// Number of vectors in all indexes.
@@ -101,12 +102,13 @@ impl ProjectIndexes {
             let Some(last) = batch.last().map(|e| e.seq) else {
                 return Ok(applied);
             };
+            let num_read = batch.len();
             let mut by_project: HashMap<ProjectId, Vec<(u64, Vec<f32>)>> = HashMap::new();
-            for embedding in batch.iter() {
+            for embedding in batch {
                 by_project
                     .entry(embedding.project)
                     .or_default()
-                    .push((key_of(embedding.trace_seq), embedding.vector.clone()));
+                    .push((key_of(embedding.trace_seq), embedding.vector));
             }
             for (project, items) in by_project {
                 let index = self.index_for(project)?;
@@ -114,9 +116,9 @@ impl ProjectIndexes {
                     .await
                     .map_err(|e| MemoryError::Internal(format!("index task failed: {e}")))??;
             }
-            applied += batch.len();
-            *self.applied_seq.write().unwrap_or_else(|e| e.into_inner()) = last;
-            if batch.len() < CATCH_UP_BATCH as usize {
+            applied += num_read;
+            self.applied_seq.store(last, Ordering::Release);
+            if num_read < CATCH_UP_BATCH as usize {
                 return Ok(applied);
             }
         }
@@ -128,7 +130,7 @@ impl ProjectIndexes {
             return Ok(());
         };
         let applied_seq = self.applied_seq();
-        if applied_seq == *self.saved_seq.read().unwrap_or_else(|e| e.into_inner()) {
+        if applied_seq == self.saved_seq.load(Ordering::Acquire) {
             return Ok(());
         }
         std::fs::create_dir_all(dir).map_err(|e| MemoryError::Io(dir.clone(), e))?;
@@ -151,7 +153,7 @@ impl ProjectIndexes {
         let text = serde_json::to_vec_pretty(&state).map_err(MemoryError::Serialize)?;
         std::fs::write(&temp, text).map_err(|e| MemoryError::Io(temp.clone(), e))?;
         std::fs::rename(&temp, &state_path).map_err(|e| MemoryError::Io(state_path, e))?;
-        *self.saved_seq.write().unwrap_or_else(|e| e.into_inner()) = applied_seq;
+        self.saved_seq.store(applied_seq, Ordering::Release);
         Ok(())
     }
 
@@ -178,8 +180,8 @@ impl ProjectIndexes {
             map.insert(project, Arc::new(index));
         }
         drop(map);
-        *self.applied_seq.write().unwrap_or_else(|e| e.into_inner()) = state.applied_seq;
-        *self.saved_seq.write().unwrap_or_else(|e| e.into_inner()) = state.applied_seq;
+        self.applied_seq.store(state.applied_seq, Ordering::Release);
+        self.saved_seq.store(state.applied_seq, Ordering::Release);
         Ok(Some(state.applied_seq))
     }
 

@@ -14,6 +14,7 @@ pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use feedloop_core::TraceId;
@@ -73,6 +74,21 @@ impl Default for MemoryConfig {
     }
 }
 
+/// A snapshot of semantic memory's progress on this replica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryStatus {
+    /// The embedding model in use.
+    pub model: String,
+    /// Traces waiting to be embedded (by any replica).
+    pub backlog: u64,
+    /// Traces this replica embedded since it started.
+    pub embedded: u64,
+    /// Embedding batches this replica failed (retried when their claim expires).
+    pub failed_batches: u64,
+    /// Vectors in this replica's indexes.
+    pub indexed_vectors: usize,
+}
+
 /// The embedder, the indexes and the store, shared by the API and the background tasks.
 pub struct SemanticMemory {
     store: Arc<dyn Store>,
@@ -109,10 +125,6 @@ impl SemanticMemory {
         &self.indexes
     }
 
-    pub fn worker_stats(&self) -> &WorkerStats {
-        &self.stats
-    }
-
     /// Tells the worker that traces were queued.
     pub fn wake_worker(&self) {
         self.wake.notify_one();
@@ -142,12 +154,29 @@ impl SemanticMemory {
         if let Some(worker) = worker {
             let _ = worker.await;
         }
+        self.save_indexes().await;
+    }
+
+    /// Saves the indexes on a blocking thread; a failure is logged (the next save retries, and
+    /// the store can always rebuild them).
+    async fn save_indexes(&self) {
         let indexes = self.indexes.clone();
         match tokio::task::spawn_blocking(move || indexes.save()).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "cannot save vector indexes"),
-            Err(error) => tracing::error!(%error, "index save task failed"),
+            Ok(Err(error)) => tracing::warn!(%error, "cannot save vector indexes"),
+            Err(error) => tracing::warn!(%error, "index save task failed"),
         }
+    }
+
+    /// How far semantic memory is behind, for `/readyz` and `/metrics`.
+    pub async fn status(&self) -> Result<MemoryStatus, MemoryError> {
+        Ok(MemoryStatus {
+            model: self.model_id().to_owned(),
+            backlog: self.store.embedding_backlog().await?,
+            embedded: self.stats.embedded.load(Ordering::Relaxed),
+            failed_batches: self.stats.failed_batches.load(Ordering::Relaxed),
+            indexed_vectors: self.indexes.num_vectors(),
+        })
     }
 
     async fn follow(&self, mut stop: watch::Receiver<bool>) {
@@ -161,12 +190,7 @@ impl SemanticMemory {
             }
             if last_save.elapsed() >= self.config.save_interval {
                 last_save = Instant::now();
-                let indexes = self.indexes.clone();
-                match tokio::task::spawn_blocking(move || indexes.save()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::warn!(%error, "cannot save vector indexes"),
-                    Err(error) => tracing::warn!(%error, "index save task failed"),
-                }
+                self.save_indexes().await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.follow_interval) => {}

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use feedloop_core::ValidationError;
+use feedloop_memory::MemoryError;
 use feedloop_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -169,5 +170,37 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// Semantic memory's errors: the store's as above, a missing trace, the model unavailable.
+impl From<MemoryError> for ApiError {
+    fn from(error: MemoryError) -> Self {
+        match error {
+            MemoryError::Store(error) => error.into(),
+            MemoryError::TraceNotFound(id) => ApiError::new(
+                ErrorCode::TraceNotFound,
+                format!("trace {:?} not found", id.as_str()),
+            ),
+            MemoryError::NoInput(id) => ApiError::new(
+                ErrorCode::InvalidValue,
+                format!("trace_id: trace {:?} has no input to compare", id.as_str()),
+            )
+            .with_field("trace_id"),
+            MemoryError::Embed(error) => {
+                tracing::error!(%error, "embedding a query failed");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("the embedding model is unavailable: {error}"),
+                )
+            }
+            error @ (MemoryError::Vector(_)
+            | MemoryError::Io(..)
+            | MemoryError::Serialize(_)
+            | MemoryError::Internal(_)) => {
+                tracing::error!(%error, "search failed");
+                ApiError::new(ErrorCode::Internal, "internal error")
+            }
+        }
     }
 }

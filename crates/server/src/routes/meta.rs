@@ -53,24 +53,17 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, body = Readiness), (status = 503, body = Readiness))
 )]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let backlog = match state.store.list_projects().await {
-        Ok(_) => state.store.embedding_backlog().await,
-        Err(error) => Err(error),
-    };
-    match backlog {
-        Ok(embedding_backlog) => (
+    // The backlog is read from the database, so an answer also says the database answers.
+    match state.memory.status().await {
+        Ok(status) => (
             StatusCode::OK,
             Json(Readiness {
                 status: "ready".into(),
                 details: Some(ReadinessDetails {
-                    embedding_model: state.memory.model_id().to_owned(),
-                    embedding_backlog,
-                    embedded_since_start: state
-                        .memory
-                        .worker_stats()
-                        .embedded
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                    indexed_vectors: state.memory.indexes().num_vectors(),
+                    embedding_model: status.model,
+                    embedding_backlog: status.backlog,
+                    embedded_since_start: status.embedded,
+                    indexed_vectors: status.indexed_vectors,
                 }),
             }),
         ),
@@ -163,33 +156,31 @@ pub async fn project(
 /// Metrics in the Prometheus text format: how far semantic memory is behind on this replica.
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     use std::fmt::Write;
-    use std::sync::atomic::Ordering;
-    let backlog = state.store.embedding_backlog().await?;
-    let worker = state.memory.worker_stats();
+    let status = state.memory.status().await?;
     let metrics = [
         (
             "feedloop_embedding_backlog",
             "gauge",
             "Traces waiting to be embedded.",
-            backlog,
+            status.backlog,
         ),
         (
             "feedloop_embedded_traces_total",
             "counter",
             "Traces this replica embedded since it started.",
-            worker.embedded.load(Ordering::Relaxed),
+            status.embedded,
         ),
         (
             "feedloop_embedding_failed_batches_total",
             "counter",
             "Embedding batches that failed (retried when their claim expires).",
-            worker.failed_batches.load(Ordering::Relaxed),
+            status.failed_batches,
         ),
         (
             "feedloop_indexed_vectors",
             "gauge",
             "Vectors in this replica's indexes.",
-            state.memory.indexes().num_vectors() as u64,
+            status.indexed_vectors as u64,
         ),
     ];
     let mut body = String::new();

@@ -7,7 +7,7 @@ use feedloop_core::TraceId;
 use feedloop_core::auth::Permission;
 use feedloop_core::filter::Filter;
 use feedloop_memory::search::MAX_K;
-use feedloop_memory::{MemoryError, Query, SearchRequest};
+use feedloop_memory::{Query, SearchRequest};
 use std::collections::BTreeMap;
 
 use crate::AppState;
@@ -46,7 +46,7 @@ pub async fn search(
         (Some(_), Some(_)) => return Err(invalid("text", "give text or trace_id, not both")),
         (None, None) => return Err(invalid("text", "give text or trace_id")),
     };
-    let k = check_k("k", body.k)?;
+    let k = check_k(body.k)?;
     let filter = filter_from_body(body.filter.unwrap_or_default())?;
     let request = SearchRequest {
         query,
@@ -84,18 +84,16 @@ pub async fn similar(
     for (key, value) in parse_pairs(raw.as_deref())? {
         match key.as_str() {
             "k" => {
+                let parsed = value.parse().ok().filter(|k| (1..=MAX_K).contains(k));
                 k = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad("k", format!("must be an integer in 1..={MAX_K}")))?,
-                )
+                    parsed.ok_or_else(|| bad("k", format!("must be an integer in 1..={MAX_K}")))?,
+                );
             }
             "problems_only" => problems_only = parse_bool(&key, &value)?,
             _ => rest.push((key, value)),
         }
     }
-    let k = check_k("k", k)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.message).with_field("k"))?;
+    let k = k.unwrap_or(DEFAULT_K);
     let filter = only_filter(parse_list_pairs(rest)?, "")?;
     let request = SearchRequest {
         query: Query::Trace(id),
@@ -111,22 +109,18 @@ async fn run(
     project: feedloop_core::ProjectId,
     request: &SearchRequest,
 ) -> Result<Json<SearchResults>, ApiError> {
-    let hits = state
-        .memory
-        .search(project, request)
-        .await
-        .map_err(memory_error)?;
+    let hits = state.memory.search(project, request).await?;
     Ok(Json(SearchResults {
         model: state.memory.model_id().to_owned(),
         results: hits.into_iter().map(Into::into).collect(),
     }))
 }
 
-fn check_k(field: &str, k: Option<usize>) -> Result<usize, ApiError> {
+fn check_k(k: Option<usize>) -> Result<usize, ApiError> {
     match k {
         None => Ok(DEFAULT_K),
         Some(k) if (1..=MAX_K).contains(&k) => Ok(k),
-        Some(_) => Err(invalid(field, &format!("must be in 1..={MAX_K}"))),
+        Some(_) => Err(invalid("k", &format!("must be in 1..={MAX_K}"))),
     }
 }
 
@@ -180,33 +174,4 @@ fn only_filter(query: crate::query::ListQuery, prefix: &str) -> Result<Filter, A
         .with_field(field));
     }
     Ok(filter)
-}
-
-fn memory_error(error: MemoryError) -> ApiError {
-    match error {
-        MemoryError::Store(error) => error.into(),
-        MemoryError::TraceNotFound(id) => ApiError::new(
-            ErrorCode::TraceNotFound,
-            format!("trace {:?} not found", id.as_str()),
-        ),
-        MemoryError::NoInput(id) => ApiError::new(
-            ErrorCode::InvalidValue,
-            format!("trace_id: trace {:?} has no input to compare", id.as_str()),
-        )
-        .with_field("trace_id"),
-        MemoryError::Embed(error) => {
-            tracing::error!(%error, "embedding a query failed");
-            ApiError::new(
-                ErrorCode::Unavailable,
-                format!("the embedding model is unavailable: {error}"),
-            )
-        }
-        error @ (MemoryError::Vector(_)
-        | MemoryError::Io(..)
-        | MemoryError::Serialize(_)
-        | MemoryError::Internal(_)) => {
-            tracing::error!(%error, "search failed");
-            ApiError::new(ErrorCode::Internal, "internal error")
-        }
-    }
 }
