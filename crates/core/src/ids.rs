@@ -90,6 +90,15 @@ client_id!(
     /// The id of one feedback item; re-sending the same id is an idempotent retry.
     FeedbackId
 );
+client_id!(
+    /// The id of a lesson, chosen by the client or made by the server (`ls_…`).
+    LessonId
+);
+client_id!(
+    /// The id of one context injection, made by the server (`inj_…`); the app logs it with its
+    /// trace.
+    InjectionId
+);
 
 #[cfg(test)]
 mod tests {

@@ -10,9 +10,10 @@ pub mod error;
 pub mod feedback;
 pub mod filter;
 pub mod ids;
+pub mod lesson;
 pub mod taxonomy;
 pub mod trace;
 
 pub use error::ValidationError;
-pub use ids::{FeedbackId, ProjectId, SpanId, TraceId};
+pub use ids::{FeedbackId, InjectionId, LessonId, ProjectId, SpanId, TraceId};
 pub use jiff::Timestamp;

@@ -8,6 +8,7 @@ mod checks;
 pub mod coordination;
 pub mod embeddings;
 mod error;
+pub mod lessons;
 pub mod postgres;
 mod records;
 pub mod restore;
