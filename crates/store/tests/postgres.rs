@@ -666,7 +666,9 @@ mod postgres_only {
             .batch_execute(
                 "ALTER TABLE feedback DROP COLUMN negative;
                  DROP TABLE embedding_queue, embeddings;
-                 DELETE FROM schema_migrations WHERE version = 3",
+                 DROP TABLE lesson_versions, lessons, lesson_feedback, loop_settings,
+                            injections, injection_lessons;
+                 DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await
             .unwrap();
@@ -674,7 +676,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            1
+            2,
+            "migrations 3 and 4"
         );
         let negative: Vec<String> = client
             .query(

@@ -120,7 +120,13 @@ mod sqlite_only {
             "ALTER TABLE feedback DROP COLUMN negative;
              DROP TABLE embedding_queue;
              DROP TABLE embeddings;
-             DELETE FROM schema_migrations WHERE version = 3",
+             DROP TABLE lesson_versions;
+             DROP TABLE lessons;
+             DROP TABLE lesson_feedback;
+             DROP TABLE loop_settings;
+             DROP TABLE injections;
+             DROP TABLE injection_lessons;
+             DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();
         let store = feedloop_store::open(&url, &options()).await.unwrap();

@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_semantic_memory.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_lessons.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

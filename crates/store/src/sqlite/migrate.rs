@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_semantic_memory.sql"),
     ),
+    (4, include_str!("../../migrations/sqlite/0004_lessons.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
