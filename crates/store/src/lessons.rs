@@ -6,6 +6,7 @@
 //! proposals never cover the same feedback twice, whatever became of the first lesson.
 
 use async_trait::async_trait;
+use feedloop_core::feedback::{CorrectionKind, Feedback, FeedbackValue};
 use feedloop_core::lesson::{InjectedLesson, Lesson, LessonStatus, LoopSettings};
 use feedloop_core::{FeedbackId, InjectionId, LessonId, ProjectId, Timestamp, TraceId};
 
@@ -64,6 +65,65 @@ pub struct NegativeCase {
     pub comment: Option<String>,
     /// The trace's vector of the asked model, once embedded.
     pub vector: Option<Vec<f32>>,
+}
+
+impl NegativeCase {
+    /// The case of negative `feedback` on a trace (its sequence number and input), created at
+    /// `created_at` (the stored time: the client's, else the arrival), given the current
+    /// corrections and comments on the same trace, oldest first (`siblings`).
+    pub(crate) fn new(
+        feedback: Feedback,
+        trace_seq: i64,
+        query: String,
+        created_at: Timestamp,
+        vector: Option<Vec<f32>>,
+        siblings: &[Feedback],
+    ) -> Self {
+        let correction = match &feedback.value {
+            FeedbackValue::Correction(correction) => Some(correction.text.clone()),
+            _ => best_correction(siblings),
+        };
+        let comment = match &feedback.value {
+            FeedbackValue::Annotation(annotation) if annotation.comment.is_some() => {
+                annotation.comment.clone()
+            }
+            _ => siblings
+                .iter()
+                .rev()
+                .find_map(|sibling| match &sibling.value {
+                    FeedbackValue::Comment(text) => Some(text.clone()),
+                    _ => None,
+                }),
+        };
+        Self {
+            categories: feedback.value.categories().to_vec(),
+            feedback_id: feedback.id,
+            trace_id: feedback.trace_id,
+            trace_seq,
+            query,
+            created_at,
+            correction,
+            comment,
+            vector,
+        }
+    }
+}
+
+/// The best answer among corrections (oldest first): the latest full answer, else the latest
+/// correction of any kind.
+fn best_correction(feedback: &[Feedback]) -> Option<String> {
+    let corrections = feedback.iter().rev().filter_map(|f| match &f.value {
+        FeedbackValue::Correction(correction) => Some(correction),
+        _ => None,
+    });
+    let mut latest = None;
+    for correction in corrections {
+        if correction.kind == CorrectionKind::Answer {
+            return Some(correction.text.clone());
+        }
+        latest.get_or_insert_with(|| correction.text.clone());
+    }
+    latest
 }
 
 #[async_trait]
@@ -140,4 +200,67 @@ pub trait Lessons: Send + Sync {
     /// Grows whenever feedback, vectors or lessons are written, in any project: caches built
     /// from them compare it to know they are stale.
     async fn evidence_watermark(&self) -> Result<EvidenceWatermark>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use feedloop_core::feedback::{Correction, Rating, Source};
+
+    fn feedback(id: &str, value: FeedbackValue) -> Feedback {
+        Feedback {
+            id: FeedbackId::parse("id", id).unwrap(),
+            trace_id: TraceId::parse("trace_id", "t1").unwrap(),
+            span_id: None,
+            session_id: None,
+            source: Source::EndUser,
+            author: None,
+            author_role: None,
+            confidence: None,
+            metadata: Default::default(),
+            created_at: None,
+            value,
+        }
+    }
+
+    fn correction(id: &str, text: &str, kind: CorrectionKind) -> Feedback {
+        feedback(
+            id,
+            FeedbackValue::Correction(Correction {
+                text: text.into(),
+                kind,
+            }),
+        )
+    }
+
+    #[test]
+    fn a_case_takes_the_best_correction_and_latest_comment_of_its_trace() {
+        let down = feedback(
+            "down",
+            FeedbackValue::Rating(Rating {
+                value: 0.0,
+                min: 0.0,
+                max: 1.0,
+                compared_to: None,
+            }),
+        );
+        let siblings = [
+            correction("c1", "the full answer", CorrectionKind::Answer),
+            feedback("n1", FeedbackValue::Comment("first".into())),
+            correction("c2", "a missing fact", CorrectionKind::MissingFact),
+            feedback("n2", FeedbackValue::Comment("second".into())),
+        ];
+        let case = NegativeCase::new(down, 7, "q".into(), Timestamp::UNIX_EPOCH, None, &siblings);
+        assert_eq!(case.correction.as_deref(), Some("the full answer"));
+        assert_eq!(case.comment.as_deref(), Some("second"));
+
+        // A correction is its own answer, whatever else the trace has.
+        let own = correction("c3", "mine", CorrectionKind::Rewording);
+        let case = NegativeCase::new(own, 7, "q".into(), Timestamp::UNIX_EPOCH, None, &siblings);
+        assert_eq!(case.correction.as_deref(), Some("mine"));
+        assert_eq!(
+            best_correction(&siblings[2..]).as_deref(),
+            Some("a missing fact")
+        );
+    }
 }
