@@ -16,6 +16,9 @@ mod sql_filter;
 pub mod sqlite;
 
 pub use error::{ItemList, ItemRef, StoreError};
+pub use lessons::{
+    EffectCounts, EvidenceWatermark, INJECTION_METADATA_KEY, Injection, Lessons, NegativeCase,
+};
 pub use records::{
     ApiKey, IngestBatch, IngestReceipt, NewKey, Outcome, Project, Session, Stats, StoredFeedback,
     StoredTrace, TraceChain,
@@ -123,9 +126,15 @@ pub trait StoreRead: Send + Sync {
     async fn stats(&self, project: ProjectId) -> Result<Stats>;
 }
 
-/// A complete backend: data, and the coordination of replicas on it.
+/// A complete backend: data (traces and feedback, vectors, lessons), and the coordination of
+/// replicas on it.
 pub trait Store:
-    StoreRead + StoreWrite + embeddings::Embeddings + coordination::Coordination + restore::Restore
+    StoreRead
+    + StoreWrite
+    + embeddings::Embeddings
+    + lessons::Lessons
+    + coordination::Coordination
+    + restore::Restore
 {
 }
 
@@ -133,6 +142,7 @@ impl<T> Store for T where
     T: StoreRead
         + StoreWrite
         + embeddings::Embeddings
+        + lessons::Lessons
         + coordination::Coordination
         + restore::Restore
 {

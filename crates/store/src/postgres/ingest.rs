@@ -14,6 +14,9 @@
 //! - **The embedding queue** gets a trace when it is created with an input or its input
 //!   changes, in the same transaction (`embeddings.rs`); the trace's row lock orders the
 //!   re-queues of one trace.
+//! - **Injections** named in a trace's metadata (`feedloop.injection_id`) are linked to the
+//!   trace in the same transaction; the part's metadata is checked, so a batch that names none
+//!   pays one map look-up per trace.
 //! - **Feedback idempotency** is the unique (project, id) index with `ON CONFLICT DO NOTHING`: a
 //!   concurrent insert of the same id waits for the first and then compares content hashes.
 //!
@@ -28,7 +31,8 @@ use std::collections::BTreeSet;
 
 use super::locks;
 use super::rows::{insert_feedback_row, write_span_row, write_trace_row};
-use super::{admin, embeddings, execute, query, query_opt};
+use super::{admin, embeddings, execute, lessons, query, query_opt};
+use crate::lessons::INJECTION_METADATA_KEY;
 use crate::{IngestBatch, IngestReceipt, ItemList, ItemRef, Outcome, Result, StoreError};
 
 /// Attempts of an ingest whose transaction PostgreSQL aborted to break a deadlock.
@@ -142,6 +146,12 @@ async fn ingest_once(
         receipt
             .traces
             .push(upsert_trace(tx, project, part, now).await?);
+        if let Some(serde_json::Value::String(injection_id)) =
+            part.metadata.get(INJECTION_METADATA_KEY)
+        {
+            // An id that names no injection (a typo, another deployment's) is ignored.
+            lessons::link(tx, project, injection_id, part.id.as_str()).await?;
+        }
     }
     if batch.feedback.is_empty() {
         return Ok(receipt);

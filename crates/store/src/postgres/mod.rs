@@ -21,6 +21,7 @@ mod admin;
 mod coordination;
 mod embeddings;
 mod ingest;
+mod lessons;
 mod locks;
 mod migrate;
 mod read;

@@ -7,7 +7,8 @@ use feedloop_core::trace::{Span, SpanPart, Trace, TracePart};
 use feedloop_core::{FeedbackId, ProjectId, SpanId, Timestamp, TraceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{admin, micros};
+use super::{admin, lessons, micros};
+use crate::lessons::INJECTION_METADATA_KEY;
 use crate::{IngestBatch, IngestReceipt, ItemList, ItemRef, Outcome, Result, StoreError};
 
 /// A batch with every item prepared.
@@ -91,7 +92,12 @@ pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Resu
         feedback: Vec::with_capacity(batch.feedback.len()),
     };
     for trace in batch.traces {
+        let link = injection_of(&trace.part);
         receipt.traces.push(upsert_trace(tx, project, trace, now)?);
+        if let Some((injection_id, trace_id)) = link {
+            // An id that names no injection (a typo, another deployment's) is ignored.
+            lessons::link(tx, project, &injection_id, trace_id.as_str())?;
+        }
     }
     if batch.feedback.is_empty() {
         return Ok(receipt);
@@ -117,6 +123,15 @@ pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Resu
         )?);
     }
     Ok(receipt)
+}
+
+/// The injection that a trace part names in its metadata (see [`INJECTION_METADATA_KEY`]), with
+/// the trace's id; `None`, at the cost of one map look-up, for the usual part that names none.
+pub(super) fn injection_of(part: &TracePart) -> Option<(String, TraceId)> {
+    match part.metadata.get(INJECTION_METADATA_KEY) {
+        Some(serde_json::Value::String(id)) => Some((id.clone(), part.id.clone())),
+        _ => None,
+    }
 }
 
 fn upsert_trace(

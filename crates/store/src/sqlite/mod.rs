@@ -11,6 +11,7 @@ mod coordination;
 mod embeddings;
 mod filter;
 mod ingest;
+mod lessons;
 mod migrate;
 mod pool;
 mod read;
