@@ -12,6 +12,7 @@ mod coordination;
 mod embeddings;
 mod feedback;
 mod fixtures;
+mod lessons;
 mod lists;
 mod pagination;
 mod projects;
@@ -24,6 +25,7 @@ pub use concurrency::*;
 pub use coordination::*;
 pub use embeddings::*;
 pub use feedback::*;
+pub use lessons::*;
 pub use lists::*;
 pub use pagination::*;
 pub use projects::*;
@@ -92,6 +94,16 @@ macro_rules! store_contract_suite {
             traces_by_seq_reads_only_the_projects_traces,
             trace_seqs_honour_the_filter_and_negative_feedback,
             feedback_on_groups_feedback_by_trace_oldest_first,
+            lessons_are_created_versioned_and_listed,
+            lessons_changed_since_follows_every_write_in_order,
+            provenance_feedback_is_left_out_of_uncovered_negative_cases,
+            negative_cases_carry_vector_correction_categories_and_comment,
+            contrast_vectors_are_well_rated_traces_without_negative_feedback,
+            injections_are_recorded_linked_and_counted,
+            loop_settings_default_until_set,
+            the_evidence_watermark_grows_with_every_kind_of_write,
+            a_rejected_lesson_write_changes_nothing,
+            a_non_string_injection_id_in_metadata_is_ignored,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
