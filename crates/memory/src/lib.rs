@@ -121,6 +121,11 @@ impl SemanticMemory {
         self.embedder.model_id()
     }
 
+    /// Length of the model's vectors.
+    pub fn dimensions(&self) -> usize {
+        self.embedder.dimensions()
+    }
+
     pub fn indexes(&self) -> &ProjectIndexes {
         &self.indexes
     }

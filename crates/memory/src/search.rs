@@ -155,7 +155,12 @@ impl SemanticMemory {
         self.resolve(store, project, neighbours).await
     }
 
-    async fn embed_one(&self, text: String) -> Result<Vec<f32>, MemoryError> {
+    /// Embeds texts with the model of this memory's indexes, one vector per text, in order.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, MemoryError> {
+        Ok(self.embedder.embed(texts).await?)
+    }
+
+    pub async fn embed_one(&self, text: String) -> Result<Vec<f32>, MemoryError> {
         self.embedder
             .embed(vec![text])
             .await?
