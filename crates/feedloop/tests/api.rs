@@ -8,6 +8,7 @@ mod api {
     mod bad_input;
     mod feedback;
     mod import;
+    mod lessons;
     mod lists;
     mod migrate;
     mod outage;

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use feedloop_core::ValidationError;
+use feedloop_lessons::LoopError;
 use feedloop_memory::MemoryError;
 use feedloop_store::StoreError;
 use serde::Serialize;
@@ -31,6 +32,7 @@ pub enum ErrorCode {
     SessionNotFound,
     KeyNotFound,
     CategoryNotFound,
+    LessonNotFound,
     RouteNotFound,
     MethodNotAllowed,
     /// The id exists with other content.
@@ -55,6 +57,7 @@ impl ErrorCode {
             | Self::SessionNotFound
             | Self::KeyNotFound
             | Self::CategoryNotFound
+            | Self::LessonNotFound
             | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -131,6 +134,7 @@ impl ApiError {
                     "key" => ErrorCode::KeyNotFound,
                     "category" => ErrorCode::CategoryNotFound,
                     "session" => ErrorCode::SessionNotFound,
+                    "lesson" => ErrorCode::LessonNotFound,
                     _ => ErrorCode::TraceNotFound,
                 };
                 Self::new(code, format!("{what} {id:?} not found"))
@@ -201,6 +205,25 @@ impl From<MemoryError> for ApiError {
                 tracing::error!(%error, "search failed");
                 ApiError::new(ErrorCode::Internal, "internal error")
             }
+        }
+    }
+}
+
+/// The loop's errors: the store's and semantic memory's as above, bad input, a missing lesson.
+impl From<LoopError> for ApiError {
+    fn from(error: LoopError) -> Self {
+        match error {
+            LoopError::Store(error) => error.into(),
+            LoopError::Memory(error) => error.into(),
+            LoopError::Invalid(error) => Self::invalid(error),
+            LoopError::LessonNotFound(id) => Self::new(
+                ErrorCode::LessonNotFound,
+                format!("lesson {:?} not found", id.as_str()),
+            ),
+            LoopError::TraceNotFound(id) => Self::new(
+                ErrorCode::TraceNotFound,
+                format!("trace {:?} not found", id.as_str()),
+            ),
         }
     }
 }

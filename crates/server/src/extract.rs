@@ -109,9 +109,15 @@ fn strip_position(message: &str) -> String {
 pub struct ProjectKey {
     pub project: ProjectId,
     pub role: KeyRole,
+    pub key_id: i64,
 }
 
 impl ProjectKey {
+    /// Who acts, as recorded in lesson versions and approvals.
+    pub fn actor(self) -> String {
+        format!("key {}", self.key_id)
+    }
+
     pub fn require(self, permission: Permission) -> Result<ProjectId, ApiError> {
         if self.role.allows(permission) {
             Ok(self.project)
@@ -147,6 +153,7 @@ impl FromRequestParts<AppState> for ProjectKey {
                     Some(key) if key.revoked_at.is_none() => KeyState::Valid(ProjectKey {
                         project: key.project_id,
                         role: key.role,
+                        key_id: key.id,
                     }),
                     Some(_) => KeyState::Revoked,
                     None => KeyState::Unknown,

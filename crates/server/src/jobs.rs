@@ -20,27 +20,31 @@ const CHANGE_LOG_RETENTION: SignedDuration = SignedDuration::from_hours(24);
 pub enum Job {
     /// Deletes change-log entries older than a day.
     PruneChangeLog,
+    /// Groups recent negative feedback of every project into proposed lessons.
+    ProposeLessons,
 }
 
 impl Job {
-    pub const ALL: [Job; 1] = [Job::PruneChangeLog];
+    pub const ALL: [Job; 2] = [Job::PruneChangeLog, Job::ProposeLessons];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::PruneChangeLog => "prune_change_log",
+            Self::ProposeLessons => "propose_lessons",
         }
     }
 
     pub fn period(self) -> SignedDuration {
         match self {
             Self::PruneChangeLog => SignedDuration::from_hours(1),
+            Self::ProposeLessons => SignedDuration::from_mins(15),
         }
     }
 
     /// How long a claim holds before another replica may take the period over.
     pub fn lease(self) -> SignedDuration {
         match self {
-            Self::PruneChangeLog => SignedDuration::from_mins(5),
+            Self::PruneChangeLog | Self::ProposeLessons => SignedDuration::from_mins(5),
         }
     }
 
@@ -59,6 +63,20 @@ impl Job {
                 let before = now.saturating_sub(CHANGE_LOG_RETENTION).unwrap_or(now);
                 let deleted = state.store.prune_changes(before).await?;
                 Ok(format!("deleted {deleted} changes"))
+            }
+            Self::ProposeLessons => {
+                let mut proposed = 0;
+                for project in state.store.list_projects().await? {
+                    match state.lessons.propose(project.id, now).await {
+                        Ok(lessons) => proposed += lessons.len(),
+                        Err(feedloop_lessons::LoopError::Store(error)) => return Err(error),
+                        // One project's embedding trouble does not stop the others.
+                        Err(error) => {
+                            tracing::warn!(project = project.id.0, %error, "proposing lessons failed");
+                        }
+                    }
+                }
+                Ok(format!("proposed {proposed} lessons"))
             }
         }
     }

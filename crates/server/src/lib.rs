@@ -15,6 +15,7 @@ pub mod wire;
 
 use axum::Router;
 use feedloop_core::clock::Clock;
+use feedloop_lessons::LessonEngine;
 use feedloop_memory::SemanticMemory;
 use feedloop_store::Store;
 use std::future::Future;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub keys: Arc<replica::KeyCache>,
     /// Embeddings, vector indexes and search by meaning over the same store.
     pub memory: Arc<SemanticMemory>,
+    /// Lessons, context injection and their measured effect.
+    pub lessons: Arc<LessonEngine>,
 }
 
 impl AppState {
@@ -73,12 +76,14 @@ impl AppState {
         config: ServerConfig,
         memory: Arc<SemanticMemory>,
     ) -> Self {
+        let lessons = Arc::new(LessonEngine::new(store.clone(), memory.clone()));
         Self {
             store,
             clock,
             config: Arc::new(config),
             keys: Arc::new(replica::KeyCache::new(100_000)),
             memory,
+            lessons,
         }
     }
 }

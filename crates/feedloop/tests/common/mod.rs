@@ -176,7 +176,14 @@ impl TestServer {
     /// Waits until every queued trace is embedded and this replica's indexes hold at least
     /// `num_vectors` vectors.
     pub async fn wait_until_indexed(&self, num_vectors: usize) {
-        for _ in 0..600 {
+        self.wait_until_indexed_within(num_vectors, std::time::Duration::from_secs(30))
+            .await;
+    }
+
+    /// [`Self::wait_until_indexed`] with a time limit, for large sets.
+    pub async fn wait_until_indexed_within(&self, num_vectors: usize, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
             let (_, ready) = self.get("/readyz").await;
             let details = &ready["details"];
             if details["embedding_backlog"] == 0
@@ -187,7 +194,7 @@ impl TestServer {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!(
-            "traces not indexed within 30 s: {:?}",
+            "traces not indexed within {limit:?}: {:?}",
             self.get("/readyz").await
         );
     }

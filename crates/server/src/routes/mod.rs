@@ -2,6 +2,7 @@
 
 mod ingest;
 mod keys;
+mod lessons;
 mod meta;
 mod read;
 mod search;
@@ -33,6 +34,15 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(taxonomy::retire_category))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(lessons::list_lessons, lessons::create_lesson))
+        .routes(routes!(lessons::get_lesson, lessons::change_lesson))
+        .routes(routes!(lessons::lesson_versions))
+        .routes(routes!(lessons::lesson_effect))
+        .routes(routes!(lessons::from_feedback))
+        .routes(routes!(lessons::propose))
+        .routes(routes!(lessons::get_settings, lessons::put_settings))
+        .routes(routes!(lessons::repeat_mistakes))
+        .routes(routes!(lessons::context))
         .routes(routes!(meta::stats))
         .routes(routes!(meta::project))
         .routes(routes!(meta::healthz))
