@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod jobs;
 mod openapi;
 pub mod ops;
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub job_tick_interval: Duration,
     /// This replica's name in job claims.
     pub replica_id: String,
+    /// The OpenAI-compatible gateway's upstream.
+    pub gateway: gateway::GatewayConfig,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
                 std::process::id(),
                 rand::random::<u32>()
             ),
+            gateway: gateway::GatewayConfig::default(),
         }
     }
 }
@@ -64,6 +68,13 @@ pub struct AppState {
     pub keys: Arc<replica::KeyCache>,
     /// Embeddings, vector indexes and search by meaning over the same store.
     pub memory: Arc<SemanticMemory>,
+    /// The gateway's upstream and its HTTP client.
+    pub upstream: Arc<gateway::forward::Upstream>,
+    /// Lessons for the gateway to inject; `None`: the gateway injects nothing. Set with
+    /// [`AppState::with_context_source`].
+    pub context_source: Option<Arc<dyn gateway::ContextSource>>,
+    /// The gateway's trace writes still running.
+    pub recorder: Arc<gateway::Recorder>,
 }
 
 impl AppState {
@@ -76,12 +87,24 @@ impl AppState {
         Self {
             store,
             clock,
+            upstream: Arc::new(gateway::forward::Upstream::new(&config.gateway)),
             config: Arc::new(config),
             keys: Arc::new(replica::KeyCache::new(100_000)),
             memory,
+            context_source: None,
+            recorder: Arc::new(gateway::Recorder::default()),
         }
     }
+
+    /// The gateway asks `source` for lessons before every call.
+    pub fn with_context_source(mut self, source: Arc<dyn gateway::ContextSource>) -> Self {
+        self.context_source = Some(source);
+        self
+    }
 }
+
+/// How long shutdown waits for the gateway's trace writes still running.
+const RECORDER_DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// The whole API as one router.
 pub fn router(state: AppState) -> Router {
@@ -90,7 +113,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests. The
 /// replica's background tasks (change follower, job runner, embedding worker and vector index
-/// follower) run for as long; the indexes are saved on the way out.
+/// follower) run for as long; the gateway's last trace writes finish and the indexes are saved on
+/// the way out.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -115,9 +139,16 @@ pub async fn serve(
         state.config.job_tick_interval,
         stopped,
     ));
+    let recorder = state.recorder.clone();
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    if !recorder.drain(RECORDER_DRAIN_LIMIT).await {
+        tracing::error!(
+            num_in_flight = recorder.num_in_flight(),
+            "gateway traces still being written at shutdown"
+        );
+    }
     let _ = stop.send(true);
     let _ = tokio::join!(follower, jobs, memory);
     served
