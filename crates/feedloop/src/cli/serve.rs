@@ -3,6 +3,7 @@
 use clap::Args;
 use feedloop_core::auth::KeyRole;
 use feedloop_core::clock::{Clock, SystemClock};
+use feedloop_server::gateway::ContextSource;
 use feedloop_server::{AppState, ServerConfig};
 use feedloop_store::Store;
 use std::net::SocketAddr;
@@ -51,15 +52,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         change_poll_interval: std::time::Duration::from_millis(config.change_poll_interval_ms),
         job_tick_interval: std::time::Duration::from_millis(config.job_tick_interval_ms),
+        gateway: config.gateway_config(),
         ..ServerConfig::default()
     };
     tracing::info!(replica = %server_config.replica_id, "replica starting");
     let embedder = super::model::embedder(&config).await?;
     let memory = Arc::new(super::model::memory(&config, store.clone(), embedder));
-    let state = AppState::new(store, clock, server_config, memory);
+    let mut state = AppState::new(store.clone(), clock, server_config, memory);
+    if let Some(source) = context_source(&config, &store) {
+        state = state.with_context_source(source);
+    }
     feedloop_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("feedloop stopped");
     Ok(())
+}
+
+/// The lessons the gateway injects into system messages: the one place where a lesson engine
+/// plugs in. `None` (for now): the gateway forwards and records, and injects nothing.
+fn context_source(
+    _config: &crate::config::Config,
+    _store: &Arc<dyn Store>,
+) -> Option<Arc<dyn ContextSource>> {
+    None
 }
 
 /// On first start (no project yet): creates the default project and an admin key, and returns
