@@ -31,6 +31,7 @@ pub struct Config {
     pub job_tick_interval_ms: u64,
     pub store: StoreConfig,
     pub embedding: EmbeddingConfig,
+    pub gateway: GatewayConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -78,6 +79,29 @@ pub struct EmbeddingConfig {
     pub index_dir: PathBuf,
 }
 
+/// The OpenAI-compatible gateway (`/v1/chat/completions`, `/v1/models`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// The upstream's base URL (`…/v1`); empty: the gateway answers 503.
+    pub upstream_base_url: String,
+    /// Sent upstream for clients that authenticate with their feedloop key as the bearer token
+    /// (better given through the environment); empty sends none.
+    pub upstream_api_key: String,
+    /// Longest wait for the upstream's first byte and between two chunks, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            upstream_base_url: String::new(),
+            upstream_api_key: String::new(),
+            timeout_secs: 120,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmbeddingProvider {
@@ -119,6 +143,7 @@ impl Default for Config {
             job_tick_interval_ms: 10_000,
             store: StoreConfig::default(),
             embedding: EmbeddingConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -143,6 +168,8 @@ pub enum ConfigError {
     File(#[from] toml::de::Error),
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
 }
 
 impl Config {
@@ -255,6 +282,21 @@ impl Config {
         if let Some(v) = var("FEEDLOOP_EMBEDDING_INDEX_DIR") {
             embedding.index_dir = PathBuf::from(v);
         }
+        let gateway = &mut config.gateway;
+        if let Some(v) = var("FEEDLOOP_GATEWAY_UPSTREAM_BASE_URL") {
+            gateway.upstream_base_url = v.clone();
+        }
+        if let Some(v) = var("FEEDLOOP_GATEWAY_UPSTREAM_API_KEY") {
+            gateway.upstream_api_key = v.clone();
+        }
+        if let Some(v) = var("FEEDLOOP_GATEWAY_TIMEOUT_SECS") {
+            gateway.timeout_secs = parse("FEEDLOOP_GATEWAY_TIMEOUT_SECS", v)?;
+        }
+        if gateway.timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "gateway.timeout_secs must be at least 1".into(),
+            ));
+        }
         Ok(config)
     }
 
@@ -307,6 +349,17 @@ impl Config {
             format!("sqlite://{}", self.data_dir.join("feedloop.db").display())
         } else {
             self.database_url.clone()
+        }
+    }
+
+    /// The gateway's settings as the server takes them.
+    pub fn gateway_config(&self) -> feedloop_server::gateway::GatewayConfig {
+        let gateway = &self.gateway;
+        let non_empty = |text: &str| Some(text.to_owned()).filter(|text| !text.is_empty());
+        feedloop_server::gateway::GatewayConfig {
+            upstream_base_url: non_empty(&gateway.upstream_base_url),
+            upstream_api_key: non_empty(&gateway.upstream_api_key),
+            timeout: std::time::Duration::from_secs(gateway.timeout_secs),
         }
     }
 
@@ -383,6 +436,54 @@ mod tests {
             error.to_string().contains("FEEDLOOP_EMBEDDING_PROVIDER"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_gateway_is_set_by_file_and_environment() {
+        let config = Config::load(None, &HashMap::new()).unwrap();
+        assert_eq!(
+            config.gateway_config(),
+            feedloop_server::gateway::GatewayConfig {
+                upstream_base_url: None,
+                upstream_api_key: None,
+                timeout: std::time::Duration::from_secs(120),
+            }
+        );
+        let file = "[gateway]\nupstream_base_url = \"http://127.0.0.1:9/v1\"\ntimeout_secs = 30\n";
+        let config = Config::load(
+            Some(file),
+            &env(&[
+                ("FEEDLOOP_GATEWAY_UPSTREAM_API_KEY", "sk-up"),
+                ("FEEDLOOP_GATEWAY_TIMEOUT_SECS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.gateway_config(),
+            feedloop_server::gateway::GatewayConfig {
+                upstream_base_url: Some("http://127.0.0.1:9/v1".into()),
+                upstream_api_key: Some("sk-up".into()),
+                timeout: std::time::Duration::from_secs(5),
+            }
+        );
+        let config = Config::load(
+            Some(file),
+            &env(&[("FEEDLOOP_GATEWAY_UPSTREAM_BASE_URL", "http://10.0.0.1/v1")]),
+        )
+        .unwrap();
+        assert_eq!(config.gateway.upstream_base_url, "http://10.0.0.1/v1");
+        assert_eq!(config.gateway.timeout_secs, 30);
+        for bad in [
+            ("FEEDLOOP_GATEWAY_TIMEOUT_SECS", "soon"),
+            ("FEEDLOOP_GATEWAY_TIMEOUT_SECS", "0"),
+        ] {
+            let error = Config::load(None, &env(&[bad])).unwrap_err();
+            assert!(
+                error.to_string().contains("timeout_secs")
+                    || error.to_string().contains("TIMEOUT_SECS"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod common;
 mod api {
     mod bad_input;
     mod feedback;
+    mod gateway;
     mod import;
     mod lessons;
     mod lists;

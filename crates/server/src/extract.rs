@@ -145,6 +145,14 @@ impl FromRequestParts<AppState> for ProjectKey {
                     "an api key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 )
             })?;
+        ProjectKey::from_secret(state, secret).await
+    }
+}
+
+impl ProjectKey {
+    /// Looks a key secret up (through the replica's key cache): its project and role, or 401.
+    /// The gateway calls this too, with a key from its own headers.
+    pub async fn from_secret(state: &AppState, secret: &str) -> Result<Self, ApiError> {
         let hash = hash_key(secret);
         let known = match state.keys.get(&hash) {
             Some(known) => known,

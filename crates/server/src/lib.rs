@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod jobs;
 mod openapi;
 pub mod ops;
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub job_tick_interval: Duration,
     /// This replica's name in job claims.
     pub replica_id: String,
+    /// The OpenAI-compatible gateway's upstream.
+    pub gateway: gateway::GatewayConfig,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
                 std::process::id(),
                 rand::random::<u32>()
             ),
+            gateway: gateway::GatewayConfig::default(),
         }
     }
 }
@@ -67,6 +71,13 @@ pub struct AppState {
     pub memory: Arc<SemanticMemory>,
     /// Lessons, context injection and their measured effect.
     pub lessons: Arc<LessonEngine>,
+    /// The gateway's upstream and its HTTP client.
+    pub upstream: Arc<gateway::forward::Upstream>,
+    /// Lessons for the gateway to inject: the lesson engine, unless replaced with
+    /// [`AppState::with_context_source`]; `None`: the gateway injects nothing.
+    pub context_source: Option<Arc<dyn gateway::ContextSource>>,
+    /// The gateway's trace writes still running.
+    pub recorder: Arc<gateway::Recorder>,
 }
 
 impl AppState {
@@ -77,16 +88,32 @@ impl AppState {
         memory: Arc<SemanticMemory>,
     ) -> Self {
         let lessons = Arc::new(LessonEngine::new(store.clone(), memory.clone()));
+        let context_source: Arc<dyn gateway::ContextSource> = Arc::new(gateway::LessonContext {
+            engine: lessons.clone(),
+            clock: clock.clone(),
+        });
         Self {
             store,
             clock,
+            upstream: Arc::new(gateway::forward::Upstream::new(&config.gateway)),
             config: Arc::new(config),
             keys: Arc::new(replica::KeyCache::new(100_000)),
             memory,
+            context_source: Some(context_source),
             lessons,
+            recorder: Arc::new(gateway::Recorder::default()),
         }
     }
+
+    /// The gateway asks `source` for lessons before every call.
+    pub fn with_context_source(mut self, source: Arc<dyn gateway::ContextSource>) -> Self {
+        self.context_source = Some(source);
+        self
+    }
 }
+
+/// How long shutdown waits for the gateway's trace writes still running.
+const RECORDER_DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// The whole API as one router.
 pub fn router(state: AppState) -> Router {
@@ -95,7 +122,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight requests. The
 /// replica's background tasks (change follower, job runner, embedding worker and vector index
-/// follower) run for as long; the indexes are saved on the way out.
+/// follower) run for as long; the gateway's last trace writes finish and the indexes are saved on
+/// the way out.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -120,9 +148,16 @@ pub async fn serve(
         state.config.job_tick_interval,
         stopped,
     ));
+    let recorder = state.recorder.clone();
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    if !recorder.drain(RECORDER_DRAIN_LIMIT).await {
+        tracing::error!(
+            num_in_flight = recorder.num_in_flight(),
+            "gateway traces still being written at shutdown"
+        );
+    }
     let _ = stop.send(true);
     let _ = tokio::join!(follower, jobs, memory);
     served

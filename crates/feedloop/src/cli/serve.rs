@@ -51,12 +51,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         change_poll_interval: std::time::Duration::from_millis(config.change_poll_interval_ms),
         job_tick_interval: std::time::Duration::from_millis(config.job_tick_interval_ms),
+        gateway: config.gateway_config(),
         ..ServerConfig::default()
     };
     tracing::info!(replica = %server_config.replica_id, "replica starting");
     let embedder = super::model::embedder(&config).await?;
     let memory = Arc::new(super::model::memory(&config, store.clone(), embedder));
-    let state = AppState::new(store, clock, server_config, memory);
+    // The gateway injects lessons from the lesson engine that AppState builds.
+    let state = AppState::new(store.clone(), clock, server_config, memory);
     feedloop_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("feedloop stopped");
     Ok(())

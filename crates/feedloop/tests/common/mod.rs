@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod database;
+pub mod upstream;
 
 use feedloop_core::auth::KeyRole;
 use feedloop_core::clock::{Clock, SystemClock};

@@ -1,5 +1,6 @@
 //! The route table. Each submodule holds the handlers of one resource.
 
+mod gateway;
 mod ingest;
 mod keys;
 mod lessons;
@@ -53,6 +54,11 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api().split_for_parts();
     api.route("/api/v1/openapi.json", axum::routing::get(meta::openapi_json))
         .route("/metrics", axum::routing::get(meta::metrics))
+        .route(
+            "/v1/chat/completions",
+            axum::routing::post(gateway::chat_completions),
+        )
+        .route("/v1/models", axum::routing::get(gateway::models))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(|_| internal_error()))
