@@ -401,20 +401,25 @@ async fn proposals_group_feedback_and_never_repeat() {
         }
     };
     send(0..3).await;
+    // The periodic proposal job may get there first; either way there is one lesson.
     let (status, first) = server.post("/api/v1/lessons/propose", json!({})).await;
     assert_eq!(status, 200, "{first}");
-    let proposed = first["proposed"].as_array().unwrap();
-    assert_eq!(proposed.len(), 1, "{first}");
-    assert_eq!(proposed[0]["provenance"]["origin"], "automatic");
+    let (_, listed) = server.get("/api/v1/lessons").await;
+    let lessons = listed["lessons"].as_array().unwrap();
+    assert_eq!(lessons.len(), 1, "{listed}");
+    let lesson = &lessons[0];
+    assert_eq!(lesson["status"], "proposed");
+    assert_eq!(lesson["provenance"]["origin"], "automatic");
     assert_eq!(
-        proposed[0]["provenance"]["feedback_ids"]
+        lesson["provenance"]["feedback_ids"]
             .as_array()
             .unwrap()
             .len(),
         3
     );
-    assert_eq!(proposed[0]["action"]["example"]["answer"], correction);
-    let id = proposed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(lesson["action"]["example"]["answer"], correction);
+    let id = lesson["id"].as_str().unwrap().to_owned();
+    let version = lesson["version"].as_u64().unwrap();
 
     let (_, again) = server.post("/api/v1/lessons/propose", json!({})).await;
     assert_eq!(again["proposed"], json!([]));
@@ -423,7 +428,7 @@ async fn proposals_group_feedback_and_never_repeat() {
     let (_, later) = server.post("/api/v1/lessons/propose", json!({})).await;
     assert_eq!(later["proposed"], json!([]), "{later}");
     let (_, lesson) = server.get(&format!("/api/v1/lessons/{id}")).await;
-    assert_eq!(lesson["version"], 2);
+    assert_eq!(lesson["version"], version + 1);
     assert_eq!(
         lesson["provenance"]["feedback_ids"]
             .as_array()
@@ -522,9 +527,9 @@ fn score(test: &[Query], predicted: &[Option<String>], lesson_intents: &[&str]) 
 /// The whole loop, played as real traffic: every Banking77 train query becomes a trace; one in
 /// ten traces of 20 intents gets a negative rating with a correction (the support team's answer
 /// for that intent), one in ten of the others a positive rating; proposals are approved; then
-/// every test query asks for context. Measured (2026-11-29, see BENCHMARKS.md): precision 0.906,
-/// recall 0.731; the naive baseline (nearest corrected query, one global threshold) at its
-/// best threshold for the same recall is far less precise.
+/// every test query asks for context. Measured (2026-11-29, see BENCHMARKS.md): 20 lessons,
+/// precision 0.908, recall 0.814; the naive baseline (nearest corrected query, one global
+/// threshold) at the same recall: precision 0.651 (0.694 at recall 0.776).
 #[tokio::test]
 async fn the_loop_injects_the_right_lessons_on_banking77() {
     let server = TestServer::start_with_embedder(minilm().await).await;
@@ -584,9 +589,14 @@ async fn the_loop_injects_the_right_lessons_on_banking77() {
         .wait_until_indexed_within(train.len(), Duration::from_secs(900))
         .await;
 
+    // The periodic proposal job may have run already; what is proposed is in the list.
     let (status, proposals) = server.post("/api/v1/lessons/propose", json!({})).await;
     assert_eq!(status, 200, "{proposals}");
-    let proposed = proposals["proposed"].as_array().unwrap();
+    let (status, listed) = server
+        .get("/api/v1/lessons?status=proposed&limit=1000")
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let proposed = listed["lessons"].as_array().unwrap();
     // Each lesson stands for the intent most of its traces have.
     let mut intent_of_lesson: HashMap<String, String> = HashMap::new();
     for lesson in proposed {
@@ -668,6 +678,6 @@ async fn the_loop_injects_the_right_lessons_on_banking77() {
     );
     // Measured minus a small margin, so a regression fails.
     assert!(precision >= 0.88, "precision {precision:.3}");
-    assert!(recall >= 0.70, "recall {recall:.3}");
+    assert!(recall >= 0.78, "recall {recall:.3}");
     assert!(precision > baseline_at_our_recall.1 + 0.1);
 }
