@@ -1,13 +1,18 @@
-//! The index file: usearch's own serialisation, then the keys, then a fixed trailer.
+//! The index file: usearch's own serialisation (the i8 graph), then the keys and their f32
+//! vectors, then a fixed trailer.
 //!
 //! ```text
-//! [usearch index: blob_len bytes][keys: num_keys × u64 LE][trailer: 40 bytes]
+//! [usearch index: blob_len bytes][keys: num_keys × u64 LE]
+//! [vectors: num_keys × dimensions × f32 LE, in key order][trailer: 40 bytes]
 //! trailer = blob_len u64 | num_keys u64 | dimensions u64 | crc32 u32 | version u32 | "FLVECIDX"
 //! ```
-//! The CRC covers the usearch bytes and the keys. It is checked before usearch reads the file:
+//! The CRC covers everything before the trailer. It is checked before usearch reads the file:
 //! usearch trusts its input (a flipped bit in the graph would be an out-of-bounds read later),
 //! so a damaged file must be turned away here. The keys are stored because usearch has no way
-//! to list them and filtered exact scans need them.
+//! to list them; the f32 vectors because the graph only holds i8 ones (`store.rs`).
+//!
+//! Version 1 (an f32 graph and no vectors) is refused as [`VectorError::Corrupt`], like any
+//! unreadable file, so its owner rebuilds the index from its source.
 //!
 //! Writing goes to a temporary file in the same folder, is fsynced, then renamed over the
 //! target (and the folder fsynced), so a crash leaves either the old file or the new one.
@@ -21,19 +26,21 @@ use crate::VectorError;
 use crate::error::engine_error;
 
 const MAGIC: &[u8; 8] = b"FLVECIDX";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const TRAILER_LEN: u64 = 40;
 const CHUNK: usize = 1 << 20;
 
-/// Writes `engine` and `keys` to `path` atomically.
+/// Writes `engine`, `keys` and their `vectors` (row-major, in key order) to `path` atomically.
 pub(crate) fn save(
     engine: &usearch::Index,
     keys: &[u64],
+    vectors: &[f32],
     dimensions: usize,
     path: &Path,
 ) -> Result<(), VectorError> {
+    debug_assert_eq!(keys.len() * dimensions, vectors.len());
     let temporary = temporary_path(path);
-    let result = write_temporary(engine, keys, dimensions, &temporary).and_then(|()| {
+    let result = write_temporary(engine, keys, vectors, dimensions, &temporary).and_then(|()| {
         std::fs::rename(&temporary, path).map_err(|e| VectorError::io(path, e))?;
         sync_parent(path)
     });
@@ -46,6 +53,7 @@ pub(crate) fn save(
 fn write_temporary(
     engine: &usearch::Index,
     keys: &[u64],
+    vectors: &[f32],
     dimensions: usize,
     temporary: &Path,
 ) -> Result<(), VectorError> {
@@ -74,6 +82,13 @@ fn write_temporary(
         crc.update(&bytes);
         writer.write_all(&bytes).map_err(io)?;
     }
+    let mut bytes = Vec::with_capacity(CHUNK);
+    for chunk in vectors.chunks(CHUNK / 4) {
+        bytes.clear();
+        bytes.extend(chunk.iter().flat_map(|value| value.to_le_bytes()));
+        crc.update(&bytes);
+        writer.write_all(&bytes).map_err(io)?;
+    }
     let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
     trailer.extend_from_slice(&blob_len.to_le_bytes());
     trailer.extend_from_slice(&(keys.len() as u64).to_le_bytes());
@@ -91,9 +106,11 @@ fn write_temporary(
 pub(crate) struct CheckedFile {
     /// The keys stored beside the index, in the order they were saved.
     pub(crate) keys: Vec<u64>,
+    /// The f32 vectors of `keys`, row-major in the same order.
+    pub(crate) vectors: Vec<f32>,
 }
 
-/// Checks `path` before usearch may read it, and returns the stored keys.
+/// Checks `path` before usearch may read it, and returns the stored keys and vectors.
 pub(crate) fn check(path: &Path, dimensions: usize) -> Result<CheckedFile, VectorError> {
     let io = |e| VectorError::io(path, e);
     let mut file = File::open(path).map_err(io)?;
@@ -132,7 +149,7 @@ pub(crate) fn check(path: &Path, dimensions: usize) -> Result<CheckedFile, Vecto
         });
     }
     let expected_len = num_keys
-        .checked_mul(8)
+        .checked_mul(8 + 4 * found_dimensions)
         .and_then(|k| k.checked_add(blob_len))
         .and_then(|n| n.checked_add(TRAILER_LEN));
     if expected_len != Some(file_len) {
@@ -162,10 +179,23 @@ pub(crate) fn check(path: &Path, dimensions: usize) -> Result<CheckedFile, Vecto
         crc.update(&key);
         keys.push(u64::from_le_bytes(key));
     }
+    let mut vectors = Vec::with_capacity(num_keys * dimensions);
+    let mut remaining = num_keys * dimensions * 4;
+    while remaining > 0 {
+        let want = remaining.min(CHUNK);
+        reader.read_exact(&mut buffer[..want]).map_err(io)?;
+        crc.update(&buffer[..want]);
+        vectors.extend(
+            buffer[..want]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
+        );
+        remaining -= want;
+    }
     if crc.finalize() != stored_crc {
         return Err(VectorError::corrupt(path, "checksum mismatch"));
     }
-    Ok(CheckedFile { keys })
+    Ok(CheckedFile { keys, vectors })
 }
 
 /// usearch takes paths as UTF-8 strings.

@@ -1,17 +1,26 @@
-//! [`VectorIndex`]: usearch's HNSW graph plus exact scans, behind interior locks.
+//! [`VectorIndex`]: usearch's HNSW graph over i8-quantised vectors, re-ranked with the f32
+//! vectors of a [`VectorStore`], plus exact scans, behind interior locks.
+//!
+//! Why two copies: a graph walk computes a few thousand similarities per query, almost all of
+//! them to vectors that are then dropped, so it runs on i8 vectors (a quarter of the memory
+//! traffic of f32, and VNNI dot products); the quantisation error only reorders near ties, so
+//! the walk returns `k × rerank_factor` candidates and their exact f32 similarities pick the
+//! best `k`. Exact scans, filters and candidate sets use the f32 store directly.
 //!
 //! Locks, always taken in this order:
 //! - `writer`: one mutation (upsert, remove, save) at a time, so replacing a key (remove, then
-//!   add) and the key set never interleave with another writer. Searches never take it.
+//!   add) and the store never interleave with another writer. Searches never take it.
 //! - `engine`: an `RwLock` around the usearch index. Adds, removes and searches all run under
 //!   the *read* side (usearch synchronises them itself, node by node); the write side is only
 //!   for what usearch cannot do concurrently: growing capacity and changing settings.
-//! - `keys`: the set of stored keys (usearch cannot list them), for filtered exact scans and
-//!   for saving.
+//! - `store`: the f32 vectors and the set of stored keys (usearch cannot list them). A key is
+//!   added to the graph before the store and removed from the store after the graph, so a
+//!   search may see a graph candidate that the store lacks (it is skipped), never the reverse
+//!   for long.
 //!
 //! Every call into usearch holds a permit (`permits.rs`) for one of its thread contexts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -21,6 +30,7 @@ use usearch::{IndexOptions, MetricKind, ScalarKind};
 use crate::error::engine_error;
 use crate::exact::normalise;
 use crate::permits::Permits;
+use crate::store::{VectorStore, quantise};
 use crate::{IndexSettings, VectorError, file};
 
 mod search;
@@ -31,6 +41,13 @@ const THREAD_CONTEXTS: usize = 64;
 const MIN_CAPACITY: usize = 1024;
 /// Keys sampled to estimate how selective a filter is.
 const FILTER_SAMPLE: usize = 1024;
+/// Index size from which searches use the full `expansion_search`.
+const FULL_EXPANSION_SIZE: usize = 1_000_000;
+/// Below [`FULL_EXPANSION_SIZE`], `ef_search` shrinks as `(len / FULL_EXPANSION_SIZE)^this`.
+/// On the clustered benchmark set recall@10 ≈ 0.95 took ef 128 at 1M and 24–32 at 100k (an
+/// exponent of ~0.65), but denser clusters need more: 0.6 gave recall 0.94 on the 50k test
+/// set (ef 27). 0.4 (a tenth of the vectors: 40 % of the ef) keeps a margin.
+const EXPANSION_SIZE_EXPONENT: f64 = 0.4;
 
 /// One search result: a key and its cosine similarity to the query (1 = same direction).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,15 +58,18 @@ pub struct Neighbor {
 
 /// An in-memory nearest-neighbour index over unit vectors of fixed dimensions, keyed by `u64`.
 ///
-/// `Send + Sync`; every method takes `&self`. Vectors are stored as f32 (never quantised) and
-/// scaled to unit length on the way in, so inner product is cosine similarity. Replacing a key
-/// is not atomic for concurrent searches: one may briefly miss the key being replaced.
+/// `Send + Sync`; every method takes `&self`. Vectors are scaled to unit length on the way in,
+/// so inner product is cosine similarity, and kept twice: in f32 (what searches return
+/// similarities from) and i8 (what the HNSW graph walks). Replacing a key is not atomic for
+/// concurrent searches: one may briefly miss the key being replaced.
 pub struct VectorIndex {
     dimensions: usize,
     exact_threshold: AtomicUsize,
+    expansion_search: AtomicUsize,
+    rerank_factor: AtomicUsize,
     writer: Mutex<()>,
     engine: RwLock<usearch::Index>,
-    keys: RwLock<HashSet<u64>>,
+    store: RwLock<VectorStore>,
     permits: Permits,
 }
 
@@ -65,7 +85,12 @@ impl VectorIndex {
         engine
             .reserve_capacity_and_threads(MIN_CAPACITY, THREAD_CONTEXTS)
             .map_err(engine_error)?;
-        Ok(Self::assemble(dimensions, settings, engine, HashSet::new()))
+        Ok(Self::assemble(
+            dimensions,
+            settings,
+            engine,
+            VectorStore::new(dimensions),
+        ))
     }
 
     /// Loads an index saved by [`VectorIndex::save`], with the default settings for searching.
@@ -74,8 +99,8 @@ impl VectorIndex {
     }
 
     /// Loads an index saved by [`VectorIndex::save`]. The graph keeps the connectivity it was
-    /// built with; `expansion_add`, `expansion_search` and `exact_threshold` come from
-    /// `settings`. A file that is damaged, truncated or of other dimensions is an error.
+    /// built with; the other settings come from `settings`. A file that is damaged, truncated,
+    /// of other dimensions or of an older format (version 1: an f32 graph) is an error.
     pub fn load_with_settings(
         path: &Path,
         dimensions: usize,
@@ -92,37 +117,44 @@ impl VectorIndex {
                 "index contents do not match the stored keys",
             ));
         }
-        if engine.scalar_kind() != ScalarKind::F32 || engine.metric_kind() != MetricKind::IP {
+        if engine.scalar_kind() != ScalarKind::I8 || engine.metric_kind() != MetricKind::Cos {
             return Err(VectorError::corrupt(
                 path,
-                "index is not an f32 inner-product index",
+                "index is not an i8 cosine index",
             ));
         }
         engine.change_expansion_add(settings.expansion_add);
-        engine.change_expansion_search(settings.expansion_search);
+        // Searches pass their ef as the result count (see `new_engine`).
+        engine.change_expansion_search(1);
         let capacity = (checked.keys.len() * 2).max(MIN_CAPACITY);
         engine
             .reserve_capacity_and_threads(capacity, THREAD_CONTEXTS)
             .map_err(engine_error)?;
-        let keys: HashSet<u64> = checked.keys.into_iter().collect();
-        if keys.len() != engine.size() {
-            return Err(VectorError::corrupt(path, "duplicate keys"));
+        if let Some(missing) = checked.keys.iter().find(|key| !engine.contains(**key)) {
+            return Err(VectorError::corrupt(
+                path,
+                format!("key {missing} is not in the graph"),
+            ));
         }
-        Ok(Self::assemble(dimensions, settings, engine, keys))
+        let store = VectorStore::from_rows(dimensions, checked.keys, checked.vectors)
+            .ok_or_else(|| VectorError::corrupt(path, "duplicate keys"))?;
+        Ok(Self::assemble(dimensions, settings, engine, store))
     }
 
     fn assemble(
         dimensions: usize,
         settings: IndexSettings,
         engine: usearch::Index,
-        keys: HashSet<u64>,
+        store: VectorStore,
     ) -> Self {
         Self {
             dimensions,
             exact_threshold: AtomicUsize::new(settings.exact_threshold),
+            expansion_search: AtomicUsize::new(settings.expansion_search),
+            rerank_factor: AtomicUsize::new(settings.rerank_factor),
             writer: Mutex::new(()),
             engine: RwLock::new(engine),
-            keys: RwLock::new(keys),
+            store: RwLock::new(store),
             permits: Permits::new(THREAD_CONTEXTS),
         }
     }
@@ -134,7 +166,7 @@ impl VectorIndex {
 
     /// The number of vectors stored.
     pub fn len(&self) -> usize {
-        self.engine().size()
+        self.store().len()
     }
 
     /// Whether no vector is stored.
@@ -144,18 +176,35 @@ impl VectorIndex {
 
     /// Whether `key` has a vector.
     pub fn contains(&self, key: u64) -> bool {
-        self.engine().contains(key)
+        self.store().contains(key)
     }
 
-    /// The HNSW search expansion (`ef_search`) in force.
+    /// The HNSW search expansion (`ef_search`) of an index of a million vectors or more.
     pub fn expansion_search(&self) -> usize {
-        self.engine().expansion_search()
+        self.expansion_search.load(Ordering::Relaxed)
     }
 
-    /// Changes the HNSW search expansion (`ef_search`, at least 1): higher is slower and more
-    /// accurate. Waits for running operations.
+    /// The `ef_search` a search uses at the current size: [`VectorIndex::expansion_search`]
+    /// scaled down for smaller indexes (at least `k × rerank_factor` is always used).
+    pub fn effective_expansion_search(&self) -> usize {
+        expansion_for_size(self.expansion_search(), self.len())
+    }
+
+    /// Changes the HNSW search expansion (`ef_search` at a million vectors, at least 1):
+    /// higher is slower and more accurate.
     pub fn set_expansion_search(&self, expansion: usize) {
-        self.engine_mut().change_expansion_search(expansion.max(1));
+        self.expansion_search
+            .store(expansion.max(1), Ordering::Relaxed);
+    }
+
+    /// Changes how many graph candidates per wanted result are re-ranked in f32 (at least 1).
+    pub fn set_rerank_factor(&self, factor: usize) {
+        self.rerank_factor.store(factor.max(1), Ordering::Relaxed);
+    }
+
+    /// The SIMD kernels usearch picked for the graph's i8 distances (e.g. "icelake", "serial").
+    pub fn hardware_acceleration(&self) -> String {
+        self.engine().hardware_acceleration()
     }
 
     /// Changes the size up to which searches are exact scans.
@@ -163,14 +212,18 @@ impl VectorIndex {
         self.exact_threshold.store(threshold, Ordering::Relaxed);
     }
 
-    /// Bytes of memory usearch holds for this index (vectors, graph, contexts).
+    /// Bytes of memory this index holds: usearch's (i8 vectors, graph, contexts) plus the f32
+    /// vectors.
     pub fn memory_usage(&self) -> usize {
-        self.engine().memory_usage()
+        let engine = self.engine();
+        let store = self.store();
+        engine.memory_usage() + std::mem::size_of_val(store.values())
     }
 
     /// Stores `vector` under `key`, replacing any vector the key had.
     pub fn upsert(&self, key: u64, vector: &[f32]) -> Result<(), VectorError> {
         let vector = self.prepared(vector)?;
+        let quantised = quantise(&vector);
         let _writer = self.writer();
         self.ensure_capacity(1)?;
         let engine = self.engine();
@@ -178,9 +231,11 @@ impl VectorIndex {
         if engine.contains(key) {
             engine.remove(key).map_err(engine_error)?;
         }
-        engine.add(key, &vector).map_err(engine_error)?;
-        drop(engine);
-        self.keys_mut().insert(key);
+        if let Err(error) = engine.add(key, &quantised) {
+            self.store_mut().remove(key);
+            return Err(engine_error(error));
+        }
+        self.store_mut().insert(key, &vector);
         Ok(())
     }
 
@@ -211,14 +266,16 @@ impl VectorIndex {
             .min(THREAD_CONTEXTS);
         let chunk_len = prepared.len().div_ceil(num_threads).max(1);
         let engine_ref = &*engine;
+        // Quantised in the workers, so that only one chunk's i8 copies exist per thread.
         let added: Vec<Result<(), VectorError>> = std::thread::scope(|scope| {
             let workers: Vec<_> = prepared
                 .chunks(chunk_len)
                 .map(|chunk| {
                     scope.spawn(move || {
                         for (key, vector) in chunk {
+                            let quantised = quantise(vector);
                             let _permit = self.permits.acquire();
-                            engine_ref.add(*key, vector).map_err(engine_error)?;
+                            engine_ref.add(*key, &quantised).map_err(engine_error)?;
                         }
                         Ok(())
                     })
@@ -233,15 +290,16 @@ impl VectorIndex {
                 })
                 .collect()
         });
-        drop(engine);
-        // Record what was stored even when a worker failed, so the key set stays truthful.
-        let engine = self.engine();
-        self.keys_mut().extend(
-            prepared
-                .iter()
-                .map(|(key, _)| *key)
-                .filter(|key| engine.contains(*key)),
-        );
+        // Store what the graph took even when a worker failed, so graph and store agree.
+        let mut store = self.store_mut();
+        store.reserve(prepared.len());
+        for (key, vector) in &prepared {
+            if engine.contains(*key) {
+                store.insert(*key, vector);
+            } else {
+                store.remove(*key);
+            }
+        }
         added.into_iter().collect()
     }
 
@@ -254,18 +312,13 @@ impl VectorIndex {
         }
         let _permit = self.permits.acquire();
         engine.remove(key).map_err(engine_error)?;
-        drop(engine);
-        self.keys_mut().remove(&key);
+        self.store_mut().remove(key);
         Ok(true)
     }
 
     /// The stored vector of `key` (unit length), if any.
     pub fn vector(&self, key: u64) -> Option<Vec<f32>> {
-        let mut buffer = vec![0.0; self.dimensions];
-        match self.engine().get(key, &mut buffer) {
-            Ok(1..) => Some(buffer),
-            _ => None,
-        }
+        self.store().get(key).map(<[f32]>::to_vec)
     }
 
     /// Saves the index to `path` atomically (a temporary file beside it, then a rename).
@@ -273,9 +326,9 @@ impl VectorIndex {
     pub fn save(&self, path: &Path) -> Result<(), VectorError> {
         let _writer = self.writer();
         let engine = self.engine();
-        let keys: Vec<u64> = self.keys().iter().copied().collect();
+        let store = self.store();
         let _permit = self.permits.acquire();
-        file::save(&engine, &keys, self.dimensions, path)
+        file::save(&engine, store.keys(), store.values(), self.dimensions, path)
     }
 
     /// Grows capacity (doubling) so that `additional` more vectors fit.
@@ -311,7 +364,7 @@ impl VectorIndex {
         Ok(copy)
     }
 
-    // Poisoning: every critical section leaves the usearch index and the key set consistent
+    // Poisoning: every critical section leaves the usearch index and the store consistent
     // (usearch calls do not panic across the FFI boundary), so a poisoned lock is still usable.
     fn writer(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
@@ -325,12 +378,12 @@ impl VectorIndex {
         self.engine.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn keys(&self) -> RwLockReadGuard<'_, HashSet<u64>> {
-        self.keys.read().unwrap_or_else(PoisonError::into_inner)
+    fn store(&self) -> RwLockReadGuard<'_, VectorStore> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn keys_mut(&self) -> RwLockWriteGuard<'_, HashSet<u64>> {
-        self.keys.write().unwrap_or_else(PoisonError::into_inner)
+    fn store_mut(&self) -> RwLockWriteGuard<'_, VectorStore> {
+        self.store.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -350,21 +403,45 @@ fn new_engine(dimensions: usize, settings: &IndexSettings) -> Result<usearch::In
     }
     let options = IndexOptions {
         dimensions,
-        // Inner product on unit vectors is cosine, without cosine's per-pair norms.
-        metric: MetricKind::IP,
-        // Explicit: usearch's default is BF16, which costs recall.
-        quantization: ScalarKind::F32,
+        // Cosine, not inner product: `quantise` scales each vector by its own largest
+        // component, and cosine divides that scale out.
+        metric: MetricKind::Cos,
+        // The graph walks i8 vectors; the f32 store re-ranks (see the module comment).
+        quantization: ScalarKind::I8,
         connectivity: settings.connectivity,
         expansion_add: settings.expansion_add,
-        expansion_search: settings.expansion_search,
+        // usearch walks with `max(expansion_search, count)` candidates; searches pass their
+        // size-dependent ef as `count`, so the index-wide setting stays at its minimum.
+        expansion_search: 1,
         multi: false,
     };
     usearch::Index::new(&options).map_err(engine_error)
 }
 
+/// The `ef_search` for an index of `len` vectors: `full` from [`FULL_EXPANSION_SIZE`] on,
+/// `full × (len / FULL_EXPANSION_SIZE)^EXPANSION_SIZE_EXPONENT` below (a smaller graph is
+/// reached in fewer hops).
+fn expansion_for_size(full: usize, len: usize) -> usize {
+    if len >= FULL_EXPANSION_SIZE {
+        return full;
+    }
+    let share = len as f64 / FULL_EXPANSION_SIZE as f64;
+    let scaled = (full as f64 * share.powf(EXPANSION_SIZE_EXPONENT)).ceil();
+    (scaled as usize).clamp(1, full)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expansion_shrinks_with_the_index_size() {
+        assert_eq!(expansion_for_size(160, 5_000_000), 160);
+        assert_eq!(expansion_for_size(160, 1_000_000), 160);
+        assert_eq!(expansion_for_size(160, 100_000), 64);
+        assert_eq!(expansion_for_size(160, 10_000), 26);
+        assert_eq!(expansion_for_size(160, 0), 1);
+    }
 
     fn assert_send_sync<T: Send + Sync>() {}
 
@@ -410,6 +487,18 @@ mod tests {
     fn zero_dimensions_are_refused() {
         assert!(matches!(
             VectorIndex::new(0),
+            Err(VectorError::InvalidSettings(_))
+        ));
+    }
+
+    #[test]
+    fn zero_rerank_factor_is_refused() {
+        let settings = IndexSettings {
+            rerank_factor: 0,
+            ..IndexSettings::default()
+        };
+        assert!(matches!(
+            VectorIndex::with_settings(4, settings),
             Err(VectorError::InvalidSettings(_))
         ));
     }

@@ -21,6 +21,7 @@ mod file;
 mod index;
 mod permits;
 mod settings;
+mod store;
 
 pub use error::VectorError;
 pub use index::{Neighbor, VectorIndex};
