@@ -457,11 +457,8 @@ pub async fn context(
         .trace_id
         .map(|id| TraceId::parse("trace_id", id))
         .transpose()?;
-    match body.budget {
-        Some(Budget::Chars(0) | Budget::Tokens(0)) => {
-            return Err(ValidationError::new("budget", "must be at least 1").into());
-        }
-        _ => {}
+    if let Some(Budget::Chars(0) | Budget::Tokens(0)) = body.budget {
+        return Err(ValidationError::new("budget", "must be at least 1").into());
     }
     let request = ContextRequest {
         query: body.query,
