@@ -317,6 +317,15 @@ impl LessonEngine {
         })
     }
 
+    /// Builds every project's evidence now (at start), so that the first context requests do
+    /// not wait for lesson examples to be embedded.
+    pub async fn warm(&self) -> Result<()> {
+        for project in self.store.list_projects().await? {
+            self.refresh(project.id).await?;
+        }
+        Ok(())
+    }
+
     /// The project's evidence. Built on the first request (and after [`Self::invalidate`]);
     /// afterwards a request older than the refresh interval starts a background refresh, which
     /// rebuilds only if the store's watermark moved, and is answered from what is there.

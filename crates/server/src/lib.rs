@@ -148,6 +148,13 @@ pub async fn serve(
         state.config.job_tick_interval,
         stopped,
     ));
+    // Lesson evidence is built before the first context request needs it.
+    let lessons = state.lessons.clone();
+    tokio::spawn(async move {
+        if let Err(error) = lessons.warm().await {
+            tracing::warn!(%error, "warming the lesson evidence failed; it is built on first use");
+        }
+    });
     let recorder = state.recorder.clone();
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
