@@ -68,33 +68,15 @@ pub struct Trigger {
     /// calibrates it from the lesson's examples and the traffic around them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f32>,
-    /// Metadata the query must have for the lesson to apply.
-    #[serde(default, skip_serializing_if = "TriggerFilter::is_empty")]
-    pub filter: TriggerFilter,
+    /// Metadata the query must have for the lesson to apply: every field set must equal the
+    /// query's, and every tag must be among the query's tags (the same type as the query's
+    /// metadata, so the two cannot drift apart).
+    #[serde(default, skip_serializing_if = "QueryMetadata::is_empty")]
+    pub filter: QueryMetadata,
 }
 
-/// Conditions on a query's metadata. Every condition set must hold; tags must all be present.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct TriggerFilter {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<Environment>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_role: Option<String>,
-}
-
-/// What is known about a query when lessons are chosen for it.
+/// What is known about a query when lessons are chosen for it; as a trigger's filter, the same
+/// fields are conditions.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -115,12 +97,13 @@ pub struct QueryMetadata {
     pub user_role: Option<String>,
 }
 
-impl TriggerFilter {
+impl QueryMetadata {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
 
-    /// Whether a query with this metadata passes; the first condition that fails is named.
+    /// Whether a query with metadata `query` passes this filter; the first condition that
+    /// fails is named.
     pub fn check(&self, query: &QueryMetadata) -> Result<(), &'static str> {
         fn same<T: PartialEq>(want: &Option<T>, have: &Option<T>) -> bool {
             want.is_none() || want == have
@@ -493,10 +476,10 @@ mod tests {
 
     #[test]
     fn filters_name_the_condition_that_fails() {
-        let filter = TriggerFilter {
+        let filter = QueryMetadata {
             environment: Some(Environment::Prod),
             tags: vec!["billing".into()],
-            ..TriggerFilter::default()
+            ..QueryMetadata::default()
         };
         let mut query = QueryMetadata {
             environment: Some(Environment::Prod),
@@ -508,6 +491,6 @@ mod tests {
         assert_eq!(filter.check(&query), Err("tags"));
         query.environment = Some(Environment::Dev);
         assert_eq!(filter.check(&query), Err("environment"));
-        assert_eq!(TriggerFilter::default().check(&query), Ok(()));
+        assert_eq!(QueryMetadata::default().check(&query), Ok(()));
     }
 }

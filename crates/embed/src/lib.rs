@@ -23,7 +23,7 @@ use std::path::PathBuf;
 pub use error::EmbedError;
 pub use hash::HashEmbedder;
 pub use local::{MAX_SEQ_LENGTH, MODEL_ID as MINILM_MODEL_ID, MiniLm};
-pub use openai::OpenAiEmbedder;
+pub use openai::{OpenAiEmbedder, error_chain};
 pub use tls::install_tls_provider;
 
 /// Which embedder to build, and its settings.

@@ -183,17 +183,9 @@ impl OpenAiEmbedder {
     }
 
     fn unreachable(&self, err: &reqwest::Error) -> EmbedError {
-        // reqwest's Display stops at the outermost error; the cause says what really happened.
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
         EmbedError::UpstreamUnreachable {
             url: self.url.clone(),
-            message,
+            message: error_chain(err),
         }
     }
 
@@ -219,6 +211,19 @@ async fn read_limited(
         }
     }
     Ok(body)
+}
+
+/// An HTTP client error with all its causes: reqwest's Display stops at the outermost error, and
+/// the causes say what really happened (refused, reset, TLS, DNS).
+pub fn error_chain(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use effect::{Difference, Rate};
 use matcher::{Evidence, Label, MatchSettings};
-use propose::{Case, Draft};
+use propose::{Case, Draft, Fingerprint};
 use render::Budget;
 
 /// Most active lessons one project matches against.
@@ -116,6 +116,18 @@ pub struct ContextAnswer {
     pub block: Option<String>,
 }
 
+impl ContextAnswer {
+    /// No lesson applies: nothing to inject or record.
+    fn nothing() -> Self {
+        Self {
+            injection_id: None,
+            holdout: false,
+            lessons: Vec::new(),
+            block: None,
+        }
+    }
+}
+
 /// A lesson's measured effect.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -197,10 +209,6 @@ impl LessonEngine {
         self
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Makes the next request of `project` rebuild its snapshot (after a lesson or setting
     /// changed here; changes made elsewhere are noticed within the refresh interval).
     pub fn invalidate(&self, project: ProjectId) {
@@ -223,12 +231,7 @@ impl LessonEngine {
         }
         let snapshot = self.snapshot(project).await?;
         if snapshot.lessons.is_empty() {
-            return Ok(ContextAnswer {
-                injection_id: None,
-                holdout: false,
-                lessons: Vec::new(),
-                block: None,
-            });
+            return Ok(ContextAnswer::nothing());
         }
         let vector = self.memory.embed_one(request.query.clone()).await?;
         let lessons = &snapshot.lessons;
@@ -243,12 +246,7 @@ impl LessonEngine {
                 .map(|()| lesson.trigger.threshold)
         });
         if matches.is_empty() {
-            return Ok(ContextAnswer {
-                injection_id: None,
-                holdout: false,
-                lessons: Vec::new(),
-                block: None,
-            });
+            return Ok(ContextAnswer::nothing());
         }
         matches.sort_by(|a, b| {
             let (la, lb) = (&lessons[a.lesson as usize], &lessons[b.lesson as usize]);
@@ -568,11 +566,12 @@ impl LessonEngine {
             let leader = members[0];
             let covering = existing
                 .iter()
-                .filter(|(_, case)| propose::similarity(leader, case) >= proposals.similarity)
-                .max_by(|a, b| {
-                    propose::similarity(leader, &a.1).total_cmp(&propose::similarity(leader, &b.1))
+                .map(|(lesson, example)| {
+                    (propose::similarity(&leader.fingerprint, example), lesson)
                 })
-                .map(|(lesson, _)| lesson.clone());
+                .filter(|(similarity, _)| *similarity >= proposals.similarity)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, lesson)| lesson.clone());
             match covering {
                 Some(lesson) => {
                     let lesson = extended.entry(lesson.id.clone()).or_insert(lesson);
@@ -598,9 +597,9 @@ impl LessonEngine {
         Ok(created)
     }
 
-    /// Every example of every lesson, as a case (with the lesson's corrected answer), so that
-    /// new neighbourhoods can be compared with what lessons already cover.
-    async fn existing_cases(&self, project: ProjectId) -> Result<Vec<(Lesson, Case)>> {
+    /// The fingerprint of every example of every lesson (with the lesson's corrected answer),
+    /// so that new neighbourhoods can be compared with what lessons already cover.
+    async fn existing_cases(&self, project: ProjectId) -> Result<Vec<(Lesson, Fingerprint)>> {
         let lessons = self
             .store
             .list_lessons(project, None, MAX_ACTIVE_LESSONS)
@@ -615,22 +614,18 @@ impl LessonEngine {
         let vectors = self.text_vectors(texts).await?;
         let mut cases = Vec::new();
         for lesson in lessons {
-            let answer = lesson.action.example.as_ref().map(|e| e.answer.clone());
+            let correction = lesson
+                .action
+                .example
+                .as_ref()
+                .and_then(|e| vectors.get(&e.answer))
+                .map(|v| v.to_vec());
             for example in &lesson.trigger.examples {
-                let case = Case {
-                    trace_id: TraceId::parse("trace_id", "lesson").expect("a valid id"),
-                    feedback_ids: Vec::new(),
-                    query: example.clone(),
-                    correction: answer.clone(),
-                    categories: Vec::new(),
-                    comment: None,
-                    query_vector: vectors.get(example).map(|v| v.to_vec()),
-                    correction_vector: answer
-                        .as_ref()
-                        .and_then(|a| vectors.get(a))
-                        .map(|v| v.to_vec()),
+                let fingerprint = Fingerprint {
+                    query: vectors.get(example).map(|v| v.to_vec()),
+                    correction: correction.clone(),
                 };
-                cases.push((lesson.clone(), case));
+                cases.push((lesson.clone(), fingerprint));
             }
         }
         Ok(cases)
@@ -639,29 +634,15 @@ impl LessonEngine {
     /// One case per trace from negative feedback, with query and correction vectors.
     async fn cases_of(&self, negatives: Vec<NegativeCase>) -> Result<Vec<Case>> {
         let mut by_trace: Vec<(Case, Option<Vec<f32>>)> = Vec::new();
+        let mut index_of: HashMap<TraceId, usize> = HashMap::new();
         for negative in negatives {
-            let index = match by_trace
-                .iter()
-                .position(|(c, _)| c.trace_id == negative.trace_id)
-            {
-                Some(index) => index,
-                None => {
-                    by_trace.push((
-                        Case {
-                            trace_id: negative.trace_id.clone(),
-                            feedback_ids: Vec::new(),
-                            query: negative.query.clone(),
-                            correction: None,
-                            categories: Vec::new(),
-                            comment: None,
-                            query_vector: None,
-                            correction_vector: None,
-                        },
-                        negative.vector.clone(),
-                    ));
+            let index = *index_of
+                .entry(negative.trace_id.clone())
+                .or_insert_with(|| {
+                    let case = Case::new(negative.trace_id.clone(), negative.query.clone());
+                    by_trace.push((case, negative.vector.clone()));
                     by_trace.len() - 1
-                }
-            };
+                });
             let (case, _) = &mut by_trace[index];
             case.feedback_ids.push(negative.feedback_id);
             if negative.correction.is_some() {
@@ -687,12 +668,14 @@ impl LessonEngine {
         Ok(by_trace
             .into_iter()
             .map(|(mut case, stored)| {
-                case.query_vector = stored.or_else(|| vectors.get(&case.query).map(|v| v.to_vec()));
-                case.correction_vector = case
-                    .correction
-                    .as_ref()
-                    .and_then(|c| vectors.get(c))
-                    .map(|v| v.to_vec());
+                case.fingerprint = Fingerprint {
+                    query: stored.or_else(|| vectors.get(&case.query).map(|v| v.to_vec())),
+                    correction: case
+                        .correction
+                        .as_ref()
+                        .and_then(|c| vectors.get(c))
+                        .map(|v| v.to_vec()),
+                };
                 case
             })
             .collect())
@@ -822,16 +805,7 @@ fn case_of<'a>(
     query: String,
     feedback: impl Iterator<Item = &'a feedloop_core::feedback::Feedback>,
 ) -> Case {
-    let mut case = Case {
-        trace_id,
-        feedback_ids: Vec::new(),
-        query,
-        correction: None,
-        categories: Vec::new(),
-        comment: None,
-        query_vector: None,
-        correction_vector: None,
-    };
+    let mut case = Case::new(trace_id, query);
     for item in feedback {
         case.feedback_ids.push(item.id.clone());
         match &item.value {

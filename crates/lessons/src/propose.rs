@@ -24,8 +24,30 @@ pub struct Case {
     pub correction: Option<String>,
     pub categories: Vec<String>,
     pub comment: Option<String>,
-    pub query_vector: Option<Vec<f32>>,
-    pub correction_vector: Option<Vec<f32>>,
+    pub fingerprint: Fingerprint,
+}
+
+impl Case {
+    /// A case of a trace's query with nothing known about it yet.
+    pub fn new(trace_id: TraceId, query: String) -> Self {
+        Self {
+            trace_id,
+            feedback_ids: Vec::new(),
+            query,
+            correction: None,
+            categories: Vec::new(),
+            comment: None,
+            fingerprint: Fingerprint::default(),
+        }
+    }
+}
+
+/// What cases (and lessons' examples) are compared by: the vectors of the query and of the
+/// correction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fingerprint {
+    pub query: Option<Vec<f32>>,
+    pub correction: Option<Vec<f32>>,
 }
 
 /// A lesson's content before it has an id and times.
@@ -38,12 +60,12 @@ pub struct Draft {
 }
 
 /// How alike two cases are, 0..=1 for normalised vectors.
-pub fn similarity(a: &Case, b: &Case) -> f32 {
-    let query = match (&a.query_vector, &b.query_vector) {
+pub fn similarity(a: &Fingerprint, b: &Fingerprint) -> f32 {
+    let query = match (&a.query, &b.query) {
         (Some(x), Some(y)) => dot(x, y),
         _ => 0.0,
     };
-    match (&a.correction_vector, &b.correction_vector) {
+    match (&a.correction, &b.correction) {
         (Some(x), Some(y)) => 0.25 * query + 0.75 * dot(x, y),
         _ => query,
     }
@@ -57,7 +79,9 @@ pub fn cluster(cases: &[Case], threshold: f32, min_size: usize) -> Vec<Vec<usize
     let near: Vec<Vec<usize>> = (0..n)
         .map(|i| {
             (0..n)
-                .filter(|&j| j == i || similarity(&cases[i], &cases[j]) >= threshold)
+                .filter(|&j| {
+                    j == i || similarity(&cases[i].fingerprint, &cases[j].fingerprint) >= threshold
+                })
                 .collect()
         })
         .collect();
@@ -172,16 +196,14 @@ mod tests {
     use super::*;
 
     fn case(id: &str, query: [f32; 2], correction: Option<[f32; 2]>) -> Case {
-        Case {
-            trace_id: TraceId::parse("id", id).unwrap(),
-            feedback_ids: vec![FeedbackId::parse("id", format!("fb-{id}")).unwrap()],
-            query: format!("query {id}"),
-            correction: correction.map(|_| format!("answer {id}")),
-            categories: Vec::new(),
-            comment: None,
-            query_vector: Some(query.to_vec()),
-            correction_vector: correction.map(|c| c.to_vec()),
-        }
+        let mut case = Case::new(TraceId::parse("id", id).unwrap(), format!("query {id}"));
+        case.feedback_ids = vec![FeedbackId::parse("id", format!("fb-{id}")).unwrap()];
+        case.correction = correction.map(|_| format!("answer {id}"));
+        case.fingerprint = Fingerprint {
+            query: Some(query.to_vec()),
+            correction: correction.map(|c| c.to_vec()),
+        };
+        case
     }
 
     #[test]

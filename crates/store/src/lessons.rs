@@ -42,6 +42,31 @@ pub struct EffectCounts {
     pub holdout_negative: u64,
 }
 
+impl EffectCounts {
+    /// Counts from the rows of the effect query, one per side of the hold-out: (held out,
+    /// impressions, distinct linked traces, of which with negative feedback).
+    pub(crate) fn from_rows(rows: impl IntoIterator<Item = (bool, i64, i64, i64)>) -> Self {
+        let mut counts = Self::default();
+        for (holdout, impressions, traces, negative) in rows {
+            let (impressions, traces, negative) = (
+                impressions.unsigned_abs(),
+                traces.unsigned_abs(),
+                negative.unsigned_abs(),
+            );
+            if holdout {
+                counts.holdout_impressions = impressions;
+                counts.holdout_traces = traces;
+                counts.holdout_negative = negative;
+            } else {
+                counts.impressions = impressions;
+                counts.treated_traces = traces;
+                counts.treated_negative = negative;
+            }
+        }
+        counts
+    }
+}
+
 /// The latest write numbers of what lesson matching reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EvidenceWatermark {

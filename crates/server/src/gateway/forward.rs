@@ -162,14 +162,7 @@ impl Upstream {
 }
 
 fn unreachable(error: &reqwest::Error) -> OpenAiError {
-    // reqwest's Display stops at the outermost error; the causes say what really happened.
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let message = feedloop_embed::error_chain(error);
     tracing::warn!(%message, "gateway upstream unreachable");
     OpenAiError::upstream_unreachable(format!("the upstream is unreachable: {message}"))
 }

@@ -9,7 +9,7 @@ use feedloop_core::auth::Permission;
 use feedloop_core::lesson::{Action, Lesson, LessonStatus, LoopSettings, QueryMetadata, Trigger};
 use feedloop_core::{FeedbackId, LessonId, ProjectId, TraceId, ValidationError};
 use feedloop_lessons::render::Budget;
-use feedloop_lessons::{ContextAnswer, ContextRequest, EffectReport, RepeatMistakes};
+use feedloop_lessons::{ContextAnswer, ContextRequest, EffectReport, LoopError, RepeatMistakes};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -484,8 +484,5 @@ async fn find(state: &AppState, project: ProjectId, id: &str) -> Result<Lesson, 
 }
 
 fn not_found(id: &LessonId) -> ApiError {
-    ApiError::new(
-        ErrorCode::LessonNotFound,
-        format!("lesson {:?} not found", id.as_str()),
-    )
+    LoopError::LessonNotFound(id.clone()).into()
 }

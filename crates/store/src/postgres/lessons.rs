@@ -476,23 +476,18 @@ impl Lessons for PostgresStore {
             &[&project.0, &id.as_str()],
         )
         .await?;
-        let mut counts = EffectCounts::default();
-        for row in &rows {
-            let holdout = row.try_get::<_, i16>(0)? != 0;
-            let impressions = row.try_get::<_, i64>(1)?.unsigned_abs();
-            let traces = row.try_get::<_, i64>(2)?.unsigned_abs();
-            let negative = row.try_get::<_, i64>(3)?.unsigned_abs();
-            if holdout {
-                counts.holdout_impressions = impressions;
-                counts.holdout_traces = traces;
-                counts.holdout_negative = negative;
-            } else {
-                counts.impressions = impressions;
-                counts.treated_traces = traces;
-                counts.treated_negative = negative;
-            }
-        }
-        Ok(counts)
+        let rows = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<_, i16>(0)? != 0,
+                    row.try_get::<_, i64>(1)?,
+                    row.try_get::<_, i64>(2)?,
+                    row.try_get::<_, i64>(3)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EffectCounts::from_rows(rows))
     }
 
     async fn negative_cases(

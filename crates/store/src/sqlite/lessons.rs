@@ -244,24 +244,7 @@ fn effect(conn: &Connection, project: ProjectId, id: &LessonId) -> Result<Effect
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut counts = EffectCounts::default();
-    for (holdout, impressions, traces, negative) in rows {
-        let (impressions, traces, negative) = (
-            impressions.unsigned_abs(),
-            traces.unsigned_abs(),
-            negative.unsigned_abs(),
-        );
-        if holdout {
-            counts.holdout_impressions = impressions;
-            counts.holdout_traces = traces;
-            counts.holdout_negative = negative;
-        } else {
-            counts.impressions = impressions;
-            counts.treated_traces = traces;
-            counts.treated_negative = negative;
-        }
-    }
-    Ok(counts)
+    Ok(EffectCounts::from_rows(rows))
 }
 
 fn negative_cases(
