@@ -8,8 +8,8 @@
 //!   explicitly (tests, a deployment that wants no model).
 //!
 //! Every vector is stored with [`Embedder::model_id`], so vectors of different models are never
-//! compared. [`Embedder::embed`] never blocks the async runtime: local inference runs on a worker
-//! thread of its own.
+//! compared. [`Embedder::embed`] never blocks the async runtime: local inference runs on worker
+//! threads of its own, and background work ([`Embedder::embed_bulk`]) yields to queries.
 
 mod error;
 mod hash;
@@ -102,12 +102,21 @@ impl Embedder {
         }
     }
 
-    /// One L2-normalised vector per text, in the same order.
+    /// One L2-normalised vector per text, in the same order; for texts a request waits on.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
         match self {
             Embedder::Local(embedder) => embedder.embed(texts).await,
             Embedder::OpenAi(embedder) => embedder.embed(&texts).await,
             Embedder::Hash(embedder) => Ok(embedder.embed(&texts)),
+        }
+    }
+
+    /// [`Self::embed`] for background work: the local model runs it on its low-priority lane,
+    /// so that queries never wait behind a backlog.
+    pub async fn embed_bulk(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        match self {
+            Embedder::Local(embedder) => embedder.embed_bulk(texts).await,
+            Embedder::OpenAi(_) | Embedder::Hash(_) => self.embed(texts).await,
         }
     }
 }

@@ -114,7 +114,7 @@ pub async fn embed_batch(
         return Ok(0);
     }
     let texts = tasks.iter().map(|task| task.text.clone()).collect();
-    let vectors = embedder.embed(texts).await?;
+    let vectors = embedder.embed_bulk(texts).await?;
     let embeddings: Vec<NewEmbedding> = tasks
         .iter()
         .zip(vectors)

@@ -1,19 +1,23 @@
-//! all-MiniLM-L6-v2 in process: tokenizers + our BERT forward pass on candle, on a dedicated
-//! worker thread.
+//! all-MiniLM-L6-v2 in process: tokenizers + our BERT forward pass on candle, on worker threads
+//! of its own.
 //!
+//! Two lanes share one copy of the model: an interactive lane for the texts a request waits on
+//! (a search or context query) and a bulk lane for background work (the embedding worker,
+//! re-indexing). Each lane is a worker thread with a rayon pool of `threads` threads (a setting: on
+//! a small machine the HTTP server and the database need the other cores); the bulk lane runs at
+//! nice 10, so a query never queues behind a backlog and gets the CPU first when both run.
 //! The async side sends jobs through a bounded channel and awaits a oneshot reply, so inference
-//! never blocks the async runtime and a burst of callers queues instead of piling up threads. The
-//! worker owns the model and a rayon pool of `threads` threads (a setting: on a small machine the
-//! HTTP server and the database need the other cores). Every step of the forward pass, gemm
-//! included, runs on that pool; none uses candle's element-wise ops, so candle's own spinning
-//! pool (`CANDLE_NUM_THREADS`) and `RAYON_NUM_THREADS` play no part.
-//! Jobs waiting in the queue are merged into one run; texts are sorted by token count and run in
-//! packed sub-batches, so no time goes to padding.
+//! never blocks the async runtime and a burst of callers queues instead of piling up threads.
+//! Every step of the forward pass, gemm included, runs on the lane's pool; none uses candle's
+//! element-wise ops, so candle's own spinning pool (`CANDLE_NUM_THREADS`) and `RAYON_NUM_THREADS`
+//! play no part. Jobs waiting in a lane's queue are merged into one run; texts are sorted by token
+//! count and run in packed sub-batches, so no time goes to padding.
 
 mod bert;
 mod kernels;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokenizers::{Tokenizer, TruncationParams};
 use tokio::sync::{mpsc, oneshot};
@@ -44,15 +48,23 @@ struct Job {
     reply: Reply,
 }
 
-/// all-MiniLM-L6-v2 (384 dimensions), run by a worker thread.
+/// all-MiniLM-L6-v2 (384 dimensions), run by two worker threads (interactive and bulk).
 #[derive(Debug, Clone)]
 pub struct MiniLm {
-    jobs: mpsc::Sender<Job>,
+    interactive: mpsc::Sender<Job>,
+    bulk: mpsc::Sender<Job>,
     dimensions: usize,
 }
 
+/// Which lane a call takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Interactive,
+    Bulk,
+}
+
 impl MiniLm {
-    /// Loads the model from `model_dir` on a new worker thread using `threads` threads for
+    /// Loads the model from `model_dir` and starts both lanes, each using `threads` threads for
     /// inference. Fails with [`EmbedError::ModelMissing`] when the files are not there.
     pub async fn load(model_dir: &Path, threads: usize) -> Result<Self, EmbedError> {
         if threads == 0 {
@@ -65,29 +77,20 @@ impl MiniLm {
                 dir: model_dir.to_owned(),
             });
         }
-        let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
-        let (ready, loaded) = oneshot::channel();
         let dir = model_dir.to_owned();
-        std::thread::Builder::new()
-            .name("feedloop-embed".into())
-            .spawn(move || {
-                lower_priority();
-                match Worker::load(&dir, threads) {
-                    Ok(worker) => {
-                        let dimensions = worker.bert.hidden_size();
-                        if ready.send(Ok(dimensions)).is_ok() {
-                            worker.run(queue);
-                        }
-                    }
-                    Err(err) => {
-                        let _ = ready.send(Err(err));
-                    }
-                }
-            })
-            .map_err(|err| EmbedError::Inference(format!("cannot start the worker: {err}")))?;
-        let dimensions = loaded.await.map_err(|_| EmbedError::WorkerStopped)??;
+        let model = tokio::task::spawn_blocking(move || Model::load(&dir))
+            .await
+            .map_err(|_| EmbedError::WorkerStopped)??;
+        let model = Arc::new(model);
+        let dimensions = model.bert.hidden_size();
+        let interactive = Worker::start(model.clone(), threads, Lane::Interactive).await?;
+        let bulk = Worker::start(model, threads, Lane::Bulk).await?;
         tracing::info!(dir = %model_dir.display(), threads, "local embedding model loaded");
-        Ok(MiniLm { jobs, dimensions })
+        Ok(MiniLm {
+            interactive,
+            bulk,
+            dimensions,
+        })
     }
 
     /// `sentence-transformers/all-MiniLM-L6-v2`.
@@ -99,14 +102,26 @@ impl MiniLm {
         self.dimensions
     }
 
-    /// One L2-normalised vector per text, in order. Texts longer than 256 tokens are cut.
+    /// One L2-normalised vector per text, in order, on the interactive lane: for texts a
+    /// request waits on. Texts longer than 256 tokens are cut.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Self::send(&self.interactive, texts).await
+    }
+
+    /// [`Self::embed`] on the bulk lane: for background work, which yields to queries.
+    pub async fn embed_bulk(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Self::send(&self.bulk, texts).await
+    }
+
+    async fn send(
+        lane: &mpsc::Sender<Job>,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { texts, reply })
+        lane.send(Job { texts, reply })
             .await
             .map_err(|_| EmbedError::WorkerStopped)?;
         answer.await.map_err(|_| EmbedError::WorkerStopped)?
@@ -114,8 +129,8 @@ impl MiniLm {
 }
 
 /// Runs this thread, and the inference threads it starts (they inherit it), at nice 10: on a
-/// busy machine, ingest and queries of the HTTP server go first and embedding takes the CPU
-/// they leave. The queue waits instead; nothing is lost.
+/// busy machine, ingest, queries and the interactive lane go first and bulk embedding takes the
+/// CPU they leave. The queue waits instead; nothing is lost.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
@@ -128,15 +143,14 @@ fn lower_priority() {
     }
 }
 
-/// The worker thread's state.
-struct Worker {
+/// The weights and the tokenizer, shared by both lanes.
+struct Model {
     bert: Bert,
     tokenizer: Tokenizer,
-    pool: rayon::ThreadPool,
 }
 
-impl Worker {
-    fn load(dir: &Path, threads: usize) -> Result<Self, EmbedError> {
+impl Model {
+    fn load(dir: &Path) -> Result<Self, EmbedError> {
         let bert = Bert::load(dir)?;
         let tokenizer_path: PathBuf = dir.join("tokenizer.json");
         let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
@@ -150,16 +164,55 @@ impl Worker {
             }))
             .map_err(|err| EmbedError::invalid_model(&tokenizer_path, err))?;
         tokenizer.with_padding(None);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|index| format!("feedloop-embed-{index}"))
-            .build()
-            .map_err(|err| EmbedError::Inference(format!("cannot start threads: {err}")))?;
-        Ok(Worker {
-            bert,
-            tokenizer,
-            pool,
-        })
+        Ok(Model { bert, tokenizer })
+    }
+}
+
+/// One lane's worker thread.
+struct Worker {
+    model: Arc<Model>,
+    pool: rayon::ThreadPool,
+}
+
+impl Worker {
+    /// Starts the lane's thread (and its pool, from that thread, so that the pool inherits its
+    /// priority); returns the lane's queue once the pool runs.
+    async fn start(
+        model: Arc<Model>,
+        threads: usize,
+        lane: Lane,
+    ) -> Result<mpsc::Sender<Job>, EmbedError> {
+        let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let (ready, started) = oneshot::channel();
+        let name = match lane {
+            Lane::Interactive => "feedloop-embed",
+            Lane::Bulk => "feedloop-embed-bulk",
+        };
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                if lane == Lane::Bulk {
+                    lower_priority();
+                }
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(move |index| format!("{name}-{index}"))
+                    .build()
+                    .map_err(|err| EmbedError::Inference(format!("cannot start threads: {err}")));
+                match pool {
+                    Ok(pool) => {
+                        if ready.send(Ok(())).is_ok() {
+                            Worker { model, pool }.run(queue);
+                        }
+                    }
+                    Err(err) => {
+                        let _ = ready.send(Err(err));
+                    }
+                }
+            })
+            .map_err(|err| EmbedError::Inference(format!("cannot start the worker: {err}")))?;
+        started.await.map_err(|_| EmbedError::WorkerStopped)??;
+        Ok(jobs)
     }
 
     fn run(self, mut queue: mpsc::Receiver<Job>) {
@@ -219,7 +272,8 @@ impl Worker {
                 None => text.as_str(),
             })
             .collect();
-        self.tokenizer
+        self.model
+            .tokenizer
             .encode_batch(inputs, true)
             .map_err(|err| EmbedError::Tokenizer(err.to_string()))
     }
@@ -244,7 +298,10 @@ impl Worker {
                 .iter()
                 .map(|&index| sequences[index])
                 .collect();
-            for (&index, mut vector) in order[start..end].iter().zip(self.bert.forward(&batch)?) {
+            for (&index, mut vector) in order[start..end]
+                .iter()
+                .zip(self.model.bert.forward(&batch)?)
+            {
                 l2_normalize(&mut vector);
                 vectors[index] = vector;
             }

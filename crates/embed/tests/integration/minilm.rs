@@ -141,3 +141,34 @@ async fn paraphrases_are_closer_than_unrelated_texts() {
         .unwrap();
     assert!(cosine(&vectors[0], &vectors[1]) > cosine(&vectors[0], &vectors[2]) + 0.3);
 }
+
+#[tokio::test]
+async fn a_query_does_not_wait_behind_bulk_work() {
+    // Bulk work (the embedding worker) runs on its own lane: a query sent after a long bulk job
+    // is answered first, with the same vector either lane gives.
+    let fixture = fixture();
+    let embedder = local_embedder(1).await;
+    let long_text = fixture
+        .items
+        .iter()
+        .max_by_key(|item| item.num_tokens)
+        .unwrap()
+        .text
+        .clone();
+    let bulk = {
+        let embedder = embedder.clone();
+        tokio::spawn(async move { embedder.embed_bulk(vec![long_text; 32]).await })
+    };
+    // Let the bulk lane start its job (seconds of work on one thread) before the query comes.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let item = &fixture.items[0];
+    let query = embedder.embed(vec![item.text.clone()]).await.unwrap();
+    assert!(
+        !bulk.is_finished(),
+        "the bulk job (32 texts of 256 tokens) ended before a one-text query"
+    );
+    assert!(cosine(&query[0], &item.vector) >= 0.999);
+    let bulk = bulk.await.unwrap().unwrap();
+    assert_eq!(bulk.len(), 32);
+    assert!(cosine(&bulk[0], &bulk[31]) >= 0.9999);
+}
