@@ -130,6 +130,8 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequ
 pub fn respond(response: ExportTraceServiceResponse, encoding: Encoding) -> Response {
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
+        // A full success is an empty object, as OTLP/JSON leaves unset fields out.
+        Encoding::Json if response.partial_success.is_none() => b"{}".to_vec(),
         Encoding::Json => {
             serde_json::to_vec(&response).expect("an OTLP response serialises to json")
         }
