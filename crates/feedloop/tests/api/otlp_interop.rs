@@ -50,9 +50,16 @@ async fn chain(server: &TestServer, trace_id: &str) -> Value {
     body
 }
 
-/// The SDK's agent → chat + tool spans, as either exporter sends them.
-async fn check_genai_trace(server: &TestServer, trace_id: &str, session: &str) {
-    let body = chain(server, trace_id).await;
+/// The SDK's agent → chat + tool spans, as either exporter sends them; the same spans sent
+/// again with an unknown key were refused.
+async fn check_genai_trace(server: &TestServer, seen: &Value, session: &str) {
+    assert_eq!(seen["bad_key_result"], "FAILURE", "{seen}");
+    assert_eq!(
+        server.counts().await,
+        (1, 0),
+        "one trace, nothing from the unknown key"
+    );
+    let body = chain(server, seen["trace_id"].as_str().unwrap()).await;
     let trace = &body["trace"];
     assert_eq!(trace["input"], "How do I block my card?", "{trace}");
     assert_eq!(trace["output"], "Open Cards and tap Block.");
@@ -101,7 +108,7 @@ async fn otlp_interop_the_python_sdk_http_exporter_sends_genai_spans() {
         ],
     )
     .await;
-    check_genai_trace(&server, seen["trace_id"].as_str().unwrap(), "interop-http").await;
+    check_genai_trace(&server, &seen, "interop-http").await;
 }
 
 #[tokio::test]
@@ -118,7 +125,7 @@ async fn otlp_interop_the_python_sdk_grpc_exporter_sends_genai_spans() {
         ],
     )
     .await;
-    check_genai_trace(&server, seen["trace_id"].as_str().unwrap(), "interop-grpc").await;
+    check_genai_trace(&server, &seen, "interop-grpc").await;
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ Run by the Rust test `otlp_interop_*` (crates/feedloop/tests/api/otlp_interop.rs
 `otel_genai.py http|grpc`, with FEEDLOOP_OTLP_ENDPOINT (the base URL for HTTP, host:port for
 gRPC), FEEDLOOP_KEY, FEEDLOOP_SESSION and FEEDLOOP_USER. An agent span holds a chat span and a
 tool span, as an instrumented agent would send them: children end (and are exported) first.
-Prints, as its last line, {"trace_id": "<32 hex digits>"}.
+Then sends the same spans with an unknown key. Prints, as its last line,
+{"trace_id": "<32 hex digits>", "bad_key_result": "FAILURE"}.
 """
 
 import json
@@ -24,18 +25,35 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.trace import SpanKind  # noqa: E402
 
-if protocol == "grpc":
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import SpanProcessor  # noqa: E402
 
-    exporter = OTLPSpanExporter(
-        endpoint=endpoint, insecure=True, headers=(("authorization", f"Bearer {key}"),)
-    )
-else:
+
+def make_exporter(secret):
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(
+            endpoint=endpoint, insecure=True, headers=(("authorization", f"Bearer {secret}"),)
+        )
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    exporter = OTLPSpanExporter(
-        endpoint=f"{endpoint}/v1/traces", headers={"Authorization": f"Bearer {key}"}
+    return OTLPSpanExporter(
+        endpoint=f"{endpoint}/v1/traces", headers={"Authorization": f"Bearer {secret}"}
     )
+
+
+class Keep(SpanProcessor):
+    """Keeps the finished spans, to send them once more with a wrong key."""
+
+    def __init__(self):
+        self.spans = []
+
+    def on_end(self, span):
+        self.spans.append(span)
+
+
+exporter = make_exporter(key)
+kept = Keep()
 
 provider = TracerProvider(
     resource=Resource.create(
@@ -47,6 +65,7 @@ provider = TracerProvider(
     )
 )
 provider.add_span_processor(SimpleSpanProcessor(exporter))
+provider.add_span_processor(kept)
 tracer = provider.get_tracer("feedloop.interop")
 
 with tracer.start_as_current_span("invoke_agent support") as agent:
@@ -101,4 +120,6 @@ with tracer.start_as_current_span("invoke_agent support") as agent:
 
 provider.force_flush()
 provider.shutdown()
-print(json.dumps({"trace_id": trace_id}))
+# The same spans with a key feedloop does not know: refused, not retried.
+bad_key_result = make_exporter("fl_sk_not_a_key").export(kept.spans)
+print(json.dumps({"trace_id": trace_id, "bad_key_result": bad_key_result.name}))
