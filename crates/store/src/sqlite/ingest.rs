@@ -152,6 +152,9 @@ fn upsert_trace(
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
+    // A trace stored just now has no spans yet: its spans need no look-up (unless the part names
+    // one span twice, which then merges as usual).
+    let trace_is_new = existing.is_none();
     let (trace, outcome) = match existing {
         None => {
             let seq = write_trace_row(tx, project, &fresh, &fresh_doc, None)?;
@@ -177,16 +180,21 @@ fn upsert_trace(
             (trace, Outcome::Merged)
         }
     };
+    let mut written: std::collections::HashSet<SpanId> = std::collections::HashSet::new();
     for (span_id, span_part) in spans {
-        let existing: Option<String> = tx
-            .prepare_cached(
+        let may_exist = !trace_is_new || !written.insert(span_id.clone());
+        let existing: Option<String> = if may_exist {
+            tx.prepare_cached(
                 "SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3",
             )?
             .query_row(
                 params![project.0, trace.id.as_str(), span_id.as_str()],
                 |row| row.get(0),
             )
-            .optional()?;
+            .optional()?
+        } else {
+            None
+        };
         let span = match existing {
             None => Span::from_part(span_id, span_part, trace.started_at),
             Some(doc) => {

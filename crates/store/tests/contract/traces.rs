@@ -248,3 +248,41 @@ pub async fn fill_gaps_parts_yield_to_replacing_parts_in_either_order(store: Arc
     }
     assert_eq!(stored[0], stored[1], "the order of arrival does not matter");
 }
+
+/// OTLP may carry one span twice in an export (a retried batch joined to the next): in the part
+/// that creates a trace, the second merges into the first as a later part would.
+pub async fn a_span_named_twice_in_the_part_that_creates_its_trace_merges(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "alpha").await;
+    let part = TracePart {
+        spans: vec![
+            (
+                span_id("s"),
+                SpanPart {
+                    kind: Some(SpanKind::Llm),
+                    name: Some("first".into()),
+                    started_at: Some(at(1)),
+                    ..Default::default()
+                },
+            ),
+            (
+                span_id("s"),
+                SpanPart {
+                    output: Some(Value::from("answer")),
+                    ..Default::default()
+                },
+            ),
+        ],
+        ..trace_part("t", 0)
+    };
+    ingest_traces(&*store, project, vec![part], at(2)).await;
+    let chain = store
+        .trace_chain(project, &trace_id("t"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(chain.trace.spans.len(), 1);
+    let span = &chain.trace.spans[0];
+    assert_eq!(span.kind, SpanKind::Llm);
+    assert_eq!(span.name.as_deref(), Some("first"));
+    assert_eq!(span.output, Value::from("answer"));
+}
