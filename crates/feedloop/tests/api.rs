@@ -16,5 +16,6 @@ mod api {
     mod replicas;
     mod search;
     mod security;
+    mod signals;
     mod traces;
 }

@@ -529,6 +529,34 @@ impl LessonEngine {
         Ok(lesson)
     }
 
+    /// Leaves out the cases whose trace, all its feedback weighed, is not negative: its stored
+    /// satisfaction estimate (see `feedloop_core::signals::satisfaction`) is 0 or more, say a
+    /// weak implicit signal outweighed by a thumbs up or a copy. Traces without an estimate
+    /// (not yet computed) are kept.
+    async fn without_satisfied(
+        &self,
+        project: ProjectId,
+        cases: Vec<NegativeCase>,
+    ) -> Result<Vec<NegativeCase>> {
+        let trace_ids: Vec<TraceId> = cases
+            .iter()
+            .map(|case| case.trace_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let scores: HashMap<TraceId, f64> = self
+            .store
+            .satisfaction_of(project, &trace_ids)
+            .await?
+            .into_iter()
+            .map(|(trace_id, estimate)| (trace_id, estimate.score))
+            .collect();
+        Ok(cases
+            .into_iter()
+            .filter(|case| scores.get(&case.trace_id).is_none_or(|score| *score < 0.0))
+            .collect())
+    }
+
     /// Groups recent negative feedback that no lesson covers yet into neighbourhoods and stores
     /// one proposed lesson per neighbourhood. A neighbourhood that an existing lesson already
     /// covers is added to that lesson's provenance instead (and, while it is only proposed, to
@@ -549,6 +577,7 @@ impl LessonEngine {
             .store
             .negative_cases(project, &model, since, true, MAX_CASES)
             .await?;
+        let negatives = self.without_satisfied(project, negatives).await?;
         let cases = self.cases_of(negatives).await?;
         if cases.is_empty() {
             return Ok(Vec::new());
