@@ -12,9 +12,10 @@ use feedloop_core::signals::settings::DEFAULT_REPHRASE_MIN_SIMILARITY;
 /// Test queries per intent (77 intents): 5 rephrase pairs and 5 topic changes per intent.
 const PER_INTENT: usize = 10;
 
-const PRECISION: f64 = 0.0;
-const RECALL: f64 = 0.0;
-const F1: f64 = 0.0;
+/// Measured at the default threshold 0.55 on these 770 pairs.
+const PRECISION: f64 = 0.949;
+const RECALL: f64 = 0.638;
+const F1: f64 = 0.763;
 const MARGIN: f64 = 0.03;
 
 #[tokio::test]

@@ -221,7 +221,7 @@ pub async fn derived_signals_are_deleted_by_rule_prefix_only(store: Arc<dyn Stor
     let left = all_feedback(&*store, project, &Filter::default()).await;
     let mut ids = feedback_ids(&left);
     ids.sort();
-    assert_eq!(ids, ["auto-rephrase-9", "auto-rephrased", "auto-regenerate-1"]);
+    assert_eq!(ids, ["auto-regenerate-1", "auto-rephrase-9", "auto-rephrased"]);
     assert_eq!(all_feedback(&*store, other, &Filter::default()).await.len(), 1);
 }
 
