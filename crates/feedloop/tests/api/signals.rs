@@ -121,10 +121,10 @@ async fn every_client_signal_is_stored_idempotently_and_moves_satisfaction() {
     assert_eq!(feedback.len(), 8);
 
     // Satisfaction: copy 0.5 + copy 0.5 + share 0.7 + dwell 0.2 × 0.4 + bookmark 0.6
-    // − regenerate 1 − edit 0.3 − abandon 0.5 = 0.58 over 1 + 4.38.
+    // − regenerate 1 − edit 0.3 − abandon 0.5 = 0.58 over 1 + 4.18.
     let (_, chain) = server.get("/api/v1/traces/t1").await;
     let score = chain["satisfaction"]["score"].as_f64().unwrap();
-    assert!((score - 0.58 / 5.38).abs() < 1e-9, "{}", chain["satisfaction"]);
+    assert!((score - 0.58 / 5.18).abs() < 1e-9, "{}", chain["satisfaction"]);
     assert_eq!(chain["satisfaction"]["num_votes"], 8);
 
     // The job folds it into the stored estimate, which the list filters read.

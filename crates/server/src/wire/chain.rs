@@ -112,8 +112,9 @@ impl From<Session> for SessionBody {
                 .iter()
                 .filter_map(TimelineEvent::signal),
         );
-        // Stable: a trace's query stays before its signals of the same instant.
-        timeline.sort_by_key(|event| event.at);
+        // A query comes before the signals of the same instant (a rephrase signal is dated
+        // by the follow-up that revealed it); otherwise the sort is stable.
+        timeline.sort_by_key(|event| (event.at, event.event != "query"));
         SessionBody {
             session_id: session.session_id,
             traces: session
