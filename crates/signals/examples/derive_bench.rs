@@ -41,7 +41,13 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut parsed = Args { backlog: 50_000, rate: 1_000, secs: 30, interval_ms: 1_000, postgres: None };
+    let mut parsed = Args {
+        backlog: 50_000,
+        rate: 1_000,
+        secs: 30,
+        interval_ms: 1_000,
+        postgres: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().expect("every flag takes a value");
@@ -90,7 +96,15 @@ const QUERIES: [&str; 6] = [
 
 /// Stores traces `first..first + n` (sessions of four turns, a second apart) with their vectors
 /// and a copy on every tenth answer.
-async fn ingest(store: &dyn Store, project: ProjectId, rng: &mut Rng, first: u64, n: u64, start: Timestamp, now: Timestamp) {
+async fn ingest(
+    store: &dyn Store,
+    project: ProjectId,
+    rng: &mut Rng,
+    first: u64,
+    n: u64,
+    start: Timestamp,
+    now: Timestamp,
+) {
     let mut traces = Vec::with_capacity(n as usize);
     let mut feedback = Vec::new();
     for i in first..first + n {
@@ -101,7 +115,11 @@ async fn ingest(store: &dyn Store, project: ProjectId, rng: &mut Rng, first: u64
             session_id: Some(format!("s{session}")),
             input: Some(QUERIES[(rng.next() % QUERIES.len() as u64) as usize].to_owned()),
             output: Some("an answer".to_owned()),
-            started_at: Some(start.saturating_add(SignedDuration::from_secs(i as i64 / 50)).unwrap()),
+            started_at: Some(
+                start
+                    .saturating_add(SignedDuration::from_secs(i as i64 / 50))
+                    .unwrap(),
+            ),
             ..TracePart::default()
         });
         if i % 10 == 0 {
@@ -116,15 +134,25 @@ async fn ingest(store: &dyn Store, project: ProjectId, rng: &mut Rng, first: u64
                 confidence: None,
                 metadata: Map::new(),
                 created_at: None,
-                value: FeedbackValue::Signal(Signal { signal_type: "copy".into(), value: None, details: Map::new() }),
+                value: FeedbackValue::Signal(Signal {
+                    signal_type: "copy".into(),
+                    value: None,
+                    details: Map::new(),
+                }),
             });
         }
     }
-    store.ingest(project, IngestBatch { traces, feedback }, now).await.unwrap();
+    store
+        .ingest(project, IngestBatch { traces, feedback }, now)
+        .await
+        .unwrap();
     // The embedding worker's part, with synthetic vectors: a topic per session plus noise.
     let lease = now.saturating_add(SignedDuration::from_mins(5)).unwrap();
     loop {
-        let tasks = store.claim_embedding_tasks(n as u32, now, lease).await.unwrap();
+        let tasks = store
+            .claim_embedding_tasks(n as u32, now, lease)
+            .await
+            .unwrap();
         if tasks.is_empty() {
             break;
         }
@@ -133,8 +161,14 @@ async fn ingest(store: &dyn Store, project: ProjectId, rng: &mut Rng, first: u64
             .map(|task| {
                 let mut topic = Rng(task.trace_seq as u64 / TURNS_PER_SESSION + 1);
                 let noise = 0.3 + (rng.next() % 100) as f32 / 100.0;
-                let vector = (0..DIMENSIONS).map(|_| topic.unit() + noise * rng.unit()).collect();
-                NewEmbedding { trace_seq: task.trace_seq, generation: task.generation, vector: normalise(vector) }
+                let vector = (0..DIMENSIONS)
+                    .map(|_| topic.unit() + noise * rng.unit())
+                    .collect();
+                NewEmbedding {
+                    trace_seq: task.trace_seq,
+                    generation: task.generation,
+                    vector: normalise(vector),
+                }
             })
             .collect();
         store.store_embeddings(MODEL, vectors, now).await.unwrap();
@@ -142,7 +176,10 @@ async fn ingest(store: &dyn Store, project: ProjectId, rng: &mut Rng, first: u64
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned()
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -153,14 +190,23 @@ async fn main() {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", dir.path().join("bench.db").display()),
     };
-    let store = feedloop_store::open(&url, &StoreOptions::default()).await.unwrap();
+    let store = feedloop_store::open(&url, &StoreOptions::default())
+        .await
+        .unwrap();
     let now = Timestamp::now();
     let name = format!("bench-{}", now.as_microsecond());
     let project = store.create_project(&name, now).await.unwrap().id;
     let engine = Arc::new(SignalEngine::new(store.clone(), MODEL));
     let start = now.saturating_sub(SignedDuration::from_hours(2)).unwrap();
     let mut rng = Rng(42);
-    println!("store: {}", if args.postgres.is_some() { "postgres" } else { "sqlite" });
+    println!(
+        "store: {}",
+        if args.postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
 
     // 1. A backlog, then one run over it.
     let began = Instant::now();
@@ -170,7 +216,10 @@ async fn main() {
         ingest(&*store, project, &mut rng, stored, n, start, now).await;
         stored += n;
     }
-    println!("backlog: stored {stored} traces with vectors in {:.1?}", began.elapsed());
+    println!(
+        "backlog: stored {stored} traces with vectors in {:.1?}",
+        began.elapsed()
+    );
     let began = Instant::now();
     let report = engine.run(Timestamp::now()).await.unwrap();
     let secs = began.elapsed().as_secs_f64();
@@ -211,7 +260,16 @@ async fn main() {
     let ticks = args.secs * 10;
     let mut next = stored;
     for tick in 0..ticks {
-        ingest(&*store, project, &mut rng, next, per_tick, start, Timestamp::now()).await;
+        ingest(
+            &*store,
+            project,
+            &mut rng,
+            next,
+            per_tick,
+            start,
+            Timestamp::now(),
+        )
+        .await;
         next += per_tick;
         ingested.fetch_add(per_tick, Ordering::SeqCst);
         let due = Duration::from_millis(100 * (tick + 1));

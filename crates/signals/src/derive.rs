@@ -2,10 +2,10 @@
 //! abandonment (from the session timeline), turned into stored feedback.
 
 use feedloop_core::feedback::Feedback;
+use feedloop_core::signals::SignalSettings;
 use feedloop_core::signals::rules::{
     DerivedRule, Turn, derived_feedback, judge_abandon, judge_pair,
 };
-use feedloop_core::signals::SignalSettings;
 use feedloop_core::trace::Trace;
 use feedloop_core::{ProjectId, Timestamp};
 use feedloop_store::{IngestBatch, Outcome, StoreError};
@@ -213,7 +213,9 @@ impl SignalEngine {
         let until = abandon_horizon(&settings, now);
         let stored = self.store.signal_progress(&name).await?;
         let from = if stored == 0 {
-            until.saturating_sub(FIRST_ABANDON_LOOKBACK).unwrap_or(until)
+            until
+                .saturating_sub(FIRST_ABANDON_LOOKBACK)
+                .unwrap_or(until)
         } else {
             Timestamp::from_microsecond(stored).unwrap_or(until)
         };

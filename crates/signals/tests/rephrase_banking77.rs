@@ -29,7 +29,10 @@ async fn rephrases_are_told_from_topic_changes_on_banking77() {
         println!("{:?}", eval::score(&texts, &vectors, &pairs, threshold));
     }
     let scores = eval::score(&texts, &vectors, &pairs, DEFAULT_REPHRASE_MIN_SIMILARITY);
-    println!("at the default threshold: {scores:?} on {} pairs", pairs.len());
+    println!(
+        "at the default threshold: {scores:?} on {} pairs",
+        pairs.len()
+    );
     assert!(scores.precision >= PRECISION - MARGIN, "{scores:?}");
     assert!(scores.recall >= RECALL - MARGIN, "{scores:?}");
     assert!(scores.f1 >= F1 - MARGIN, "{scores:?}");

@@ -89,7 +89,7 @@ pub fn check_client_signal(
         }
         "edit" => {
             if let Some(text) = details.get("edited_text")
-                && !text.as_str().is_some_and(|t| !t.trim().is_empty())
+                && text.as_str().is_none_or(|t| t.trim().is_empty())
             {
                 return Err(ValidationError::new(
                     "details.edited_text",
@@ -155,7 +155,11 @@ mod tests {
     fn client_signals_are_checked_by_type() {
         let settings = SignalSettings::default();
         let ok = |v| check_client_signal(&signal(v), &settings).is_ok();
-        let field = |v| check_client_signal(&signal(v), &settings).unwrap_err().field;
+        let field = |v| {
+            check_client_signal(&signal(v), &settings)
+                .unwrap_err()
+                .field
+        };
         assert!(ok(json!({"type": "copy"})));
         assert!(ok(
             json!({"type": "copy", "value": 4.0, "details": {"start": 2, "end": 6}})

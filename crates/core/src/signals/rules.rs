@@ -144,7 +144,9 @@ pub fn frustration_phrase(follow_up: &str) -> Option<&'static str> {
     let padded = format!(" {} ", text.replace(['.', '!', '?'], " "));
     FRUSTRATION_PHRASES
         .into_iter()
-        .find(|phrase| padded.contains(&format!(" {phrase} ")) || padded.contains(&format!(" {phrase},")))
+        .find(|phrase| {
+            padded.contains(&format!(" {phrase} ")) || padded.contains(&format!(" {phrase},"))
+        })
         .or_else(|| {
             FRUSTRATION_OPENINGS
                 .into_iter()
@@ -286,7 +288,11 @@ pub fn judge_abandon(
 
 /// The id of the signal `rule` derives about `trace_id` (from `evidence_key`, e.g. the
 /// follow-up's trace id): the same inputs give the same id.
-pub fn derived_feedback_id(rule: DerivedRule, trace_id: &TraceId, evidence_key: &str) -> FeedbackId {
+pub fn derived_feedback_id(
+    rule: DerivedRule,
+    trace_id: &TraceId,
+    evidence_key: &str,
+) -> FeedbackId {
     let mut hasher = sha2::Sha256::new();
     for part in [trace_id.as_str(), evidence_key] {
         hasher.update((part.len() as u64).to_le_bytes());
@@ -344,10 +350,16 @@ mod tests {
     #[test]
     fn frustration_phrases_are_found_as_whole_words() {
         assert_eq!(frustration_phrase("That’s wrong."), Some("that's wrong"));
-        assert_eq!(frustration_phrase("No, I meant the savings account"), Some("no, i meant"));
+        assert_eq!(
+            frustration_phrase("No, I meant the savings account"),
+            Some("no, i meant")
+        );
         assert_eq!(frustration_phrase("nope"), Some("nope"));
         assert_eq!(frustration_phrase("Wrong, try again"), Some("wrong"));
-        assert_eq!(frustration_phrase("Is the wrongful charge refundable?"), None);
+        assert_eq!(
+            frustration_phrase("Is the wrongful charge refundable?"),
+            None
+        );
         assert_eq!(frustration_phrase("Nobody told me about fees"), None);
         assert_eq!(frustration_phrase("What did I say about fees"), None);
     }
@@ -363,22 +375,51 @@ mod tests {
     fn pairs_are_judged_by_text_similarity_and_time() {
         let rules = RuleSettings::default();
         let (a, b) = (id("a"), id("b"));
-        let first = Turn { trace_id: &a, input: "How do I reset my password?", started_at: at(0) };
-        let again = Turn { trace_id: &b, input: "how do I reset my  password", started_at: at(30) };
+        let first = Turn {
+            trace_id: &a,
+            input: "How do I reset my password?",
+            started_at: at(0),
+        };
+        let again = Turn {
+            trace_id: &b,
+            input: "how do I reset my  password",
+            started_at: at(30),
+        };
         let rules_of = |findings: Vec<Finding>| findings.iter().map(|f| f.rule).collect::<Vec<_>>();
-        assert_eq!(rules_of(judge_pair(first, again, Some(1.0), &rules)), [DerivedRule::Regenerate]);
-        let reworded = Turn { input: "I forgot my password, how can I change it", ..again };
-        assert_eq!(rules_of(judge_pair(first, reworded, Some(0.8), &rules)), [DerivedRule::Rephrase]);
+        assert_eq!(
+            rules_of(judge_pair(first, again, Some(1.0), &rules)),
+            [DerivedRule::Regenerate]
+        );
+        let reworded = Turn {
+            input: "I forgot my password, how can I change it",
+            ..again
+        };
+        assert_eq!(
+            rules_of(judge_pair(first, reworded, Some(0.8), &rules)),
+            [DerivedRule::Rephrase]
+        );
         // Below the threshold: a new question.
         assert!(judge_pair(first, reworded, Some(0.3), &rules).is_empty());
         // Too late: a new visit.
-        let later = Turn { started_at: at(3_600), ..reworded };
+        let later = Turn {
+            started_at: at(3_600),
+            ..reworded
+        };
         assert!(judge_pair(first, later, Some(0.8), &rules).is_empty());
         // A continuation, however similar, is not a rephrase.
-        let continued = Turn { input: "And how do I reset it on my phone?", ..reworded };
+        let continued = Turn {
+            input: "And how do I reset it on my phone?",
+            ..reworded
+        };
         assert!(judge_pair(first, continued, Some(0.8), &rules).is_empty());
-        let complaint = Turn { input: "No, I meant the app password", ..reworded };
-        assert_eq!(rules_of(judge_pair(first, complaint, Some(0.4), &rules)), [DerivedRule::Frustration]);
+        let complaint = Turn {
+            input: "No, I meant the app password",
+            ..reworded
+        };
+        assert_eq!(
+            rules_of(judge_pair(first, complaint, Some(0.4), &rules)),
+            [DerivedRule::Frustration]
+        );
     }
 
     #[test]
@@ -394,8 +435,14 @@ mod tests {
     #[test]
     fn derived_ids_are_deterministic_and_valid() {
         let one = derived_feedback_id(DerivedRule::Rephrase, &id("t1"), "t2");
-        assert_eq!(one, derived_feedback_id(DerivedRule::Rephrase, &id("t1"), "t2"));
-        assert_ne!(one, derived_feedback_id(DerivedRule::Rephrase, &id("t1"), "t3"));
+        assert_eq!(
+            one,
+            derived_feedback_id(DerivedRule::Rephrase, &id("t1"), "t2")
+        );
+        assert_ne!(
+            one,
+            derived_feedback_id(DerivedRule::Rephrase, &id("t1"), "t3")
+        );
         assert!(one.as_str().starts_with("auto-rephrase-"));
     }
 }

@@ -126,7 +126,8 @@ mod tests {
         weak.confidence = Some(0.3);
         let (signed, weight) = vote(&weak, &settings).unwrap();
         assert!((signed + 0.15).abs() < 1e-9 && (weight - 0.15).abs() < 1e-9);
-        let short = feedback(json!({"kind": "signal", "value": {"type": "dwell", "value": 15000.0}}));
+        let short =
+            feedback(json!({"kind": "signal", "value": {"type": "dwell", "value": 15000.0}}));
         assert!((vote(&short, &settings).unwrap().1 - 0.1).abs() < 1e-9);
     }
 }

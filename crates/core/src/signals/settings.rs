@@ -140,7 +140,9 @@ impl SignalSettings {
 
     /// Whether `name` is a type the project declared rather than a built-in one.
     pub fn is_custom(&self, name: &str) -> bool {
-        !BUILT_IN_TYPES.iter().any(|(built_in, _, _)| *built_in == name)
+        !BUILT_IN_TYPES
+            .iter()
+            .any(|(built_in, _, _)| *built_in == name)
             && self.types.contains_key(name)
     }
 
@@ -166,7 +168,10 @@ impl SignalSettings {
         }
         for (field, secs) in [
             ("rules.rephrase_window_secs", rules.rephrase_window_secs),
-            ("rules.frustration_window_secs", rules.frustration_window_secs),
+            (
+                "rules.frustration_window_secs",
+                rules.frustration_window_secs,
+            ),
             ("rules.regenerate_window_secs", rules.regenerate_window_secs),
             ("rules.abandon_timeout_secs", rules.abandon_timeout_secs),
         ] {
@@ -201,7 +206,10 @@ mod tests {
         .unwrap();
         settings.fill_built_in_types();
         assert_eq!(settings.of("copy").unwrap().weight, 1.5);
-        assert_eq!(settings.of("regenerate").unwrap().polarity, Polarity::Negative);
+        assert_eq!(
+            settings.of("regenerate").unwrap().polarity,
+            Polarity::Negative
+        );
         assert!(settings.is_custom("bookmark"));
         assert!(!settings.is_custom("copy"));
         assert!(settings.check().is_ok());

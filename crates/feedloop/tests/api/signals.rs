@@ -41,7 +41,9 @@ async fn feedback_of(server: &TestServer, trace: &str) -> Vec<Value> {
 }
 
 async fn num_automatic(server: &TestServer) -> usize {
-    let (_, list) = server.get("/api/v1/feedback?source=automatic&limit=1000").await;
+    let (_, list) = server
+        .get("/api/v1/feedback?source=automatic&limit=1000")
+        .await;
     list["items"].as_array().unwrap().len()
 }
 
@@ -58,7 +60,8 @@ fn derived_types(feedback: &[Value]) -> Vec<String> {
 #[tokio::test]
 async fn every_client_signal_is_stored_idempotently_and_moves_satisfaction() {
     let clock = Arc::new(ManualClock::new(start_time()));
-    let server = TestServer::start_with_clock(clock.clone(), quiet_jobs(), hash_embedder().await).await;
+    let server =
+        TestServer::start_with_clock(clock.clone(), quiet_jobs(), hash_embedder().await).await;
     let (status, body) = server
         .post(
             "/api/v1/traces",
@@ -80,7 +83,10 @@ async fn every_client_signal_is_stored_idempotently_and_moves_satisfaction() {
         )
         .await;
     assert_eq!(status, 200, "{settings}");
-    assert_eq!(settings["types"]["copy"]["polarity"], "positive", "{settings}");
+    assert_eq!(
+        settings["types"]["copy"]["polarity"], "positive",
+        "{settings}"
+    );
 
     let signals = json!([
         {"id": "s-copy", "trace_id": "t1", "type": "copy", "range": {"start": 4, "end": 12}, "value": 8},
@@ -95,17 +101,28 @@ async fn every_client_signal_is_stored_idempotently_and_moves_satisfaction() {
     let (status, receipt) = server.post("/api/v1/signals", signals.clone()).await;
     assert_eq!(status, 200, "{receipt}");
     assert!(
-        receipt["items"].as_array().unwrap().iter().all(|r| r["status"] == "created"),
+        receipt["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "created"),
         "{receipt}"
     );
     // A retry is a no-op; the same id with other content is a conflict.
     let (_, again) = server.post("/api/v1/signals", signals).await;
     assert!(
-        again["items"].as_array().unwrap().iter().all(|r| r["status"] == "duplicate"),
+        again["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "duplicate"),
         "{again}"
     );
     let conflict = server
-        .post("/api/v1/signals", json!({"id": "s-share", "trace_id": "t1", "type": "copy"}))
+        .post(
+            "/api/v1/signals",
+            json!({"id": "s-share", "trace_id": "t1", "type": "copy"}),
+        )
         .await;
     assert_error(&conflict, 409, "conflict", Some("id"));
 
@@ -115,8 +132,14 @@ async fn every_client_signal_is_stored_idempotently_and_moves_satisfaction() {
         by_id("s-copy")["signal"],
         json!({"type": "copy", "value": 8.0, "details": {"start": 4, "end": 12}})
     );
-    assert_eq!(by_id("s-edit")["signal"]["details"]["edited_text"], "The card fee is 3 %.");
-    assert_eq!(by_id("s-abandon")["signal"]["details"]["before_complete"], true);
+    assert_eq!(
+        by_id("s-edit")["signal"]["details"]["edited_text"],
+        "The card fee is 3 %."
+    );
+    assert_eq!(
+        by_id("s-abandon")["signal"]["details"]["before_complete"],
+        true
+    );
     assert_eq!(by_id("s-dwell")["source"], "end_user");
     assert_eq!(feedback.len(), 8);
 
@@ -124,7 +147,11 @@ async fn every_client_signal_is_stored_idempotently_and_moves_satisfaction() {
     // − regenerate 1 − edit 0.3 − abandon 0.5 = 0.58 over 1 + 4.18.
     let (_, chain) = server.get("/api/v1/traces/t1").await;
     let score = chain["satisfaction"]["score"].as_f64().unwrap();
-    assert!((score - 0.58 / 5.18).abs() < 1e-9, "{}", chain["satisfaction"]);
+    assert!(
+        (score - 0.58 / 5.18).abs() < 1e-9,
+        "{}",
+        chain["satisfaction"]
+    );
     assert_eq!(chain["satisfaction"]["num_votes"], 8);
 
     // The job folds it into the stored estimate, which the list filters read.
@@ -145,23 +172,44 @@ async fn every_client_signal_is_stored_idempotently_and_moves_satisfaction() {
     let timeline = session["timeline"].as_array().unwrap();
     assert_eq!(timeline.len(), 9, "{session}");
     assert_eq!(timeline[0]["event"], "query");
-    assert!(timeline[1..].iter().all(|e| e["event"] == "signal"), "{session}");
-    assert!(session["traces"][0]["satisfaction"]["score"].is_number(), "{session}");
+    assert!(
+        timeline[1..].iter().all(|e| e["event"] == "signal"),
+        "{session}"
+    );
+    assert!(
+        session["traces"][0]["satisfaction"]["score"].is_number(),
+        "{session}"
+    );
 }
 
 #[tokio::test]
 async fn bad_signals_and_settings_name_the_field_and_change_nothing() {
     let server = TestServer::start_with(quiet_jobs()).await;
     server
-        .post("/api/v1/traces", json!({"id": "t1", "input": "q", "output": "a"}))
+        .post(
+            "/api/v1/traces",
+            json!({"id": "t1", "input": "q", "output": "a"}),
+        )
         .await;
     let before = server.counts().await;
     let cases = [
-        (json!([{"trace_id": "t1", "type": "copy"}, {"trace_id": "t1", "type": "bookmark"}]), "[1].type"),
-        (json!({"trace_id": "t1", "type": "copy", "range": {"start": 5, "end": 2}}), "range.end"),
+        (
+            json!([{"trace_id": "t1", "type": "copy"}, {"trace_id": "t1", "type": "bookmark"}]),
+            "[1].type",
+        ),
+        (
+            json!({"trace_id": "t1", "type": "copy", "range": {"start": 5, "end": 2}}),
+            "range.end",
+        ),
         (json!({"trace_id": "t1", "type": "dwell"}), "value"),
-        (json!({"trace_id": "t1", "type": "dwell", "value": -5}), "value"),
-        (json!({"trace_id": "t1", "type": "edit", "edited_text": "  "}), "edited_text"),
+        (
+            json!({"trace_id": "t1", "type": "dwell", "value": -5}),
+            "value",
+        ),
+        (
+            json!({"trace_id": "t1", "type": "edit", "edited_text": "  "}),
+            "edited_text",
+        ),
         (json!({"trace_id": "t1", "type": "Copy!"}), "type"),
     ];
     for (body, field) in cases {
@@ -170,7 +218,10 @@ async fn bad_signals_and_settings_name_the_field_and_change_nothing() {
     }
     // The same rules hold on the feedback route, named as that body names them.
     let answer = server
-        .post("/api/v1/feedback", json!([{"trace_id": "t1", "signal": {"type": "bookmark"}}]))
+        .post(
+            "/api/v1/feedback",
+            json!([{"trace_id": "t1", "signal": {"type": "bookmark"}}]),
+        )
         .await;
     assert_error(&answer, 422, "invalid_value", Some("[0].signal.type"));
     assert_eq!(server.counts().await, before, "nothing was stored");
@@ -190,15 +241,26 @@ async fn bad_signals_and_settings_name_the_field_and_change_nothing() {
         }
     };
     let answer = put(json!({"rules": {"rephrase_min_similarity": 1.5}})).await;
-    assert_error(&answer, 422, "invalid_value", Some("rules.rephrase_min_similarity"));
+    assert_error(
+        &answer,
+        422,
+        "invalid_value",
+        Some("rules.rephrase_min_similarity"),
+    );
     let answer = put(json!({"types": {"copy": {"polarity": "positive", "weight": -1}}})).await;
     assert_error(&answer, 422, "invalid_value", Some("types.copy.weight"));
     let answer = put(json!({"types": {"Bad-Name": {"polarity": "positive", "weight": 1}}})).await;
     assert_error(&answer, 422, "invalid_value", Some("types.Bad-Name"));
     let (_, settings) = server.get("/api/v1/signals/settings").await;
-    assert_eq!(settings["rules"]["rephrase_min_similarity"], 0.55, "unchanged: {settings}");
+    assert_eq!(
+        settings["rules"]["rephrase_min_similarity"], 0.55,
+        "unchanged: {settings}"
+    );
     let answer = server
-        .post("/api/v1/signals/recompute", json!({"rules": ["rephrase", "telepathy"]}))
+        .post(
+            "/api/v1/signals/recompute",
+            json!({"rules": ["rephrase", "telepathy"]}),
+        )
         .await;
     assert_error(&answer, 422, "invalid_value", Some("rules[1]"));
 }
@@ -209,14 +271,39 @@ type Turn = (&'static str, &'static str, i64, &'static str);
 const TURNS: [Turn; 15] = [
     // A rephrase: the same need in other words.
     ("r1", "s-rephrase", 0, "How do I reset my password?"),
-    ("r2", "s-rephrase", 30, "I forgot my password, how can I change it?"),
+    (
+        "r2",
+        "s-rephrase",
+        30,
+        "I forgot my password, how can I change it?",
+    ),
     // A genuine follow-up question is not a rephrase, nor is a continuation.
     ("f1", "s-follow", 0, "How do I reset my password?"),
-    ("f2", "s-follow", 40, "Can I pay my credit card bill from a savings account?"),
-    ("f3", "s-follow", 80, "And what about paying it from my password reset link?"),
+    (
+        "f2",
+        "s-follow",
+        40,
+        "Can I pay my credit card bill from a savings account?",
+    ),
+    (
+        "f3",
+        "s-follow",
+        80,
+        "And what about paying it from my password reset link?",
+    ),
     // Frustration in the follow-up.
-    ("w1", "s-wrong", 0, "What is the fee for international transfers?"),
-    ("w2", "s-wrong", 20, "That's wrong, the website says 2 percent"),
+    (
+        "w1",
+        "s-wrong",
+        0,
+        "What is the fee for international transfers?",
+    ),
+    (
+        "w2",
+        "s-wrong",
+        20,
+        "That's wrong, the website says 2 percent",
+    ),
     // The same prompt again.
     ("g1", "s-regen", 0, "Show my account balance"),
     ("g2", "s-regen", 5, "show my account balance"),
@@ -251,7 +338,10 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
     let (status, body) = server.post("/api/v1/traces", json!(traces)).await;
     assert_eq!(status, 200, "{body}");
     server
-        .post("/api/v1/signals", json!({"id": "copy-c1", "trace_id": "c1", "type": "copy"}))
+        .post(
+            "/api/v1/signals",
+            json!({"id": "copy-c1", "trace_id": "c1", "type": "copy"}),
+        )
         .await;
     server.wait_until_indexed(TURNS.len()).await;
 
@@ -271,22 +361,52 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
         .unwrap();
     assert!(matches!(derive.1, TickOutcome::Ran { .. }), "{outcomes:?}");
 
-    assert_eq!(derived_types(&feedback_of(&server, "r1").await), ["rephrase"]);
-    assert_eq!(derived_types(&feedback_of(&server, "f1").await), Vec::<String>::new());
-    assert_eq!(derived_types(&feedback_of(&server, "f2").await), Vec::<String>::new());
-    assert_eq!(derived_types(&feedback_of(&server, "w1").await), ["frustration"]);
-    assert_eq!(derived_types(&feedback_of(&server, "g1").await), ["regenerate"]);
-    assert_eq!(derived_types(&feedback_of(&server, "a1").await), ["abandon"]);
-    assert_eq!(derived_types(&feedback_of(&server, "c1").await), Vec::<String>::new());
-    assert_eq!(derived_types(&feedback_of(&server, "n1").await), Vec::<String>::new());
-    assert_eq!(derived_types(&feedback_of(&server, "q1").await), Vec::<String>::new());
+    assert_eq!(
+        derived_types(&feedback_of(&server, "r1").await),
+        ["rephrase"]
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "f1").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "f2").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "w1").await),
+        ["frustration"]
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "g1").await),
+        ["regenerate"]
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "a1").await),
+        ["abandon"]
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "c1").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "n1").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "q1").await),
+        Vec::<String>::new()
+    );
 
     // The evidence: the rule, both queries, the similarity (also the confidence).
     let rephrase = feedback_of(&server, "r1").await.remove(0);
     let evidence = &rephrase["signal"]["details"]["evidence"];
     assert_eq!(rephrase["signal"]["details"]["rule"], "rephrase");
     assert_eq!(evidence["query"], "How do I reset my password?");
-    assert_eq!(evidence["follow_up"], "I forgot my password, how can I change it?");
+    assert_eq!(
+        evidence["follow_up"],
+        "I forgot my password, how can I change it?"
+    );
     assert_eq!(evidence["follow_up_trace_id"], "r2");
     let similarity = evidence["similarity"].as_f64().unwrap();
     assert!(similarity >= 0.55, "{rephrase}");
@@ -301,7 +421,9 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
     assert_eq!(num_automatic(&server).await, first);
 
     // Satisfaction follows: the rephrased answer is below zero, the copied one above.
-    let (_, unhappy) = server.get("/api/v1/traces?satisfaction_below=0&limit=100").await;
+    let (_, unhappy) = server
+        .get("/api/v1/traces?satisfaction_below=0&limit=100")
+        .await;
     let unhappy: Vec<&str> = unhappy["items"]
         .as_array()
         .unwrap()
@@ -311,7 +433,10 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
     for id in ["r1", "w1", "g1", "a1"] {
         assert!(unhappy.contains(&id), "{id} in {unhappy:?}");
     }
-    assert!(!unhappy.contains(&"c1") && !unhappy.contains(&"f1"), "{unhappy:?}");
+    assert!(
+        !unhappy.contains(&"c1") && !unhappy.contains(&"f1"),
+        "{unhappy:?}"
+    );
     let (_, happy) = server.get("/api/v1/traces?satisfaction_above=0").await;
     assert_eq!(happy["items"][0]["id"], "c1", "{happy}");
 
@@ -324,7 +449,11 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
         .map(|e| {
             (
                 e["event"].as_str().unwrap().to_owned(),
-                e["rule"].as_str().or(e["trace_id"].as_str()).unwrap().to_owned(),
+                e["rule"]
+                    .as_str()
+                    .or(e["trace_id"].as_str())
+                    .unwrap()
+                    .to_owned(),
             )
         })
         .collect();
@@ -345,7 +474,9 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
             "PUT",
             "/api/v1/signals/settings",
             "application/json",
-            json!({"rules": {"rephrase_min_similarity": 0.99}}).to_string().into_bytes(),
+            json!({"rules": {"rephrase_min_similarity": 0.99}})
+                .to_string()
+                .into_bytes(),
         )
         .await;
     assert_eq!(status, 200);
@@ -354,14 +485,29 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
         .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["num_signals_removed"], 1, "{report}");
-    assert_eq!(derived_types(&feedback_of(&server, "r1").await), Vec::<String>::new());
-    assert_eq!(derived_types(&feedback_of(&server, "w1").await), ["frustration"]);
-    assert_eq!(derived_types(&feedback_of(&server, "a1").await), ["abandon"]);
+    assert_eq!(
+        derived_types(&feedback_of(&server, "r1").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "w1").await),
+        ["frustration"]
+    );
+    assert_eq!(
+        derived_types(&feedback_of(&server, "a1").await),
+        ["abandon"]
+    );
     let (_, chain) = server.get("/api/v1/traces/r1").await;
     assert!(chain.get("satisfaction").is_none(), "{chain}");
-    let (_, unhappy) = server.get("/api/v1/traces?satisfaction_below=0&limit=100").await;
+    let (_, unhappy) = server
+        .get("/api/v1/traces?satisfaction_below=0&limit=100")
+        .await;
     assert!(
-        !unhappy["items"].as_array().unwrap().iter().any(|t| t["id"] == "r1"),
+        !unhappy["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "r1"),
         "the stored estimate went with the signal: {unhappy}"
     );
 }

@@ -152,7 +152,15 @@ impl TestServer {
         config: ServerConfig,
         embedder: Embedder,
     ) -> Self {
-        Self::serve_with_clock(database, store, key, config, embedder, Arc::new(SystemClock)).await
+        Self::serve_with_clock(
+            database,
+            store,
+            key,
+            config,
+            embedder,
+            Arc::new(SystemClock),
+        )
+        .await
     }
 
     async fn serve_with_clock(

@@ -109,7 +109,10 @@ impl SignalBody {
 /// `range.start`, …).
 pub fn signal_body_field(feedback_field: &str) -> String {
     let (prefix, rest) = match feedback_field.find("signal.") {
-        Some(at) => (&feedback_field[..at], &feedback_field[at + "signal.".len()..]),
+        Some(at) => (
+            &feedback_field[..at],
+            &feedback_field[at + "signal.".len()..],
+        ),
         None => return feedback_field.to_owned(),
     };
     let mapped = match rest {
@@ -199,7 +202,10 @@ mod tests {
 
     #[test]
     fn signal_check_fields_are_named_as_the_signal_body_names_them() {
-        assert_eq!(signal_body_field("[2].signal.details.start"), "[2].range.start");
+        assert_eq!(
+            signal_body_field("[2].signal.details.start"),
+            "[2].range.start"
+        );
         assert_eq!(signal_body_field("signal.type"), "type");
         assert_eq!(signal_body_field("[0].trace_id"), "[0].trace_id");
     }

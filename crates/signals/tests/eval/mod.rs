@@ -115,7 +115,10 @@ pub fn score(texts: &[String], vectors: &[Vec<f32>], pairs: &[Pair], threshold: 
         rephrase_min_similarity: threshold,
         ..RuleSettings::default()
     };
-    let (a, b) = (TraceId::parse("id", "a").unwrap(), TraceId::parse("id", "b").unwrap());
+    let (a, b) = (
+        TraceId::parse("id", "a").unwrap(),
+        TraceId::parse("id", "b").unwrap(),
+    );
     let start = Timestamp::from_second(1_800_000_000).unwrap();
     let later = Timestamp::from_second(1_800_000_060).unwrap();
     let (mut tp, mut fp, mut fn_) = (0f64, 0f64, 0f64);
@@ -126,8 +129,16 @@ pub fn score(texts: &[String], vectors: &[Vec<f32>], pairs: &[Pair], threshold: 
             .map(|(x, y)| x * y)
             .sum();
         let found = judge_pair(
-            Turn { trace_id: &a, input: &texts[pair.first], started_at: start },
-            Turn { trace_id: &b, input: &texts[pair.second], started_at: later },
+            Turn {
+                trace_id: &a,
+                input: &texts[pair.first],
+                started_at: start,
+            },
+            Turn {
+                trace_id: &b,
+                input: &texts[pair.second],
+                started_at: later,
+            },
             Some(similarity),
             &rules,
         )
@@ -148,5 +159,10 @@ pub fn score(texts: &[String], vectors: &[Vec<f32>], pairs: &[Pair], threshold: 
     } else {
         0.0
     };
-    Scores { threshold, precision, recall, f1 }
+    Scores {
+        threshold,
+        precision,
+        recall,
+        f1,
+    }
 }

@@ -232,7 +232,9 @@ impl Signals for SqliteStore {
                          WHERE project_id = ?1 AND id >= ?2 AND id < ?3 AND source = 'automatic'
                          RETURNING trace_id",
                     )?
-                    .query_map(params![project.0, start, end], |row| row.get::<_, String>(0))?
+                    .query_map(params![project.0, start, end], |row| {
+                        row.get::<_, String>(0)
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let mut ids = ids
                     .into_iter()

@@ -1,11 +1,11 @@
 //! Implicit signals: signal settings, the derived-signal job's positions and look-ups, deleting
 //! derived signals by rule, and stored satisfaction estimates with their filters.
 
+use feedloop_core::ProjectId;
 use feedloop_core::feedback::{FeedbackValue, Signal, Source};
 use feedloop_core::filter::Filter;
 use feedloop_core::signals::{Polarity, Satisfaction, SignalSettings, SignalTypeSettings};
 use feedloop_core::trace::TracePart;
-use feedloop_core::ProjectId;
 use feedloop_store::embeddings::NewEmbedding;
 use feedloop_store::{Store, StoreError};
 use serde_json::Map;
@@ -13,7 +13,13 @@ use std::sync::Arc;
 
 use super::fixtures::*;
 
-fn said(id: &str, session: Option<&str>, started: i64, input: &str, output: Option<&str>) -> TracePart {
+fn said(
+    id: &str,
+    session: Option<&str>,
+    started: i64,
+    input: &str,
+    output: Option<&str>,
+) -> TracePart {
     TracePart {
         session_id: session.map(str::to_owned),
         input: Some(input.to_owned()),
@@ -68,12 +74,18 @@ pub async fn signal_settings_default_until_set(store: Arc<dyn Store>) {
     let missing = store
         .set_signal_settings(ProjectId(999), &settings, at(2))
         .await;
-    assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
 }
 
 pub async fn signal_progress_only_moves_forward_unless_reset(store: Arc<dyn Store>) {
     assert_eq!(store.signal_progress("vectors:m").await.unwrap(), 0);
-    store.advance_signal_progress("vectors:m", 10).await.unwrap();
+    store
+        .advance_signal_progress("vectors:m", 10)
+        .await
+        .unwrap();
     store.advance_signal_progress("vectors:m", 7).await.unwrap();
     assert_eq!(store.signal_progress("vectors:m").await.unwrap(), 10);
     assert_eq!(store.signal_progress("satisfaction").await.unwrap(), 0);
@@ -96,7 +108,13 @@ pub async fn session_neighbours_and_vectors_are_read_per_trace(store: Arc<dyn St
         at(100),
     )
     .await;
-    ingest_traces(&*store, other, vec![said("x", Some("s1"), 12, "other", None)], at(100)).await;
+    ingest_traces(
+        &*store,
+        other,
+        vec![said("x", Some("s1"), 12, "other", None)],
+        at(100),
+    )
+    .await;
     let (a, b, c) = (
         seq_of(&*store, project, "a").await,
         seq_of(&*store, project, "b").await,
@@ -109,11 +127,14 @@ pub async fn session_neighbours_and_vectors_are_read_per_trace(store: Arc<dyn St
         .unwrap();
     found.sort_by_key(|n| n.seq);
     let pairs: Vec<_> = found.iter().map(|n| (n.seq, n.previous, n.next)).collect();
-    let mut expected = vec![(a, None, Some(b)), (b, Some(a), Some(c)), (c, Some(b), None)];
+    let mut expected = vec![
+        (a, None, Some(b)),
+        (b, Some(a), Some(c)),
+        (c, Some(b), None),
+    ];
     expected.sort_by_key(|(seq, _, _)| *seq);
     assert_eq!(
-        pairs,
-        expected,
+        pairs, expected,
         "the trace without a session is left out; the other project's trace is no neighbour"
     );
 
@@ -136,8 +157,20 @@ pub async fn session_neighbours_and_vectors_are_read_per_trace(store: Arc<dyn St
     let mut expected = vec![(a, vec![a as f32, 0.5]), (b, vec![b as f32, 0.5])];
     expected.sort_by_key(|(seq, _)| *seq);
     assert_eq!(read, expected, "the trace without a vector is left out");
-    assert!(store.trace_vectors("other-model", project, &[a]).await.unwrap().is_empty());
-    assert!(store.trace_vectors("m", other, &[a]).await.unwrap().is_empty());
+    assert!(
+        store
+            .trace_vectors("other-model", project, &[a])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .trace_vectors("m", other, &[a])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn abandonment_candidates_carry_the_next_start_and_engagement(store: Arc<dyn Store>) {
@@ -193,7 +226,13 @@ pub async fn abandonment_candidates_carry_the_next_start_and_engagement(store: A
 pub async fn derived_signals_are_deleted_by_rule_prefix_only(store: Arc<dyn Store>) {
     let project = new_project(&*store, "alpha").await;
     let other = new_project(&*store, "beta").await;
-    ingest_traces(&*store, project, vec![trace_part("t1", 1), trace_part("t2", 2)], at(10)).await;
+    ingest_traces(
+        &*store,
+        project,
+        vec![trace_part("t1", 1), trace_part("t2", 2)],
+        at(10),
+    )
+    .await;
     let derived = |id: &str, trace: &str, rule: &str| feedloop_core::feedback::Feedback {
         source: Source::Automatic,
         ..feedback(id, trace, signal(rule))
@@ -213,7 +252,13 @@ pub async fn derived_signals_are_deleted_by_rule_prefix_only(store: Arc<dyn Stor
         at(20),
     )
     .await;
-    ingest_feedback(&*store, other, vec![derived("auto-rephrase-1", "t1", "rephrase")], at(20)).await;
+    ingest_feedback(
+        &*store,
+        other,
+        vec![derived("auto-rephrase-1", "t1", "rephrase")],
+        at(20),
+    )
+    .await;
     let traces = store
         .delete_derived_signals(project, "auto-rephrase-")
         .await
@@ -225,8 +270,14 @@ pub async fn derived_signals_are_deleted_by_rule_prefix_only(store: Arc<dyn Stor
     let left = all_feedback(&*store, project, &Filter::default()).await;
     let mut ids = feedback_ids(&left);
     ids.sort();
-    assert_eq!(ids, ["auto-regenerate-1", "auto-rephrase-9", "auto-rephrased"]);
-    assert_eq!(all_feedback(&*store, other, &Filter::default()).await.len(), 1);
+    assert_eq!(
+        ids,
+        ["auto-regenerate-1", "auto-rephrase-9", "auto-rephrased"]
+    );
+    assert_eq!(
+        all_feedback(&*store, other, &Filter::default()).await.len(),
+        1
+    );
 }
 
 pub async fn satisfaction_is_stored_filtered_and_removed(store: Arc<dyn Store>) {
@@ -235,7 +286,11 @@ pub async fn satisfaction_is_stored_filtered_and_removed(store: Arc<dyn Store>) 
     ingest_traces(
         &*store,
         project,
-        vec![trace_part("sad", 1), trace_part("glad", 2), trace_part("unknown", 3)],
+        vec![
+            trace_part("sad", 1),
+            trace_part("glad", 2),
+            trace_part("unknown", 3),
+        ],
         at(10),
     )
     .await;
@@ -245,20 +300,28 @@ pub async fn satisfaction_is_stored_filtered_and_removed(store: Arc<dyn Store>) 
     ingest_feedback(
         &*store,
         project,
-        vec![feedback("f1", "sad", thumbs(false)), feedback("f2", "glad", thumbs(true))],
+        vec![
+            feedback("f1", "sad", thumbs(false)),
+            feedback("f2", "glad", thumbs(true)),
+        ],
         at(20),
     )
     .await;
     let changes = store.feedback_changes_since(0, 10).await.unwrap();
     assert_eq!(
-        changes.iter().map(|c| (c.project, c.trace_id.as_str())).collect::<Vec<_>>(),
+        changes
+            .iter()
+            .map(|c| (c.project, c.trace_id.as_str()))
+            .collect::<Vec<_>>(),
         [(project, "sad"), (project, "glad")]
     );
-    assert!(store
-        .feedback_changes_since(changes[1].seq, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        store
+            .feedback_changes_since(changes[1].seq, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let estimate = |score: f64| Satisfaction {
         score,
@@ -268,7 +331,10 @@ pub async fn satisfaction_is_stored_filtered_and_removed(store: Arc<dyn Store>) 
     store
         .put_satisfaction(
             project,
-            &[(trace_id("sad"), Some(estimate(-0.6))), (trace_id("glad"), Some(estimate(0.6)))],
+            &[
+                (trace_id("sad"), Some(estimate(-0.6))),
+                (trace_id("glad"), Some(estimate(0.6))),
+            ],
             at(30),
         )
         .await
@@ -281,25 +347,44 @@ pub async fn satisfaction_is_stored_filtered_and_removed(store: Arc<dyn Store>) 
         let store = store.clone();
         async move {
             let traces = all_traces(&*store, project, &filter).await;
-            trace_ids(&traces).into_iter().map(str::to_owned).collect::<Vec<_>>()
+            trace_ids(&traces)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(
-        listed(Filter { satisfaction_below: Some(0.0), ..Filter::default() }).await,
+        listed(Filter {
+            satisfaction_below: Some(0.0),
+            ..Filter::default()
+        })
+        .await,
         ["sad"]
     );
     assert_eq!(
-        listed(Filter { satisfaction_above: Some(0.5), ..Filter::default() }).await,
+        listed(Filter {
+            satisfaction_above: Some(0.5),
+            ..Filter::default()
+        })
+        .await,
         ["glad"]
     );
-    assert!(listed(Filter { satisfaction_above: Some(0.7), ..Filter::default() })
+    assert!(
+        listed(Filter {
+            satisfaction_above: Some(0.7),
+            ..Filter::default()
+        })
         .await
-        .is_empty());
+        .is_empty()
+    );
     // On the feedback list the bound applies to the trace the feedback is about.
     let below = all_feedback(
         &*store,
         project,
-        &Filter { satisfaction_below: Some(0.0), ..Filter::default() },
+        &Filter {
+            satisfaction_below: Some(0.0),
+            ..Filter::default()
+        },
     )
     .await;
     assert_eq!(feedback_ids(&below), ["f1"]);
@@ -313,13 +398,18 @@ pub async fn satisfaction_is_stored_filtered_and_removed(store: Arc<dyn Store>) 
         .put_satisfaction(project, &[(trace_id("sad"), None)], at(40))
         .await
         .unwrap();
-    assert!(store
-        .satisfaction_of(project, &[trace_id("sad")])
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        store
+            .satisfaction_of(project, &[trace_id("sad")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        store.satisfaction_of(other, &[trace_id("sad")]).await.unwrap(),
+        store
+            .satisfaction_of(other, &[trace_id("sad")])
+            .await
+            .unwrap(),
         [(trace_id("sad"), estimate(0.9))]
     );
 }
