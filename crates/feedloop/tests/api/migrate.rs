@@ -11,6 +11,16 @@ use std::path::PathBuf;
 use crate::common::TestServer;
 use crate::common::database::TestDatabase;
 
+/// The servers' job runners tick at start only: the derived-signal job writes feedback of its
+/// own (rephrases, regenerates) once traces are embedded, which would change the data while the
+/// test compares copies of it.
+fn without_periodic_jobs() -> ServerConfig {
+    ServerConfig {
+        job_tick_interval: std::time::Duration::from_secs(3_600),
+        ..ServerConfig::default()
+    }
+}
+
 /// Everything the API shows of a project, for comparing two copies.
 async fn everything(server: &TestServer) -> Vec<Value> {
     let mut seen = Vec::new();
@@ -40,7 +50,7 @@ async fn everything(server: &TestServer) -> Vec<Value> {
 #[tokio::test]
 async fn data_copied_to_postgres_and_back_is_unchanged() {
     let source =
-        TestServer::start_on(TestDatabase::create_sqlite(), None, ServerConfig::default()).await;
+        TestServer::start_on(TestDatabase::create_sqlite(), None, without_periodic_jobs()).await;
     let input = source.dir.path().join("qa.json");
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/qa_feedback/dev_feedback_sample.json");
@@ -83,7 +93,7 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
     let to = feedloop_store::open(&postgres.url, &options).await.unwrap();
     let summary = copy_all(source.store.clone(), to, 300).await.unwrap();
     assert_eq!((summary.traces, summary.feedback), (400, 1115));
-    let mut on_postgres = TestServer::start_on(postgres, None, ServerConfig::default()).await;
+    let mut on_postgres = TestServer::start_on(postgres, None, without_periodic_jobs()).await;
     // The admin key travelled with the data (it is stored hashed; the secret still works).
     on_postgres.key = source.key.clone();
     assert_eq!(everything(&on_postgres).await, original);
@@ -91,7 +101,7 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
     let back = TestDatabase::create_sqlite();
     let to = feedloop_store::open(&back.url, &options).await.unwrap();
     copy_all(on_postgres.store.clone(), to, 1000).await.unwrap();
-    let mut on_sqlite = TestServer::start_on(back, None, ServerConfig::default()).await;
+    let mut on_sqlite = TestServer::start_on(back, None, without_periodic_jobs()).await;
     on_sqlite.key = source.key.clone();
     assert_eq!(everything(&on_sqlite).await, original);
 }

@@ -511,3 +511,73 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
         "the stored estimate went with the signal: {unhappy}"
     );
 }
+
+/// Lesson proposals weigh all of a trace's feedback: a corrected answer that the user copied
+/// anyway (with copies weighing 10 here) is not a mistake to learn from; one only corrected is.
+#[tokio::test]
+async fn lesson_proposals_leave_out_traces_satisfied_all_told() {
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let server =
+        TestServer::start_with_clock(clock.clone(), quiet_jobs(), hash_embedder().await).await;
+    let (status, body) = server
+        .send_raw(
+            &server.key,
+            "PUT",
+            "/api/v1/signals/settings",
+            "application/json",
+            json!({"types": {"copy": {"polarity": "positive", "weight": 10}}})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut traces = Vec::new();
+    let mut feedback = Vec::new();
+    for i in 0..3 {
+        for (group, query) in [
+            ("copied", "how do I cancel my order"),
+            ("corrected", "where is my refund"),
+        ] {
+            let id = format!("{group}-{i}");
+            traces.push(json!({"id": id, "input": query, "output": "an answer"}));
+            feedback.push(json!({"id": format!("fix-{id}"), "trace_id": id,
+                                 "correction": {"text": "the right answer"}}));
+            if group == "copied" {
+                feedback.push(json!({"id": format!("copy-{id}"), "trace_id": id,
+                                     "signal": {"type": "copy"}}));
+            }
+        }
+    }
+    let (status, body) = server
+        .post(
+            "/api/v1/ingest",
+            json!({"traces": traces, "feedback": feedback}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server.wait_until_indexed(6).await;
+    let state = AppState::new(
+        server.store.clone(),
+        clock.clone(),
+        quiet_jobs(),
+        server.memory.clone(),
+    );
+    state.signals.run(clock.now()).await.unwrap();
+
+    let (status, proposed) = server.post("/api/v1/lessons/propose", json!({})).await;
+    assert_eq!(status, 200, "{proposed}");
+    let (_, listed) = server.get("/api/v1/lessons").await;
+    let lessons = listed["lessons"].as_array().unwrap();
+    assert_eq!(lessons.len(), 1, "{listed}");
+    let mut ids: Vec<&str> = lessons[0]["provenance"]["feedback_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["fix-corrected-0", "fix-corrected-1", "fix-corrected-2"]
+    );
+}
