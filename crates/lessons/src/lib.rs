@@ -33,6 +33,11 @@ use matcher::{Evidence, Label, MatchSettings};
 use propose::{Case, Draft, Fingerprint};
 use render::Budget;
 
+/// A negative case's trace must score below this satisfaction estimate to be proposed from; a
+/// lone client abandon (-0.33) or derived rephrase (about -0.4) is below, a lone derived
+/// abandonment (-0.13) is not.
+pub const MIN_DISSATISFACTION: f64 = -0.2;
+
 /// Most active lessons one project matches against.
 const MAX_ACTIVE_LESSONS: u32 = 10_000;
 /// Most traces that went well taken as contrast.
@@ -529,10 +534,11 @@ impl LessonEngine {
         Ok(lesson)
     }
 
-    /// Leaves out the cases whose trace, all its feedback weighed, is not negative: its stored
-    /// satisfaction estimate (see `feedloop_core::signals::satisfaction`) is 0 or more, say a
-    /// weak implicit signal outweighed by a thumbs up or a copy. Traces without an estimate
-    /// (not yet computed) are kept.
+    /// Leaves out the cases whose trace, all its feedback weighed, is not clearly negative: its
+    /// stored satisfaction estimate (see `feedloop_core::signals::satisfaction`) is at least
+    /// [`MIN_DISSATISFACTION`]: a negative signal outweighed by a thumbs up or a copy, or a lone
+    /// weak one (a derived abandonment alone scores -0.13). Traces without an estimate (not yet
+    /// computed) are kept.
     async fn without_satisfied(
         &self,
         project: ProjectId,
@@ -553,7 +559,11 @@ impl LessonEngine {
             .collect();
         Ok(cases
             .into_iter()
-            .filter(|case| scores.get(&case.trace_id).is_none_or(|score| *score < 0.0))
+            .filter(|case| {
+                scores
+                    .get(&case.trace_id)
+                    .is_none_or(|score| *score < MIN_DISSATISFACTION)
+            })
             .collect())
     }
 

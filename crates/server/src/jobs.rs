@@ -28,7 +28,9 @@ pub enum Job {
 }
 
 impl Job {
-    pub const ALL: [Job; 3] = [Job::PruneChangeLog, Job::ProposeLessons, Job::DeriveSignals];
+    /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
+    /// out cases whose trace is satisfied all told.
+    pub const ALL: [Job; 3] = [Job::PruneChangeLog, Job::DeriveSignals, Job::ProposeLessons];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -531,6 +531,26 @@ async fn lesson_proposals_leave_out_traces_satisfied_all_told() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    // Proposals wait until the estimates are folded, so that the server's own job tick (at
+    // start, asynchronous) cannot propose before them.
+    let loop_settings = |enabled: bool| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .send_raw(
+                    &server.key,
+                    "PUT",
+                    "/api/v1/loop/settings",
+                    "application/json",
+                    json!({"proposals": {"enabled": enabled}})
+                        .to_string()
+                        .into_bytes(),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    loop_settings(false).await;
     let mut traces = Vec::new();
     let mut feedback = Vec::new();
     for i in 0..3 {
@@ -563,6 +583,7 @@ async fn lesson_proposals_leave_out_traces_satisfied_all_told() {
         server.memory.clone(),
     );
     state.signals.run(clock.now()).await.unwrap();
+    loop_settings(true).await;
 
     let (status, proposed) = server.post("/api/v1/lessons/propose", json!({})).await;
     assert_eq!(status, 200, "{proposed}");
