@@ -4,6 +4,11 @@
 //! part is a [`TracePart`] and [`Trace::merge`] folds it into what is stored. The rule: a field a
 //! part sets replaces the stored one, tags are a union, metadata merges key by key, and spans are
 //! merged by span id. Re-sending a part therefore changes nothing.
+//!
+//! A part may instead be marked [`PartMerge::FillGaps`]: it only sets what the stored trace does
+//! not have yet, and widens the trace's time range. OTLP uses this for what a child span (an LLM
+//! call, a retrieval) says about the whole trace, so that the root span's word wins whichever of
+//! them arrives first.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -148,6 +153,15 @@ impl Context {
         replace_if_nonempty(&mut self.tool_results, part.tool_results);
     }
 
+    /// Folds `part` in where this context has nothing yet.
+    fn fill(&mut self, part: Context) {
+        fill_if_none(&mut self.system_prompt, part.system_prompt);
+        fill_if_none(&mut self.prompt, part.prompt);
+        fill_if_empty(&mut self.messages, part.messages);
+        fill_if_empty(&mut self.documents, part.documents);
+        fill_if_empty(&mut self.tool_results, part.tool_results);
+    }
+
     fn is_empty(&self) -> bool {
         *self == Context::default()
     }
@@ -271,10 +285,24 @@ impl Span {
     }
 }
 
+/// How a part folds into the stored trace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PartMerge {
+    /// What the part sets replaces what is stored (the JSON API's rule).
+    #[default]
+    Replace,
+    /// The part only sets fields the stored trace lacks (tags still add up, metadata keys are
+    /// added where absent), and widens the time range: the start is the earlier of the two, the
+    /// end the later. For what a child span says about its whole trace.
+    FillGaps,
+}
+
 /// A trace as a client sends it: any subset of the fields, to be merged into the stored trace.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TracePart {
     pub id: TraceId,
+    /// Whether this part replaces stored fields or only fills gaps.
+    pub merge: PartMerge,
     pub session_id: Option<String>,
     pub user_id: Option<String>,
     pub user_role: Option<String>,
@@ -375,6 +403,59 @@ impl Trace {
 
     /// Folds a later part in (see the module docs for the rule). Spans are merged by the store.
     pub fn merge(&mut self, part: TracePart, now: Timestamp) {
+        match part.merge {
+            PartMerge::Replace => self.replace_from(part),
+            PartMerge::FillGaps => self.fill_from(part),
+        }
+        if self.latency_ms.is_none()
+            && let Some(ended_at) = self.ended_at
+        {
+            let millis = ended_at.duration_since(self.started_at).as_secs_f64() * 1000.0;
+            self.latency_ms = (millis >= 0.0).then_some(millis);
+        }
+        if self.usage.total_tokens.is_none()
+            && let (Some(input), Some(output)) = (self.usage.input_tokens, self.usage.output_tokens)
+        {
+            self.usage.total_tokens = Some(input.saturating_add(output));
+        }
+        self.updated_at = now;
+    }
+
+    fn fill_from(&mut self, part: TracePart) {
+        fill_if_none(&mut self.session_id, part.session_id);
+        fill_if_none(&mut self.user_id, part.user_id);
+        fill_if_none(&mut self.user_role, part.user_role);
+        fill_if_none(&mut self.environment, part.environment);
+        fill_if_none(&mut self.input, part.input);
+        fill_if_none(&mut self.output, part.output);
+        self.context.fill(part.context);
+        fill_if_none(&mut self.model.name, part.model.name);
+        fill_if_none(&mut self.model.provider, part.model.provider);
+        fill_if_none(&mut self.model.version, part.model.version);
+        fill_if_none(&mut self.latency_ms, part.latency_ms);
+        fill_if_none(&mut self.usage.input_tokens, part.usage.input_tokens);
+        fill_if_none(&mut self.usage.output_tokens, part.usage.output_tokens);
+        fill_if_none(&mut self.usage.total_tokens, part.usage.total_tokens);
+        fill_if_none(&mut self.cost_usd, part.cost_usd);
+        if self.status == Status::Unset
+            && let Some(status) = part.status
+        {
+            self.status = status;
+        }
+        fill_if_none(&mut self.error, part.error);
+        self.tags.extend(part.tags);
+        for (key, value) in part.metadata {
+            self.metadata.entry(key).or_insert(value);
+        }
+        if let Some(started_at) = part.started_at {
+            self.started_at = self.started_at.min(started_at);
+        }
+        if let Some(ended_at) = part.ended_at {
+            self.ended_at = Some(self.ended_at.map_or(ended_at, |e| e.max(ended_at)));
+        }
+    }
+
+    fn replace_from(&mut self, part: TracePart) {
         replace_if_some(&mut self.session_id, part.session_id);
         replace_if_some(&mut self.user_id, part.user_id);
         replace_if_some(&mut self.user_role, part.user_role);
@@ -400,18 +481,6 @@ impl Trace {
             self.started_at = started_at;
         }
         replace_if_some(&mut self.ended_at, part.ended_at);
-        if self.latency_ms.is_none()
-            && let Some(ended_at) = self.ended_at
-        {
-            let millis = ended_at.duration_since(self.started_at).as_secs_f64() * 1000.0;
-            self.latency_ms = (millis >= 0.0).then_some(millis);
-        }
-        if self.usage.total_tokens.is_none()
-            && let (Some(input), Some(output)) = (self.usage.input_tokens, self.usage.output_tokens)
-        {
-            self.usage.total_tokens = Some(input.saturating_add(output));
-        }
-        self.updated_at = now;
     }
 }
 
@@ -423,6 +492,18 @@ fn replace_if_some<T>(slot: &mut Option<T>, value: Option<T>) {
 
 fn replace_if_nonempty<T>(slot: &mut Vec<T>, value: Vec<T>) {
     if !value.is_empty() {
+        *slot = value;
+    }
+}
+
+fn fill_if_none<T>(slot: &mut Option<T>, value: Option<T>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+fn fill_if_empty<T>(slot: &mut Vec<T>, value: Vec<T>) {
+    if slot.is_empty() {
         *slot = value;
     }
 }

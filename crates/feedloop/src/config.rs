@@ -20,6 +20,8 @@ pub struct Config {
     pub database_url: String,
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
+    /// Address of the OTLP/gRPC receiver (host:port); `off` (or empty) turns it off.
+    pub otlp_grpc_listen: String,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// `text` or `json`.
@@ -137,6 +139,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./feedloop-data"),
             database_url: String::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            otlp_grpc_listen: DEFAULT_OTLP_GRPC_LISTEN.into(),
             max_body_bytes: 16 * 1024 * 1024,
             log_format: LogFormat::Text,
             change_poll_interval_ms: 200,
@@ -160,6 +163,22 @@ impl Default for StoreConfig {
             postgres_max_connections: defaults.postgres_max_connections,
         }
     }
+}
+
+/// The OTLP/gRPC receiver's default address: OTLP's standard gRPC port, on loopback.
+pub const DEFAULT_OTLP_GRPC_LISTEN: &str = "127.0.0.1:4317";
+
+/// An address, or `off` (or empty) for none.
+pub fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| {
+        ConfigError::Invalid(format!(
+            "otlp_grpc_listen {text:?} is not host:port or \"off\": {e}"
+        ))
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +220,10 @@ impl Config {
         if let Some(v) = var("FEEDLOOP_LISTEN") {
             config.listen = parse("FEEDLOOP_LISTEN", v)?;
         }
+        if let Some(v) = env.get("FEEDLOOP_OTLP_GRPC_LISTEN") {
+            config.otlp_grpc_listen = v.clone();
+        }
+        config.otlp_grpc_addr()?;
         if let Some(v) = var("FEEDLOOP_MAX_BODY_BYTES") {
             config.max_body_bytes = parse("FEEDLOOP_MAX_BODY_BYTES", v)?;
         }
@@ -298,6 +321,11 @@ impl Config {
             ));
         }
         Ok(config)
+    }
+
+    /// The OTLP/gRPC address in effect; `None`: the receiver is off.
+    pub fn otlp_grpc_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        parse_optional_addr(&self.otlp_grpc_listen)
     }
 
     /// The local model's folder in effect.
@@ -436,6 +464,31 @@ mod tests {
             error.to_string().contains("FEEDLOOP_EMBEDDING_PROVIDER"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_otlp_grpc_receiver_is_on_by_default_and_can_be_turned_off() {
+        let config = Config::load(None, &HashMap::new()).unwrap();
+        assert_eq!(
+            config.otlp_grpc_addr().unwrap(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 4317)))
+        );
+        let file = "otlp_grpc_listen = \"0.0.0.0:14317\"\n";
+        let config = Config::load(Some(file), &HashMap::new()).unwrap();
+        assert_eq!(config.otlp_grpc_addr().unwrap().unwrap().port(), 14317);
+        let env = HashMap::from([("FEEDLOOP_OTLP_GRPC_LISTEN".to_owned(), "off".to_owned())]);
+        assert_eq!(
+            Config::load(Some(file), &env)
+                .unwrap()
+                .otlp_grpc_addr()
+                .unwrap(),
+            None
+        );
+        let env = HashMap::from([(
+            "FEEDLOOP_OTLP_GRPC_LISTEN".to_owned(),
+            "nonsense".to_owned(),
+        )]);
+        assert!(Config::load(None, &env).is_err());
     }
 
     #[test]

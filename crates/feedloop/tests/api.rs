@@ -12,6 +12,8 @@ mod api {
     mod lessons;
     mod lists;
     mod migrate;
+    mod otlp;
+    mod otlp_interop;
     mod outage;
     mod replicas;
     mod search;

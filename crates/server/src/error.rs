@@ -16,6 +16,10 @@ use utoipa::ToSchema;
 pub enum ErrorCode {
     /// The body is not valid JSON.
     MalformedJson,
+    /// The body is not a valid protobuf message of the expected type.
+    MalformedProtobuf,
+    /// The body cannot be read as sent (a corrupt gzip stream).
+    MalformedBody,
     /// A field has the wrong type, is missing, or is not allowed.
     InvalidField,
     /// A field is well-formed but breaks a rule (a range, a scale, a quote).
@@ -47,7 +51,10 @@ pub enum ErrorCode {
 impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
-            Self::MalformedJson | Self::InvalidQuery => StatusCode::BAD_REQUEST,
+            Self::MalformedJson
+            | Self::MalformedProtobuf
+            | Self::MalformedBody
+            | Self::InvalidQuery => StatusCode::BAD_REQUEST,
             Self::InvalidField | Self::InvalidValue | Self::UnknownCategory => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

@@ -42,6 +42,11 @@ pub async fn json_body(request: Request, limit: usize) -> Result<Bytes, ApiError
         )
         .with_field("content-type"));
     }
+    read_body(request, limit).await
+}
+
+/// Reads a body of any type within `limit` bytes; a larger one is 413.
+pub async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -61,7 +66,7 @@ pub async fn json_body(request: Request, limit: usize) -> Result<Bytes, ApiError
                 source = e.source();
             }
             Err(ApiError::new(
-                ErrorCode::MalformedJson,
+                ErrorCode::MalformedBody,
                 format!("could not read the body: {error}"),
             ))
         }

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod jobs;
 mod openapi;
 pub mod ops;
+pub mod otlp;
 mod query;
 pub mod replica;
 mod routes;
@@ -134,7 +135,33 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_otlp_grpc(listener, None, state, shutdown).await
+}
+
+/// [`serve`], with OTLP/gRPC on `grpc_listener` as well when one is given.
+pub async fn serve_with_otlp_grpc(
+    listener: TcpListener,
+    grpc_listener: Option<TcpListener>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // One shutdown signal for both listeners.
+    let (shutting_down, shutdown_requested) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = shutting_down.send(true);
+    });
+    let when_shutdown = |mut requested: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = requested.wait_for(|requested| *requested).await;
+    };
+    let grpc = grpc_listener.map(|grpc_listener| {
+        tokio::spawn(otlp::grpc::serve(
+            grpc_listener,
+            state.clone(),
+            when_shutdown(shutdown_requested.clone()),
+        ))
+    });
     let follower = tokio::spawn(replica::follow_changes(
         state.store.clone(),
         state.keys.clone(),
@@ -162,8 +189,15 @@ pub async fn serve(
     });
     let recorder = state.recorder.clone();
     let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(when_shutdown(shutdown_requested))
         .await;
+    if let Some(grpc) = grpc {
+        match grpc.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "the OTLP/gRPC server failed"),
+            Err(error) => tracing::error!(%error, "the OTLP/gRPC server task failed"),
+        }
+    }
     if !recorder.drain(RECORDER_DRAIN_LIMIT).await {
         tracing::error!(
             num_in_flight = recorder.num_in_flight(),

@@ -3,7 +3,7 @@
 
 use feedloop_core::ProjectId;
 use feedloop_core::auth::{KeyRole, display_prefix, hash_key, key_from_random};
-use feedloop_store::{IngestBatch, ItemList, ItemRef, NewKey, Outcome};
+use feedloop_store::{IngestBatch, IngestReceipt, ItemList, ItemRef, NewKey, Outcome, StoreError};
 use rand::Rng;
 
 use crate::AppState;
@@ -28,6 +28,24 @@ pub fn new_id(prefix: &str, clock_micros: i64) -> String {
         "{prefix}{clock_micros:013x}{:016x}",
         rand::rng().random::<u64>()
     )
+}
+
+/// Stores a batch in one transaction, now, and wakes the embedding worker if it held traces.
+/// The JSON API, OTLP and the gateway all store through here.
+pub async fn store_batch(
+    state: &AppState,
+    project: ProjectId,
+    batch: IngestBatch,
+) -> Result<IngestReceipt, StoreError> {
+    let has_traces = !batch.traces.is_empty();
+    let receipt = state
+        .store
+        .ingest(project, batch, state.clock.now())
+        .await?;
+    if has_traces {
+        state.memory.wake_worker();
+    }
+    Ok(receipt)
 }
 
 /// Stores trace parts and feedback in one transaction. `item_path` names an item's place in the
@@ -66,15 +84,9 @@ pub async fn ingest(
     check_signals(state, project, &batch.feedback, &item_path).await?;
     let trace_ids: Vec<String> = batch.traces.iter().map(|t| t.id.to_string()).collect();
     let feedback_ids: Vec<String> = batch.feedback.iter().map(|f| f.id.to_string()).collect();
-    let has_traces = !batch.traces.is_empty();
-    let receipt = state
-        .store
-        .ingest(project, batch, now)
+    let receipt = store_batch(state, project, batch)
         .await
         .map_err(|error| ApiError::from_store(error, &item_path))?;
-    if has_traces {
-        state.memory.wake_worker();
-    }
     let receipts = |ids: Vec<String>, outcomes: Vec<Outcome>| -> Vec<ItemReceipt> {
         ids.into_iter()
             .zip(outcomes)

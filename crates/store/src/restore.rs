@@ -4,9 +4,11 @@
 //! interrupted copy can simply run again.
 
 use async_trait::async_trait;
+use feedloop_core::lesson::Lesson;
 use feedloop_core::taxonomy::Category;
-use feedloop_core::{ProjectId, Timestamp};
+use feedloop_core::{InjectionId, ProjectId, Timestamp};
 
+use crate::lessons::Injection;
 use crate::{ApiKey, Result, StoredFeedback, StoredTrace};
 
 /// A key with its hash, as copied between stores.
@@ -37,5 +39,25 @@ pub trait Restore: Send + Sync {
         &self,
         project: ProjectId,
         feedback: Vec<StoredFeedback>,
+    ) -> Result<()>;
+
+    /// Every version of one lesson, oldest first, as it was written (ids, versions, times and
+    /// provenance kept); nothing if the lesson exists.
+    async fn restore_lesson(&self, project: ProjectId, versions: Vec<Lesson>) -> Result<()>;
+
+    /// Up to `limit` of a project's injections with ids after `after`, in id order.
+    async fn injections_after(
+        &self,
+        project: ProjectId,
+        after: Option<InjectionId>,
+        limit: usize,
+    ) -> Result<Vec<Injection>>;
+
+    /// Injections as they were recorded, linked traces included; those that exist are left
+    /// alone.
+    async fn restore_injections(
+        &self,
+        project: ProjectId,
+        injections: Vec<Injection>,
     ) -> Result<()>;
 }

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
+use feedloop_core::ProjectId;
 use feedloop_core::filter::{Filter, Order, PageRequest};
 use feedloop_store::{Store, StoreOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -49,6 +50,8 @@ pub struct CopySummary {
     pub categories: usize,
     pub traces: u64,
     pub feedback: u64,
+    pub lessons: usize,
+    pub injections: usize,
 }
 
 pub async fn run_migrate_data(args: MigrateDataArgs) -> anyhow::Result<()> {
@@ -62,8 +65,14 @@ pub async fn run_migrate_data(args: MigrateDataArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", args.to))?;
     let summary = copy_all(from, to, args.batch_size.clamp(1, 1000)).await?;
     eprintln!(
-        "copied {} projects: {} keys, {} categories, {} traces, {} feedback items; counts verified",
-        summary.projects, summary.keys, summary.categories, summary.traces, summary.feedback
+        "copied {} projects: {} keys, {} categories, {} traces, {} feedback items, {} lessons, {} injections; counts verified",
+        summary.projects,
+        summary.keys,
+        summary.categories,
+        summary.traces,
+        summary.feedback,
+        summary.lessons,
+        summary.injections
     );
     Ok(())
 }
@@ -132,6 +141,9 @@ pub async fn copy_all(
                 None => break,
             }
         }
+        summary.lessons += copy_lessons(from.as_ref(), project.id, to.as_ref(), target).await?;
+        summary.injections +=
+            copy_injections(from.as_ref(), project.id, to.as_ref(), target, batch_size).await?;
         bar.finish_and_clear();
 
         let copied = to.stats(target).await?;
@@ -152,4 +164,54 @@ pub async fn copy_all(
         summary.feedback += stats.feedback;
     }
     Ok(summary)
+}
+
+/// Copies a project's loop settings and every version of every lesson; returns how many lessons
+/// the source holds, after checking that the copy holds the same versions.
+async fn copy_lessons(
+    from: &dyn Store,
+    project: ProjectId,
+    to: &dyn Store,
+    target: ProjectId,
+) -> anyhow::Result<usize> {
+    to.set_loop_settings(target, &from.loop_settings(project).await?)
+        .await?;
+    let lessons = from.list_lessons(project, None, u32::MAX).await?;
+    for lesson in &lessons {
+        let versions = from.lesson_versions(project, &lesson.id).await?;
+        to.restore_lesson(target, versions.clone()).await?;
+        let copied = to.lesson_versions(target, &lesson.id).await?;
+        anyhow::ensure!(
+            copied == versions,
+            "lesson {:?}: the copy holds {} versions that differ from the source's {}",
+            lesson.id.as_str(),
+            copied.len(),
+            versions.len()
+        );
+    }
+    Ok(lessons.len())
+}
+
+/// Copies a project's injections (what each context request got, and its trace); returns how
+/// many there are.
+async fn copy_injections(
+    from: &dyn Store,
+    project: ProjectId,
+    to: &dyn Store,
+    target: ProjectId,
+    batch_size: u32,
+) -> anyhow::Result<usize> {
+    let mut after = None;
+    let mut copied = 0;
+    loop {
+        let page = from
+            .injections_after(project, after, batch_size as usize)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(copied);
+        };
+        after = Some(last.id.clone());
+        copied += page.len();
+        to.restore_injections(target, page).await?;
+    }
 }

@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// Address to listen on (host:port).
     #[arg(long, env = "FEEDLOOP_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address of the OTLP/gRPC receiver (host:port), or `off`. Default 127.0.0.1:4317.
+    #[arg(long, env = "FEEDLOOP_OTLP_GRPC_LISTEN")]
+    pub otlp_grpc_listen: Option<String>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "FEEDLOOP_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -31,6 +34,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(grpc) = args.otlp_grpc_listen {
+        config.otlp_grpc_listen = grpc;
+    }
+    let grpc_addr = config.otlp_grpc_addr()?;
     if let Some(limit) = args.max_body_bytes {
         config.max_body_bytes = limit;
     }
@@ -47,6 +54,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "feedloop listening");
+    let grpc_listener = match grpc_addr {
+        Some(addr) => {
+            let grpc_listener = TcpListener::bind(addr).await.map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot listen for OTLP/gRPC on {addr}: {error} (set otlp_grpc_listen, or \"off\")"
+                )
+            })?;
+            tracing::info!(addr = %grpc_listener.local_addr()?, "OTLP/gRPC listening");
+            Some(grpc_listener)
+        }
+        None => None,
+    };
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
         change_poll_interval: std::time::Duration::from_millis(config.change_poll_interval_ms),
@@ -59,7 +78,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let memory = Arc::new(super::model::memory(&config, store.clone(), embedder));
     // The gateway injects lessons from the lesson engine that AppState builds.
     let state = AppState::new(store.clone(), clock, server_config, memory);
-    feedloop_server::serve(listener, state, shutdown_signal()).await?;
+    feedloop_server::serve_with_otlp_grpc(listener, grpc_listener, state, shutdown_signal())
+        .await?;
     tracing::info!("feedloop stopped");
     Ok(())
 }

@@ -196,6 +196,7 @@ async fn the_binary_serves_with_a_first_start_key_and_the_cli_manages_keys() {
         .unwrap();
     let mut child = Command::new(binary)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--otlp-grpc-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.path())
         .env("FEEDLOOP_EMBEDDING_MODEL_DIR", &model_dir)

@@ -57,9 +57,32 @@ async fn everything(server: &TestServer) -> Vec<Value> {
     for id in ["qa-0000-p1", "qa-0042-p1"] {
         seen.push(server.get(&format!("/api/v1/traces/{id}")).await.1);
     }
-    seen.push(server.get("/api/v1/taxonomy").await.1);
-    seen.push(server.get("/api/v1/sessions/qa-0007").await.1);
+    for path in [
+        "/api/v1/taxonomy",
+        "/api/v1/sessions/qa-0007",
+        "/api/v1/lessons",
+        "/api/v1/lessons/ls-copy/versions",
+        "/api/v1/lessons/ls-copy/effect",
+        "/api/v1/loop/settings",
+    ] {
+        let (status, body) = server.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        seen.push(body);
+    }
     seen
+}
+
+async fn send(server: &TestServer, method: &str, path: &str, body: Value) {
+    let (status, answer) = server
+        .send_raw(
+            &server.key,
+            method,
+            path,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert!(status.is_success(), "{method} {path}: {answer}");
 }
 
 #[tokio::test]
@@ -102,7 +125,43 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
         )
         .await;
     source.delete("/api/v1/taxonomy/categories/redundant").await;
+    // The loop's state: settings, a lesson with two versions, and an injection into a trace.
+    // Proposals are off, so that no server proposes lessons of its own from the copied feedback.
+    send(
+        &source,
+        "PUT",
+        "/api/v1/loop/settings",
+        json!({"holdout_fraction": 0.0, "holdout_seed": 7,
+               "proposals": {"enabled": false, "min_feedback": 3, "similarity": 0.6, "window_hours": 168}}),
+    )
+    .await;
+    let query = "how do I reset my password";
+    send(
+        &source,
+        "POST",
+        "/api/v1/lessons",
+        json!({"id": "ls-copy", "title": "Passwords", "trigger": {"examples": [query]},
+               "action": {"instruction": "Link the reset page."}, "status": "proposed"}),
+    )
+    .await;
+    send(
+        &source,
+        "PATCH",
+        "/api/v1/lessons/ls-copy",
+        json!({"version": 1, "status": "active"}),
+    )
+    .await;
+    let (status, answer) = source
+        .post(
+            "/api/v1/context",
+            json!({"query": query, "trace_id": "qa-0000-p1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["lessons"][0]["injected"], true, "{answer}");
     let original = everything(&source).await;
+    let effect = &original[original.len() - 2];
+    assert_eq!(effect["impressions"], 1, "{effect}");
 
     let postgres = TestDatabase::create_postgres().await;
     let options = StoreOptions::default();
@@ -111,11 +170,19 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
         .await
         .unwrap();
     without_derived_signals(to.as_ref()).await;
-    assert_eq!((summary.traces, summary.feedback), (400, 1115));
+    assert_eq!(
+        (
+            summary.traces,
+            summary.feedback,
+            summary.lessons,
+            summary.injections
+        ),
+        (400, 1115, 1, 1)
+    );
     let mut on_postgres = TestServer::start_on(postgres, None, without_periodic_jobs()).await;
     // The admin key travelled with the data (it is stored hashed; the secret still works).
     on_postgres.key = source.key.clone();
-    assert_eq!(everything(&on_postgres).await, original);
+    assert_same(&everything(&on_postgres).await, &original);
 
     let back = TestDatabase::create_sqlite();
     let to = feedloop_store::open(&back.url, &options).await.unwrap();
@@ -125,5 +192,13 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
     without_derived_signals(to.as_ref()).await;
     let mut on_sqlite = TestServer::start_on(back, None, without_periodic_jobs()).await;
     on_sqlite.key = source.key.clone();
-    assert_eq!(everything(&on_sqlite).await, original);
+    assert_same(&everything(&on_sqlite).await, &original);
+}
+
+/// Equal item by item, naming the first that differs (the whole is too long to read).
+fn assert_same(copy: &[Value], original: &[Value]) {
+    for (index, (copied, was)) in copy.iter().zip(original).enumerate() {
+        assert_eq!(copied, was, "item {index} differs");
+    }
+    assert_eq!(copy.len(), original.len());
 }

@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 
 pub struct TestServer {
     pub base: String,
+    /// The OTLP/gRPC receiver's address, `http://127.0.0.1:PORT`.
+    pub grpc: String,
     /// The database URL, for starting another replica on the same data.
     pub url: String,
     /// Admin key of the default project.
@@ -175,6 +177,10 @@ impl TestServer {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let grpc = format!("http://{}", grpc_listener.local_addr().expect("addr"));
         let dir = tempfile::tempdir().expect("temp dir");
         let memory = Arc::new(SemanticMemory::new(
             store.clone(),
@@ -191,11 +197,17 @@ impl TestServer {
         ));
         let state = AppState::new(store.clone(), clock, config, memory.clone());
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(feedloop_server::serve(listener, state, async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(feedloop_server::serve_with_otlp_grpc(
+            listener,
+            Some(grpc_listener),
+            state,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             base,
+            grpc,
             url: database.url.clone(),
             key,
             store,

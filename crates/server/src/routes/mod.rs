@@ -5,6 +5,7 @@ mod ingest;
 mod keys;
 mod lessons;
 mod meta;
+mod otlp;
 mod read;
 mod search;
 mod signals;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(gateway::chat_completions),
         )
         .route("/v1/models", axum::routing::get(gateway::models))
+        .route("/v1/traces", axum::routing::post(otlp::export_traces))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(|_| internal_error()))

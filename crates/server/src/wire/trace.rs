@@ -1,7 +1,8 @@
 //! Traces and spans on the wire.
 
 use feedloop_core::trace::{
-    Context, Environment, ModelInfo, Span, SpanKind, SpanPart, Status, Trace, TracePart, Usage,
+    Context, Environment, ModelInfo, PartMerge, Span, SpanKind, SpanPart, Status, Trace, TracePart,
+    Usage,
 };
 use feedloop_core::{SpanId, Timestamp, TraceId, ValidationError};
 use serde::{Deserialize, Serialize};
@@ -163,6 +164,7 @@ impl TraceBody {
         }
         Ok(TracePart {
             id,
+            merge: PartMerge::Replace,
             session_id: self.session_id,
             user_id: self.user_id,
             user_role: self.user_role,

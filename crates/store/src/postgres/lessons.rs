@@ -198,6 +198,85 @@ async fn record_injection(
     Ok(())
 }
 
+/// The columns of an injection, in [`injection_from_row`]'s order.
+const INJECTION_COLUMNS: &str = "id, trace_id, session_id, query, holdout, created_at, lessons";
+
+fn injection_from_row(row: &tokio_postgres::Row) -> Result<Injection> {
+    let lessons: Vec<InjectedLesson> = serde_json::from_str(row.try_get(6)?)?;
+    Ok(Injection {
+        id: InjectionId::parse("id", row.try_get::<_, &str>(0)?)
+            .map_err(|e| StoreError::Internal(format!("stored injection id: {e}")))?,
+        trace_id: row
+            .try_get::<_, Option<&str>>(1)?
+            .map(stored_trace_id)
+            .transpose()?,
+        session_id: row.try_get(2)?,
+        query: row.try_get(3)?,
+        holdout: row.try_get::<_, i16>(4)? != 0,
+        lessons,
+        created_at: timestamp(row.try_get(5)?)?,
+    })
+}
+
+/// Up to `limit` injections with ids after `after`, in id order (for copying stores).
+pub(super) async fn injections_after(
+    client: &impl GenericClient,
+    project: ProjectId,
+    after: Option<&InjectionId>,
+    limit: usize,
+) -> Result<Vec<Injection>> {
+    query(
+        client,
+        &format!(
+            "SELECT {INJECTION_COLUMNS} FROM injections WHERE project_id = $1 AND id COLLATE \"C\" > $2
+             ORDER BY id COLLATE \"C\" LIMIT $3"
+        ),
+        &[
+            &project.0,
+            &after.map_or("", InjectionId::as_str),
+            &i64::try_from(limit).unwrap_or(i64::MAX),
+        ],
+    )
+    .await?
+    .iter()
+    .map(injection_from_row)
+    .collect()
+}
+
+/// Every version of a lesson as it was written, oldest first, unless the lesson exists (for
+/// copying stores: a second copy changes nothing).
+pub(super) async fn restore_lesson(
+    tx: &impl GenericClient,
+    project: ProjectId,
+    versions: &[Lesson],
+) -> Result<()> {
+    let Some(first) = versions.first() else {
+        return Ok(());
+    };
+    if lock_and_read_version(tx, project, &first.id)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    for version in versions {
+        write_lesson(tx, project, version).await?;
+    }
+    Ok(())
+}
+
+/// An injection as it was recorded, unless it exists (for copying stores).
+pub(super) async fn restore_injection(
+    tx: &impl GenericClient,
+    project: ProjectId,
+    injection: &Injection,
+) -> Result<()> {
+    match record_injection(tx, project, injection).await {
+        Err(StoreError::Conflict { .. }) => Ok(()),
+        other => other,
+    }
+}
+
 fn lesson_from_doc(doc: &str) -> Result<Lesson> {
     Ok(serde_json::from_str(doc)?)
 }
@@ -422,29 +501,16 @@ impl Lessons for PostgresStore {
 
     async fn injection(&self, project: ProjectId, id: &InjectionId) -> Result<Option<Injection>> {
         let client = self.client().await?;
-        let Some(row) = query_opt(
+        query_opt(
             &client,
-            "SELECT trace_id, session_id, query, holdout, created_at, lessons FROM injections
-             WHERE project_id = $1 AND id = $2",
+            &format!(
+                "SELECT {INJECTION_COLUMNS} FROM injections WHERE project_id = $1 AND id = $2"
+            ),
             &[&project.0, &id.as_str()],
         )
         .await?
-        else {
-            return Ok(None);
-        };
-        let lessons: Vec<InjectedLesson> = serde_json::from_str(row.try_get(5)?)?;
-        Ok(Some(Injection {
-            id: id.clone(),
-            trace_id: row
-                .try_get::<_, Option<&str>>(0)?
-                .map(stored_trace_id)
-                .transpose()?,
-            session_id: row.try_get(1)?,
-            query: row.try_get(2)?,
-            holdout: row.try_get::<_, i16>(3)? != 0,
-            lessons,
-            created_at: timestamp(row.try_get(4)?)?,
-        }))
+        .map(|row| injection_from_row(&row))
+        .transpose()
     }
 
     async fn link_injection(

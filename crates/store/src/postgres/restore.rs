@@ -2,10 +2,13 @@
 //! transaction; rows that exist are left alone, so a copy can run again.
 
 use async_trait::async_trait;
+use feedloop_core::lesson::Lesson;
 use feedloop_core::taxonomy::Category;
-use feedloop_core::{ProjectId, Timestamp};
+use feedloop_core::{InjectionId, ProjectId, Timestamp};
 
+use super::lessons;
 use super::{PostgresStore, admin, execute, micros, query_one, query_opt, rows};
+use crate::lessons::Injection;
 use crate::restore::{KeyRecord, Restore};
 use crate::{Result, StoreError, StoredFeedback, StoredTrace};
 
@@ -137,6 +140,38 @@ impl Restore for PostgresStore {
                 stored.superseded_by.as_ref(),
             )
             .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn restore_lesson(&self, project: ProjectId, versions: Vec<Lesson>) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        lessons::restore_lesson(&tx, project, &versions).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn injections_after(
+        &self,
+        project: ProjectId,
+        after: Option<InjectionId>,
+        limit: usize,
+    ) -> Result<Vec<Injection>> {
+        let client = self.client().await?;
+        lessons::injections_after(&client, project, after.as_ref(), limit).await
+    }
+
+    async fn restore_injections(
+        &self,
+        project: ProjectId,
+        injections: Vec<Injection>,
+    ) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for injection in &injections {
+            lessons::restore_injection(&tx, project, injection).await?;
         }
         tx.commit().await?;
         Ok(())

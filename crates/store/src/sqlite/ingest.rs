@@ -18,12 +18,15 @@ pub struct PreparedBatch {
     now: Timestamp,
 }
 
-/// A trace part, and the trace it makes if its id is new (the common case), already serialised.
+/// A trace part, and the trace it makes if its id is new (the common case), already serialised,
+/// with its spans as they are stored if the trace is new: `(start in micros, doc)` for the first
+/// part of each span id.
 struct PreparedTrace {
     part: TracePart,
     spans: Vec<(SpanId, SpanPart)>,
     fresh: Trace,
     fresh_doc: String,
+    fresh_spans: Vec<Option<(i64, String)>>,
 }
 
 /// A feedback item with its stored columns computed.
@@ -59,11 +62,26 @@ pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
             let spans = std::mem::take(&mut part.spans);
             let fresh = Trace::from_part(part.clone(), now);
             let fresh_doc = serde_json::to_string(&fresh)?;
+            let mut seen = std::collections::HashSet::new();
+            let fresh_spans = spans
+                .iter()
+                .map(|(id, span_part)| {
+                    if !seen.insert(id) {
+                        return Ok(None);
+                    }
+                    let span = Span::from_part(id.clone(), span_part.clone(), fresh.started_at);
+                    Ok(Some((
+                        micros(span.started_at),
+                        serde_json::to_string(&span)?,
+                    )))
+                })
+                .collect::<Result<_>>()?;
             Ok(PreparedTrace {
                 part,
                 spans,
                 fresh,
                 fresh_doc,
+                fresh_spans,
             })
         })
         .collect::<Result<_>>()?;
@@ -145,6 +163,7 @@ fn upsert_trace(
         spans,
         fresh,
         fresh_doc,
+        fresh_spans,
     } = prepared;
     let existing: Option<(i64, String)> = tx
         .prepare_cached("SELECT seq, doc FROM traces WHERE project_id = ?1 AND id = ?2")?
@@ -152,6 +171,7 @@ fn upsert_trace(
             Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
+    let trace_is_new = existing.is_none();
     let (trace, outcome) = match existing {
         None => {
             let seq = write_trace_row(tx, project, &fresh, &fresh_doc, None)?;
@@ -177,7 +197,13 @@ fn upsert_trace(
             (trace, Outcome::Merged)
         }
     };
-    for (span_id, span_part) in spans {
+    for ((span_id, span_part), fresh_span) in spans.into_iter().zip(fresh_spans) {
+        // A trace stored just now has no spans yet: the first part of each of its spans is
+        // written as prepared, off this thread; a span named twice merges as usual.
+        if trace_is_new && let Some((started_micros, doc)) = fresh_span {
+            write_span_doc(tx, project, &trace.id, &span_id, started_micros, &doc)?;
+            continue;
+        }
         let existing: Option<String> = tx
             .prepare_cached(
                 "SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3",
@@ -273,11 +299,31 @@ pub(super) fn write_span_row(
     trace_id: &TraceId,
     span: &Span,
 ) -> Result<()> {
+    let doc = serde_json::to_string(span)?;
+    write_span_doc(
+        tx,
+        project,
+        trace_id,
+        &span.id,
+        micros(span.started_at),
+        &doc,
+    )
+}
+
+/// Inserts or replaces a span's row from its serialised doc.
+fn write_span_doc(
+    tx: &Connection,
+    project: ProjectId,
+    trace_id: &TraceId,
+    span_id: &SpanId,
+    started_micros: i64,
+    doc: &str,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO spans (project_id, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (project_id, trace_id, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
     )?
-    .execute(params![project.0, trace_id.as_str(), span.id.as_str(), micros(span.started_at), serde_json::to_string(span)?])?;
+    .execute(params![project.0, trace_id.as_str(), span_id.as_str(), started_micros, doc])?;
     Ok(())
 }
 

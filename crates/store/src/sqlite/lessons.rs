@@ -19,13 +19,13 @@ use crate::lessons::{EffectCounts, EvidenceWatermark, Injection, Lessons, Negati
 use crate::{Result, StoreError};
 
 /// A lesson and its JSON, serialised before it goes to the writer thread.
-struct LessonWrite {
+pub(super) struct LessonWrite {
     lesson: Lesson,
     doc: String,
 }
 
 impl LessonWrite {
-    fn new(lesson: &Lesson) -> Result<Self> {
+    pub(super) fn new(lesson: &Lesson) -> Result<Self> {
         Ok(Self {
             lesson: lesson.clone(),
             doc: serde_json::to_string(lesson)?,
@@ -175,51 +175,93 @@ fn lessons_from_rows(
     docs.iter().map(|doc| lesson_from_doc(doc)).collect()
 }
 
-/// An injection's row as read, before its ids and JSON are parsed.
-struct InjectionRow {
-    trace_id: Option<String>,
-    session_id: Option<String>,
-    query: String,
-    holdout: bool,
-    created_at: i64,
-    lessons: String,
-}
+/// The columns of an injection, in [`injection_from_row`]'s order.
+const INJECTION_COLUMNS: &str = "id, trace_id, session_id, query, holdout, created_at, lessons";
 
-fn injection(conn: &Connection, project: ProjectId, id: &InjectionId) -> Result<Option<Injection>> {
-    let row = conn
-        .prepare_cached(
-            "SELECT trace_id, session_id, query, holdout, created_at, lessons FROM injections
-             WHERE project_id = ?1 AND id = ?2",
-        )?
-        .query_row(params![project.0, id.as_str()], |row| {
-            Ok(InjectionRow {
-                trace_id: row.get(0)?,
-                session_id: row.get(1)?,
-                query: row.get(2)?,
-                holdout: row.get(3)?,
-                created_at: row.get(4)?,
-                lessons: row.get(5)?,
-            })
-        })
-        .optional()?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let trace_id = row
-        .trace_id
+fn injection_from_row(row: &rusqlite::Row<'_>) -> Result<Injection> {
+    let id: String = row.get(0)?;
+    let trace_id: Option<String> = row.get(1)?;
+    let trace_id = trace_id
         .map(|id| TraceId::parse("trace_id", &id))
         .transpose()
         .map_err(|e| StoreError::Internal(format!("stored trace id: {e}")))?;
-    let lessons: Vec<InjectedLesson> = serde_json::from_str(&row.lessons)?;
-    Ok(Some(Injection {
-        id: id.clone(),
+    let lessons: String = row.get(6)?;
+    let lessons: Vec<InjectedLesson> = serde_json::from_str(&lessons)?;
+    Ok(Injection {
+        id: InjectionId::parse("id", &id)
+            .map_err(|e| StoreError::Internal(format!("stored injection id: {e}")))?,
         trace_id,
-        session_id: row.session_id,
-        query: row.query,
-        holdout: row.holdout,
+        session_id: row.get(2)?,
+        query: row.get(3)?,
+        holdout: row.get(4)?,
         lessons,
-        created_at: timestamp(row.created_at)?,
-    }))
+        created_at: timestamp(row.get(5)?)?,
+    })
+}
+
+fn injection(conn: &Connection, project: ProjectId, id: &InjectionId) -> Result<Option<Injection>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {INJECTION_COLUMNS} FROM injections WHERE project_id = ?1 AND id = ?2"
+    ))?;
+    let mut rows = statement.query(params![project.0, id.as_str()])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(injection_from_row(row)?)),
+        None => Ok(None),
+    }
+}
+
+/// Up to `limit` injections with ids after `after`, in id order (for copying stores).
+pub(super) fn injections_after(
+    conn: &Connection,
+    project: ProjectId,
+    after: Option<&InjectionId>,
+    limit: usize,
+) -> Result<Vec<Injection>> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {INJECTION_COLUMNS} FROM injections WHERE project_id = ?1 AND id > ?2
+         ORDER BY id LIMIT ?3"
+    ))?;
+    let mut rows = statement.query(params![
+        project.0,
+        after.map_or("", InjectionId::as_str),
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    ])?;
+    let mut injections = Vec::new();
+    while let Some(row) = rows.next()? {
+        injections.push(injection_from_row(row)?);
+    }
+    Ok(injections)
+}
+
+/// Every version of a lesson as it was written, oldest first, unless the lesson exists (for
+/// copying stores: a second copy changes nothing).
+pub(super) fn restore_lesson(
+    tx: &Connection,
+    project: ProjectId,
+    versions: &[LessonWrite],
+) -> Result<()> {
+    let Some(first) = versions.first() else {
+        return Ok(());
+    };
+    if stored_version(tx, project, &first.lesson.id)?.is_some() {
+        return Ok(());
+    }
+    versions
+        .iter()
+        .try_for_each(|version| write_lesson(tx, project, version))
+}
+
+/// An injection as it was recorded, unless it exists (for copying stores).
+pub(super) fn restore_injection(
+    tx: &Connection,
+    project: ProjectId,
+    injection: &Injection,
+    lessons_doc: &str,
+) -> Result<()> {
+    match record_injection(tx, project, injection, lessons_doc) {
+        Err(StoreError::Conflict { .. }) => Ok(()),
+        other => other,
+    }
 }
 
 fn effect(conn: &Connection, project: ProjectId, id: &LessonId) -> Result<EffectCounts> {

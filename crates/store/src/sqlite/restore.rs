@@ -1,11 +1,14 @@
 //! Verbatim writes for copying stores (see [`crate::restore`]).
 
 use async_trait::async_trait;
+use feedloop_core::lesson::Lesson;
 use feedloop_core::taxonomy::Category;
-use feedloop_core::{ProjectId, Timestamp};
+use feedloop_core::{InjectionId, ProjectId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::lessons::{self, LessonWrite};
 use super::{SqliteStore, admin, ingest, micros};
+use crate::lessons::Injection;
 use crate::restore::{KeyRecord, Restore};
 use crate::{Result, StoreError, StoredFeedback, StoredTrace};
 
@@ -131,6 +134,50 @@ impl Restore for SqliteStore {
                     )?;
                 }
                 Ok(())
+            })
+            .await
+    }
+
+    async fn restore_lesson(&self, project: ProjectId, versions: Vec<Lesson>) -> Result<()> {
+        let writes = versions
+            .iter()
+            .map(LessonWrite::new)
+            .collect::<Result<Vec<_>>>()?;
+        self.writer
+            .run(writes.len(), move |tx| {
+                lessons::restore_lesson(tx, project, &writes)
+            })
+            .await
+    }
+
+    async fn injections_after(
+        &self,
+        project: ProjectId,
+        after: Option<InjectionId>,
+        limit: usize,
+    ) -> Result<Vec<Injection>> {
+        self.readers
+            .run(move |conn| lessons::injections_after(conn, project, after.as_ref(), limit))
+            .await
+    }
+
+    async fn restore_injections(
+        &self,
+        project: ProjectId,
+        injections: Vec<Injection>,
+    ) -> Result<()> {
+        let docs = injections
+            .iter()
+            .map(|injection| Ok(serde_json::to_string(&injection.lessons)?))
+            .collect::<Result<Vec<String>>>()?;
+        self.writer
+            .run(injections.len(), move |tx| {
+                injections
+                    .iter()
+                    .zip(&docs)
+                    .try_for_each(|(injection, doc)| {
+                        lessons::restore_injection(tx, project, injection, doc)
+                    })
             })
             .await
     }

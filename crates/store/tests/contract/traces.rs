@@ -1,7 +1,7 @@
 //! Traces: parts merging into one trace, and spans merging by id.
 
 use feedloop_core::filter::Filter;
-use feedloop_core::trace::{Span, SpanKind, SpanPart, Status, Trace, TracePart, Usage};
+use feedloop_core::trace::{PartMerge, Span, SpanKind, SpanPart, Status, Trace, TracePart, Usage};
 use feedloop_store::{IngestBatch, Outcome, Store};
 use serde_json::Value;
 use std::sync::Arc;
@@ -181,4 +181,108 @@ fn merged_spans(parts: &[&TracePart], trace_start: feedloop_core::Timestamp) -> 
         }
     }
     spans
+}
+
+/// OTLP sends what a child span says about its trace as a fill-gaps part: whichever of the root's
+/// part and the child's arrives first, the root's fields win, the child fills the rest, and the
+/// time range covers both.
+pub async fn fill_gaps_parts_yield_to_replacing_parts_in_either_order(store: Arc<dyn Store>) {
+    let root = TracePart {
+        input: Some("root question".into()),
+        output: Some("root answer".into()),
+        session_id: Some("s1".into()),
+        metadata: object([("who", Value::from("root"))]),
+        status: Some(Status::Ok),
+        latency_ms: Some(11_000.0),
+        ended_at: Some(at(12)),
+        ..trace_part("t", 1)
+    };
+    let child = TracePart {
+        merge: PartMerge::FillGaps,
+        input: Some("child question".into()),
+        output: Some("child answer".into()),
+        model: feedloop_core::trace::ModelInfo {
+            name: Some("gpt-4o-mini".into()),
+            ..Default::default()
+        },
+        usage: Usage {
+            input_tokens: Some(7),
+            output_tokens: Some(3),
+            total_tokens: None,
+        },
+        metadata: object([("who", Value::from("child")), ("extra", Value::from(1))]),
+        status: Some(Status::Error),
+        ended_at: Some(at(10)),
+        ..trace_part("t", 2)
+    };
+    let mut stored = Vec::new();
+    for (name, order) in [
+        ("root first", [&root, &child]),
+        ("child first", [&child, &root]),
+    ] {
+        let project = new_project(&*store, name).await;
+        for part in order {
+            ingest_traces(&*store, project, vec![part.clone()], at(20)).await;
+        }
+        let chain = store
+            .trace_chain(project, &trace_id("t"))
+            .await
+            .unwrap()
+            .unwrap();
+        let trace = chain.trace.trace;
+        assert_eq!(trace.input.as_deref(), Some("root question"), "{name}");
+        assert_eq!(trace.output.as_deref(), Some("root answer"), "{name}");
+        assert_eq!(trace.model.name.as_deref(), Some("gpt-4o-mini"), "{name}");
+        assert_eq!(trace.usage.total_tokens, Some(10), "{name}");
+        assert_eq!(trace.session_id.as_deref(), Some("s1"), "{name}");
+        assert_eq!(trace.metadata["who"], "root", "{name}");
+        assert_eq!(trace.metadata["extra"], 1, "{name}");
+        assert_eq!(trace.status, Status::Ok, "{name}");
+        assert_eq!(
+            (trace.started_at, trace.ended_at),
+            (at(1), Some(at(12))),
+            "{name}"
+        );
+        assert_eq!(trace.latency_ms, Some(11_000.0), "{name}");
+        stored.push(trace);
+    }
+    assert_eq!(stored[0], stored[1], "the order of arrival does not matter");
+}
+
+/// OTLP may carry one span twice in an export (a retried batch joined to the next): in the part
+/// that creates a trace, the second merges into the first as a later part would.
+pub async fn a_span_named_twice_in_the_part_that_creates_its_trace_merges(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "alpha").await;
+    let part = TracePart {
+        spans: vec![
+            (
+                span_id("s"),
+                SpanPart {
+                    kind: Some(SpanKind::Llm),
+                    name: Some("first".into()),
+                    started_at: Some(at(1)),
+                    ..Default::default()
+                },
+            ),
+            (
+                span_id("s"),
+                SpanPart {
+                    output: Some(Value::from("answer")),
+                    ..Default::default()
+                },
+            ),
+        ],
+        ..trace_part("t", 0)
+    };
+    ingest_traces(&*store, project, vec![part], at(2)).await;
+    let chain = store
+        .trace_chain(project, &trace_id("t"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(chain.trace.spans.len(), 1);
+    let span = &chain.trace.spans[0];
+    assert_eq!(span.kind, SpanKind::Llm);
+    assert_eq!(span.name.as_deref(), Some("first"));
+    assert_eq!(span.output, Value::from("answer"));
 }
