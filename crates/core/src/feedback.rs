@@ -260,7 +260,7 @@ impl Annotation {
 }
 
 /// Implicit behaviour types with a known meaning; projects may send others (snake_case names).
-pub const KNOWN_SIGNAL_TYPES: [&str; 7] = [
+pub const KNOWN_SIGNAL_TYPES: [&str; 8] = [
     "copy",
     "regenerate",
     "abandon",
@@ -268,11 +268,14 @@ pub const KNOWN_SIGNAL_TYPES: [&str; 7] = [
     "edit",
     "dwell",
     "share",
+    "frustration",
 ];
 
-/// Implicit behaviour that means the user was not served: they asked again, gave up, or said
-/// it differently.
-pub const NEGATIVE_SIGNAL_TYPES: [&str; 3] = ["regenerate", "abandon", "rephrase"];
+/// Implicit behaviour that means the user was not served: they asked again, gave up, said it
+/// differently, or said the answer was wrong. This fixed list marks feedback negative in the
+/// store (the `negative_feedback` filter, lesson proposals); the per-project polarity and weight
+/// of [`crate::signals::SignalSettings`] drive the satisfaction estimate.
+pub const NEGATIVE_SIGNAL_TYPES: [&str; 4] = ["regenerate", "abandon", "rephrase", "frustration"];
 
 /// An implicit behaviour event: what the user did, and a value where the type has one (dwell
 /// time in milliseconds, the number of characters copied, …).

@@ -34,6 +34,11 @@ pub struct Filter {
     /// Has current (not superseded) negative feedback, explicit or implicit; see
     /// [`crate::feedback::Feedback::is_negative`].
     pub negative_feedback: bool,
+    /// The trace's satisfaction estimate is below this (-1..1); traces without an estimate do
+    /// not match. See [`crate::signals::satisfaction`].
+    pub satisfaction_below: Option<f64>,
+    /// The trace's satisfaction estimate is above this.
+    pub satisfaction_above: Option<f64>,
     /// Metadata key = value pairs; values compare as text.
     pub metadata: Vec<(String, String)>,
 }

@@ -18,5 +18,6 @@ mod api {
     mod replicas;
     mod search;
     mod security;
+    mod signals;
     mod traces;
 }

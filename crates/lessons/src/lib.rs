@@ -33,6 +33,11 @@ use matcher::{Evidence, Label, MatchSettings};
 use propose::{Case, Draft, Fingerprint};
 use render::Budget;
 
+/// A negative case's trace must score below this satisfaction estimate to be proposed from; a
+/// lone client abandon (-0.33) or derived rephrase (about -0.4) is below, a lone derived
+/// abandonment (-0.13) is not.
+pub const MIN_DISSATISFACTION: f64 = -0.2;
+
 /// Most active lessons one project matches against.
 const MAX_ACTIVE_LESSONS: u32 = 10_000;
 /// Most traces that went well taken as contrast.
@@ -529,6 +534,39 @@ impl LessonEngine {
         Ok(lesson)
     }
 
+    /// Leaves out the cases whose trace, all its feedback weighed, is not clearly negative: its
+    /// stored satisfaction estimate (see `feedloop_core::signals::satisfaction`) is at least
+    /// [`MIN_DISSATISFACTION`]: a negative signal outweighed by a thumbs up or a copy, or a lone
+    /// weak one (a derived abandonment alone scores -0.13). Traces without an estimate (not yet
+    /// computed) are kept.
+    async fn without_satisfied(
+        &self,
+        project: ProjectId,
+        cases: Vec<NegativeCase>,
+    ) -> Result<Vec<NegativeCase>> {
+        let trace_ids: Vec<TraceId> = cases
+            .iter()
+            .map(|case| case.trace_id.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let scores: HashMap<TraceId, f64> = self
+            .store
+            .satisfaction_of(project, &trace_ids)
+            .await?
+            .into_iter()
+            .map(|(trace_id, estimate)| (trace_id, estimate.score))
+            .collect();
+        Ok(cases
+            .into_iter()
+            .filter(|case| {
+                scores
+                    .get(&case.trace_id)
+                    .is_none_or(|score| *score < MIN_DISSATISFACTION)
+            })
+            .collect())
+    }
+
     /// Groups recent negative feedback that no lesson covers yet into neighbourhoods and stores
     /// one proposed lesson per neighbourhood. A neighbourhood that an existing lesson already
     /// covers is added to that lesson's provenance instead (and, while it is only proposed, to
@@ -549,6 +587,7 @@ impl LessonEngine {
             .store
             .negative_cases(project, &model, since, true, MAX_CASES)
             .await?;
+        let negatives = self.without_satisfied(project, negatives).await?;
         let cases = self.cases_of(negatives).await?;
         if cases.is_empty() {
             return Ok(Vec::new());

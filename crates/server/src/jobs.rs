@@ -22,15 +22,21 @@ pub enum Job {
     PruneChangeLog,
     /// Groups recent negative feedback of every project into proposed lessons.
     ProposeLessons,
+    /// Derives implicit signals from new traces and idle sessions, and updates satisfaction
+    /// estimates (see `feedloop_signals`).
+    DeriveSignals,
 }
 
 impl Job {
-    pub const ALL: [Job; 2] = [Job::PruneChangeLog, Job::ProposeLessons];
+    /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
+    /// out cases whose trace is satisfied all told.
+    pub const ALL: [Job; 3] = [Job::PruneChangeLog, Job::DeriveSignals, Job::ProposeLessons];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::PruneChangeLog => "prune_change_log",
             Self::ProposeLessons => "propose_lessons",
+            Self::DeriveSignals => "derive_signals",
         }
     }
 
@@ -38,13 +44,18 @@ impl Job {
         match self {
             Self::PruneChangeLog => SignedDuration::from_hours(1),
             Self::ProposeLessons => SignedDuration::from_mins(15),
+            // Short: each run continues from stored positions, so runs stay small and derived
+            // signals follow traffic within seconds (the replica's tick interval permitting).
+            Self::DeriveSignals => SignedDuration::from_secs(10),
         }
     }
 
     /// How long a claim holds before another replica may take the period over.
     pub fn lease(self) -> SignedDuration {
         match self {
-            Self::PruneChangeLog | Self::ProposeLessons => SignedDuration::from_mins(5),
+            Self::PruneChangeLog | Self::ProposeLessons | Self::DeriveSignals => {
+                SignedDuration::from_mins(5)
+            }
         }
     }
 
@@ -77,6 +88,16 @@ impl Job {
                     }
                 }
                 Ok(format!("proposed {proposed} lessons"))
+            }
+            Self::DeriveSignals => {
+                let report = state.signals.run(now).await?;
+                Ok(format!(
+                    "checked {} traces and {} answers, stored {} signals, updated {} estimates",
+                    report.num_traces_checked,
+                    report.num_answers_checked,
+                    report.num_signals_stored,
+                    report.num_estimates_updated
+                ))
             }
         }
     }

@@ -19,6 +19,7 @@ use axum::Router;
 use feedloop_core::clock::Clock;
 use feedloop_lessons::LessonEngine;
 use feedloop_memory::SemanticMemory;
+use feedloop_signals::SignalEngine;
 use feedloop_store::Store;
 use std::future::Future;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub memory: Arc<SemanticMemory>,
     /// Lessons, context injection and their measured effect.
     pub lessons: Arc<LessonEngine>,
+    /// Derived implicit signals and satisfaction estimates.
+    pub signals: Arc<SignalEngine>,
     /// The gateway's upstream and its HTTP client.
     pub upstream: Arc<gateway::forward::Upstream>,
     /// Lessons for the gateway to inject: the lesson engine, unless replaced with
@@ -89,6 +92,7 @@ impl AppState {
         memory: Arc<SemanticMemory>,
     ) -> Self {
         let lessons = Arc::new(LessonEngine::new(store.clone(), memory.clone()));
+        let signals = Arc::new(SignalEngine::new(store.clone(), memory.model_id()));
         let context_source: Arc<dyn gateway::ContextSource> = Arc::new(gateway::LessonContext {
             engine: lessons.clone(),
             clock: clock.clone(),
@@ -102,6 +106,7 @@ impl AppState {
             memory,
             context_source: Some(context_source),
             lessons,
+            signals,
             recorder: Arc::new(gateway::Recorder::default()),
         }
     }

@@ -81,6 +81,7 @@ pub async fn ingest(
         })?;
         batch.feedback.push(item);
     }
+    check_signals(state, project, &batch.feedback, &item_path).await?;
     let trace_ids: Vec<String> = batch.traces.iter().map(|t| t.id.to_string()).collect();
     let feedback_ids: Vec<String> = batch.feedback.iter().map(|f| f.id.to_string()).collect();
     let receipt = store_batch(state, project, batch)
@@ -103,4 +104,35 @@ pub async fn ingest(
         traces: receipts(trace_ids, receipt.traces),
         feedback: receipts(feedback_ids, receipt.feedback),
     })
+}
+
+/// Checks the signals of a batch against the project's signal settings: built-in types with
+/// the details they understand, or custom types the project declared.
+async fn check_signals(
+    state: &AppState,
+    project: ProjectId,
+    feedback: &[feedloop_core::feedback::Feedback],
+    item_path: &impl Fn(ItemRef) -> String,
+) -> Result<(), ApiError> {
+    let signals = feedback
+        .iter()
+        .enumerate()
+        .filter_map(|(index, item)| match &item.value {
+            feedloop_core::feedback::FeedbackValue::Signal(signal) => Some((index, signal)),
+            _ => None,
+        });
+    let mut settings = None;
+    for (index, signal) in signals {
+        let settings = match &settings {
+            Some(settings) => settings,
+            None => settings.insert(state.store.signal_settings(project).await?),
+        };
+        feedloop_core::signals::check_client_signal(signal, settings).map_err(|e| {
+            ApiError::invalid(e.within("signal").within(&item_path(ItemRef {
+                list: ItemList::Feedback,
+                index,
+            })))
+        })?;
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! `from`, `to` (RFC 3339), `session_id`, `user_id`, `user_role`, `model`, `model_version`,
 //! `prompt_name`, `prompt_version`, `environment`, `tag`, `trace_id`, `kind`, `category`,
 //! `rating` (positive, negative, neutral), `source`, `negative_feedback` (true, false),
+//! `satisfaction_below`, `satisfaction_above` (-1..1),
 //! `meta.<key>=<value>` (repeatable),
 //! `limit` (1..=1000), `cursor`, `order` (desc, asc).
 
@@ -55,8 +56,21 @@ pub struct ListParams {
     /// Has current negative feedback, explicit (a negative rating, a category, a correction,
     /// an annotation) or implicit (regenerate, abandon, rephrase): true or false.
     negative_feedback: Option<bool>,
+    /// The trace's satisfaction estimate (-1..1, from explicit and implicit feedback with the
+    /// project's signal weights) is below this; traces without an estimate do not match.
+    satisfaction_below: Option<f64>,
+    /// The trace's satisfaction estimate is above this.
+    satisfaction_above: Option<f64>,
     /// Traces only: include each trace's spans.
     with_spans: Option<bool>,
+}
+
+fn parse_score(key: &str, value: &str) -> Result<f64, ApiError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|score| (-1.0..=1.0).contains(score))
+        .ok_or_else(|| bad(key, "must be a number within -1..=1"))
 }
 
 pub fn bad(field: &str, message: impl Into<String>) -> ApiError {
@@ -181,6 +195,8 @@ pub fn parse_list_pairs(pairs: Vec<(String, String)>) -> Result<ListQuery, ApiEr
             }
             "with_spans" => with_spans = parse_bool(key, &value)?,
             "negative_feedback" => filter.negative_feedback = parse_bool(key, &value)?,
+            "satisfaction_below" => filter.satisfaction_below = Some(parse_score(key, &value)?),
+            "satisfaction_above" => filter.satisfaction_above = Some(parse_score(key, &value)?),
             "cursor" => {
                 page.after = Some(Cursor::decode(key, &value).map_err(|e| bad(key, e.message))?)
             }

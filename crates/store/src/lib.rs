@@ -12,6 +12,7 @@ pub mod lessons;
 pub mod postgres;
 mod records;
 pub mod restore;
+pub mod signals;
 mod sql_filter;
 pub mod sqlite;
 
@@ -126,8 +127,8 @@ pub trait StoreRead: Send + Sync {
     async fn stats(&self, project: ProjectId) -> Result<Stats>;
 }
 
-/// A complete backend: data (traces and feedback, vectors, lessons), and the coordination of
-/// replicas on it.
+/// A complete backend: data (traces and feedback, vectors, lessons, signal settings and
+/// satisfaction), and the coordination of replicas on it.
 pub trait Store:
     StoreRead
     + StoreWrite
@@ -135,6 +136,7 @@ pub trait Store:
     + lessons::Lessons
     + coordination::Coordination
     + restore::Restore
+    + signals::Signals
 {
 }
 
@@ -145,6 +147,7 @@ impl<T> Store for T where
         + lessons::Lessons
         + coordination::Coordination
         + restore::Restore
+        + signals::Signals
 {
 }
 

@@ -22,6 +22,7 @@ pub enum Dialect {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
     Integer(i64),
+    Real(f64),
     Text(String),
     /// A `JSONB` parameter in PostgreSQL; SQLite receives its text.
     Json(serde_json::Value),
@@ -32,6 +33,7 @@ impl rusqlite::ToSql for SqlValue {
         use rusqlite::types::{ToSqlOutput, Value, ValueRef};
         Ok(match self {
             Self::Integer(value) => ToSqlOutput::Borrowed(ValueRef::Integer(*value)),
+            Self::Real(value) => ToSqlOutput::Borrowed(ValueRef::Real(*value)),
             Self::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
             Self::Json(json) => ToSqlOutput::Owned(Value::Text(json.to_string())),
         })
@@ -43,6 +45,7 @@ impl SqlValue {
     pub fn as_postgres(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
         match self {
             Self::Integer(value) => value,
+            Self::Real(value) => value,
             Self::Text(text) => text,
             Self::Json(json) => json,
         }
@@ -163,6 +166,20 @@ pub fn conditions(dialect: Dialect, subject: Subject, project: i64, filter: &Fil
         Subject::Feedback => "f.trace_id",
     };
     c.eq(trace_id_column, filter.trace_id.as_deref());
+    // The stored estimate (see `signals.rs`); a trace without one matches neither bound.
+    for (bound, operator) in [
+        (filter.satisfaction_below, "<"),
+        (filter.satisfaction_above, ">"),
+    ] {
+        if let Some(bound) = bound {
+            c.push(
+                format!(
+                    "EXISTS (SELECT 1 FROM trace_satisfaction s WHERE s.project_id = ? AND s.trace_id = {trace_id_column} AND s.score {operator} ?)"
+                ),
+                [SqlValue::Integer(project), SqlValue::Real(bound)],
+            );
+        }
+    }
 
     let mut feedback = Conditions::new(dialect);
     feedback.eq("f.kind", filter.feedback_kind.map(|k| k.as_str()));

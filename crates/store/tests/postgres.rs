@@ -668,6 +668,7 @@ mod postgres_only {
                  DROP TABLE embedding_queue, embeddings;
                  DROP TABLE lesson_versions, lessons, lesson_feedback, loop_settings,
                             injections, injection_lessons;
+                 DROP TABLE signal_settings, signal_progress, trace_satisfaction;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await
@@ -676,8 +677,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            2,
-            "migrations 3 and 4"
+            3,
+            "migrations 3, 4 and 5"
         );
         let negative: Vec<String> = client
             .query(

@@ -126,6 +126,9 @@ mod sqlite_only {
              DROP TABLE loop_settings;
              DROP TABLE injections;
              DROP TABLE injection_lessons;
+             DROP TABLE signal_settings;
+             DROP TABLE signal_progress;
+             DROP TABLE trace_satisfaction;
              DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();

@@ -11,6 +11,31 @@ use std::path::PathBuf;
 use crate::common::TestServer;
 use crate::common::database::TestDatabase;
 
+/// The derived-signal job writes feedback of its own (regenerates of the fixture's repeated
+/// prompts, rephrases) once traces are embedded, which would change the data while the test
+/// compares copies of it: its rules are switched off in every project of `store`, and the
+/// servers' job runners tick at start only.
+async fn without_derived_signals(store: &dyn feedloop_store::Store) {
+    let mut settings = feedloop_core::signals::SignalSettings::default();
+    settings.rules.rephrase_enabled = false;
+    settings.rules.frustration_enabled = false;
+    settings.rules.regenerate_enabled = false;
+    settings.rules.abandon_enabled = false;
+    for project in store.list_projects().await.unwrap() {
+        store
+            .set_signal_settings(project.id, &settings, jiff::Timestamp::now())
+            .await
+            .unwrap();
+    }
+}
+
+fn without_periodic_jobs() -> ServerConfig {
+    ServerConfig {
+        job_tick_interval: std::time::Duration::from_secs(3_600),
+        ..ServerConfig::default()
+    }
+}
+
 /// Everything the API shows of a project, for comparing two copies.
 async fn everything(server: &TestServer) -> Vec<Value> {
     let mut seen = Vec::new();
@@ -63,7 +88,8 @@ async fn send(server: &TestServer, method: &str, path: &str, body: Value) {
 #[tokio::test]
 async fn data_copied_to_postgres_and_back_is_unchanged() {
     let source =
-        TestServer::start_on(TestDatabase::create_sqlite(), None, ServerConfig::default()).await;
+        TestServer::start_on(TestDatabase::create_sqlite(), None, without_periodic_jobs()).await;
+    without_derived_signals(source.store.as_ref()).await;
     let input = source.dir.path().join("qa.json");
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/qa_feedback/dev_feedback_sample.json");
@@ -140,7 +166,10 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
     let postgres = TestDatabase::create_postgres().await;
     let options = StoreOptions::default();
     let to = feedloop_store::open(&postgres.url, &options).await.unwrap();
-    let summary = copy_all(source.store.clone(), to, 300).await.unwrap();
+    let summary = copy_all(source.store.clone(), to.clone(), 300)
+        .await
+        .unwrap();
+    without_derived_signals(to.as_ref()).await;
     assert_eq!(
         (
             summary.traces,
@@ -150,15 +179,18 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
         ),
         (400, 1115, 1, 1)
     );
-    let mut on_postgres = TestServer::start_on(postgres, None, ServerConfig::default()).await;
+    let mut on_postgres = TestServer::start_on(postgres, None, without_periodic_jobs()).await;
     // The admin key travelled with the data (it is stored hashed; the secret still works).
     on_postgres.key = source.key.clone();
     assert_same(&everything(&on_postgres).await, &original);
 
     let back = TestDatabase::create_sqlite();
     let to = feedloop_store::open(&back.url, &options).await.unwrap();
-    copy_all(on_postgres.store.clone(), to, 1000).await.unwrap();
-    let mut on_sqlite = TestServer::start_on(back, None, ServerConfig::default()).await;
+    copy_all(on_postgres.store.clone(), to.clone(), 1000)
+        .await
+        .unwrap();
+    without_derived_signals(to.as_ref()).await;
+    let mut on_sqlite = TestServer::start_on(back, None, without_periodic_jobs()).await;
     on_sqlite.key = source.key.clone();
     assert_same(&everything(&on_sqlite).await, &original);
 }

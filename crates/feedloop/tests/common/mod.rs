@@ -90,6 +90,24 @@ impl TestServer {
         Self::start_full(database, url, config, hash_embedder().await).await
     }
 
+    /// A server whose "now" is `clock` (its job runner's too), so tests move time instead of
+    /// sleeping.
+    pub async fn start_with_clock(
+        clock: Arc<dyn Clock>,
+        config: ServerConfig,
+        embedder: Embedder,
+    ) -> Self {
+        let database = database::TestDatabase::create().await;
+        let store = feedloop_store::open(&database.url, &StoreOptions::default())
+            .await
+            .expect("store opens");
+        let key = feedloop::cli::serve::bootstrap(store.as_ref(), clock.as_ref())
+            .await
+            .expect("bootstrap")
+            .unwrap_or_default();
+        Self::serve_with_clock(database, store, key, config, embedder, clock).await
+    }
+
     async fn start_full(
         database: database::TestDatabase,
         url: Option<String>,
@@ -136,7 +154,25 @@ impl TestServer {
         config: ServerConfig,
         embedder: Embedder,
     ) -> Self {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::serve_with_clock(
+            database,
+            store,
+            key,
+            config,
+            embedder,
+            Arc::new(SystemClock),
+        )
+        .await
+    }
+
+    async fn serve_with_clock(
+        database: database::TestDatabase,
+        store: Arc<dyn Store>,
+        key: String,
+        config: ServerConfig,
+        embedder: Embedder,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -97,12 +97,12 @@ pub async fn post_ingest(
 }
 
 /// Items sorted into the two lists of a mixed batch.
-type IngestLists = (Vec<TraceBody>, Vec<FeedbackBody>);
+pub(super) type IngestLists = (Vec<TraceBody>, Vec<FeedbackBody>);
 
 /// Ingests one item (answered with its receipt) or an array (answered with `{items}`, errors
 /// naming `[index]`). `split` puts the items into the traces or the feedback list; `pick` takes
 /// their receipts back out.
-async fn ingest_one_or_many<T>(
+pub(super) async fn ingest_one_or_many<T>(
     state: &AppState,
     project: ProjectId,
     body: OneOrMany<T>,

@@ -8,6 +8,7 @@ mod meta;
 mod otlp;
 mod read;
 mod search;
+mod signals;
 mod taxonomy;
 
 use axum::Router;
@@ -45,6 +46,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(lessons::get_settings, lessons::put_settings))
         .routes(routes!(lessons::repeat_mistakes))
         .routes(routes!(lessons::context))
+        .routes(routes!(signals::post_signals))
+        .routes(routes!(signals::get_settings, signals::put_settings))
+        .routes(routes!(signals::recompute))
         .routes(routes!(meta::stats))
         .routes(routes!(meta::project))
         .routes(routes!(meta::healthz))

@@ -68,7 +68,11 @@ pub async fn get_trace(
         .trace_chain(project, &trace_id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(Json(chain.into()))
+    let settings = state.store.signal_settings(project).await?;
+    let satisfaction = feedloop_signals::current_estimate(&chain.feedback, &settings);
+    let mut body = TraceChainBody::from(chain);
+    body.satisfaction = satisfaction;
+    Ok(Json(body))
 }
 
 /// List feedback, newest first; trace filters (model, user, environment, …) apply to the trace
@@ -125,5 +129,15 @@ pub async fn get_session(
             format!("session {id:?} not found"),
         )
     })?;
-    Ok(Json(session.into()))
+    let settings = state.store.signal_settings(project).await?;
+    let estimates: Vec<_> = session
+        .traces
+        .iter()
+        .map(|(_, feedback)| feedloop_signals::current_estimate(feedback, &settings))
+        .collect();
+    let mut body = SessionBody::from(session);
+    for (entry, estimate) in body.traces.iter_mut().zip(estimates) {
+        entry.satisfaction = estimate;
+    }
+    Ok(Json(body))
 }

@@ -1,11 +1,12 @@
 //! Read views: a trace with its chain, a session's timeline, and the conversions from stored
 //! records.
 
+use feedloop_core::signals::Satisfaction;
 use feedloop_store::{Session, StoredFeedback, StoredTrace, TraceChain};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FeedbackBody, FeedbackView, TraceView};
+use super::{FeedbackBody, FeedbackView, TimelineEvent, TraceView};
 
 /// A trace with everything around it: spans (inside `trace`), feedback, and its neighbours in the
 /// session.
@@ -13,6 +14,10 @@ use super::{FeedbackBody, FeedbackView, TraceView};
 pub struct TraceChainBody {
     pub trace: TraceView,
     pub feedback: Vec<FeedbackView>,
+    /// The satisfaction estimate from the trace's current feedback, explicit and implicit,
+    /// with the project's signal weights; absent when no feedback votes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfaction: Option<Satisfaction>,
     /// Present when the trace belongs to a session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionNeighbours>,
@@ -34,12 +39,18 @@ pub struct SessionBody {
     pub traces: Vec<SessionEntry>,
     /// Feedback that names the session but whose trace has not arrived yet.
     pub unlinked_feedback: Vec<FeedbackView>,
+    /// The session in time order: each query (a trace starting) and each signal, client-reported
+    /// or derived, on the traces of the session.
+    pub timeline: Vec<TimelineEvent>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SessionEntry {
     pub trace: TraceView,
     pub feedback: Vec<FeedbackView>,
+    /// As on a trace: the satisfaction estimate, absent when no feedback votes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfaction: Option<Satisfaction>,
 }
 
 impl From<StoredTrace> for TraceView {
@@ -74,6 +85,7 @@ impl From<TraceChain> for TraceChainBody {
         TraceChainBody {
             trace: chain.trace.into(),
             feedback: chain.feedback.into_iter().map(FeedbackView::from).collect(),
+            satisfaction: None,
             session,
         }
     }
@@ -81,6 +93,28 @@ impl From<TraceChain> for TraceChainBody {
 
 impl From<Session> for SessionBody {
     fn from(session: Session) -> Self {
+        let mut timeline = Vec::new();
+        for (trace, feedback) in &session.traces {
+            timeline.push(TimelineEvent::query(
+                trace.trace.id.as_str(),
+                trace.trace.started_at,
+            ));
+            timeline.extend(
+                feedback
+                    .iter()
+                    .filter(|item| item.superseded_by.is_none())
+                    .filter_map(TimelineEvent::signal),
+            );
+        }
+        timeline.extend(
+            session
+                .unlinked_feedback
+                .iter()
+                .filter_map(TimelineEvent::signal),
+        );
+        // A query comes before the signals of the same instant (a rephrase signal is dated
+        // by the follow-up that revealed it); otherwise the sort is stable.
+        timeline.sort_by_key(|event| (event.at, event.event != "query"));
         SessionBody {
             session_id: session.session_id,
             traces: session
@@ -89,6 +123,7 @@ impl From<Session> for SessionBody {
                 .map(|(trace, feedback)| SessionEntry {
                     trace: trace.into(),
                     feedback: feedback.into_iter().map(FeedbackView::from).collect(),
+                    satisfaction: None,
                 })
                 .collect(),
             unlinked_feedback: session
@@ -96,6 +131,7 @@ impl From<Session> for SessionBody {
                 .into_iter()
                 .map(FeedbackView::from)
                 .collect(),
+            timeline,
         }
     }
 }

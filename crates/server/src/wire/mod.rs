@@ -6,11 +6,13 @@
 pub mod chain;
 pub mod feedback;
 pub mod search;
+pub mod signal;
 pub mod trace;
 
 pub use chain::{SessionBody, SessionEntry, SessionNeighbours, TraceChainBody};
 pub use feedback::{FeedbackBody, FeedbackView};
 pub use search::{SearchBody, SearchResult, SearchResults};
+pub use signal::{RecomputeBody, SignalBody, TimelineEvent};
 pub use trace::{SpanBody, TraceBody, TraceView};
 
 use serde::{Deserialize, Serialize};

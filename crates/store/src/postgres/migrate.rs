@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_lessons.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_signals.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

@@ -27,6 +27,7 @@ mod migrate;
 mod read;
 mod restore;
 mod rows;
+mod signals;
 
 pub use migrate::migrate;
 

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0003_semantic_memory.sql"),
     ),
     (4, include_str!("../../migrations/sqlite/0004_lessons.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_signals.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

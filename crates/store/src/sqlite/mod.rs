@@ -16,6 +16,7 @@ mod migrate;
 mod pool;
 mod read;
 mod restore;
+mod signals;
 mod writer;
 
 use async_trait::async_trait;

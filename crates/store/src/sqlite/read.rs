@@ -89,6 +89,10 @@ pub fn spans_of(
     Ok(out)
 }
 
+/// A trace's feedback, oldest first. The unary `+` keeps SQLite from ordering through
+/// `feedback_by_time`, which it otherwise picks to avoid a sort and then scans every feedback
+/// row of the project (a trace chain cost O(project feedback); the signal job's satisfaction
+/// fold made it visible); the trace's few rows are found through `feedback_by_trace` and sorted.
 pub(super) fn feedback_of_trace(
     conn: &Connection,
     project: ProjectId,
@@ -97,7 +101,7 @@ pub(super) fn feedback_of_trace(
     let rows = conn
         .prepare_cached(&format!(
             "SELECT {FEEDBACK_COLUMNS} FROM feedback f WHERE f.project_id = ?1 AND f.trace_id = ?2
-             ORDER BY f.created_at, f.seq"
+             ORDER BY +f.created_at, f.seq"
         ))?
         .query_map(params![project.0, trace_id], feedback_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -17,6 +17,7 @@ mod lists;
 mod pagination;
 mod projects;
 mod sessions;
+mod signals;
 mod supersession;
 mod traces;
 mod validation;
@@ -30,6 +31,7 @@ pub use lists::*;
 pub use pagination::*;
 pub use projects::*;
 pub use sessions::*;
+pub use signals::*;
 pub use supersession::*;
 pub use traces::*;
 pub use validation::*;
@@ -106,6 +108,12 @@ macro_rules! store_contract_suite {
             the_evidence_watermark_grows_with_every_kind_of_write,
             a_rejected_lesson_write_changes_nothing,
             a_non_string_injection_id_in_metadata_is_ignored,
+            signal_settings_default_until_set,
+            signal_progress_only_moves_forward_unless_reset,
+            session_neighbours_and_vectors_are_read_per_trace,
+            abandonment_candidates_carry_the_next_start_and_engagement,
+            derived_signals_are_deleted_by_rule_prefix_only,
+            satisfaction_is_stored_filtered_and_removed,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
