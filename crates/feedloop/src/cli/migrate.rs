@@ -166,8 +166,8 @@ pub async fn copy_all(
     Ok(summary)
 }
 
-/// Copies a project's loop settings and every version of every lesson; returns how many lessons
-/// the source holds, after checking that the copy holds the same versions.
+/// Copies a project's loop and signal settings and every version of every lesson; returns how
+/// many lessons the source holds, after checking that the copy holds the same versions.
 async fn copy_lessons(
     from: &dyn Store,
     project: ProjectId,
@@ -176,6 +176,12 @@ async fn copy_lessons(
 ) -> anyhow::Result<usize> {
     to.set_loop_settings(target, &from.loop_settings(project).await?)
         .await?;
+    to.set_signal_settings(
+        target,
+        &from.signal_settings(project).await?,
+        jiff::Timestamp::now(),
+    )
+    .await?;
     let lessons = from.list_lessons(project, None, u32::MAX).await?;
     for lesson in &lessons {
         let versions = from.lesson_versions(project, &lesson.id).await?;

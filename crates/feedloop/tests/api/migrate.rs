@@ -64,6 +64,7 @@ async fn everything(server: &TestServer) -> Vec<Value> {
         "/api/v1/lessons/ls-copy/versions",
         "/api/v1/lessons/ls-copy/effect",
         "/api/v1/loop/settings",
+        "/api/v1/signals/settings",
     ] {
         let (status, body) = server.get(path).await;
         assert_eq!(status, 200, "{path}: {body}");
@@ -160,7 +161,7 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["lessons"][0]["injected"], true, "{answer}");
     let original = everything(&source).await;
-    let effect = &original[original.len() - 2];
+    let effect = &original[original.len() - 3];
     assert_eq!(effect["impressions"], 1, "{effect}");
 
     let postgres = TestDatabase::create_postgres().await;
