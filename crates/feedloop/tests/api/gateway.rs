@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 use crate::common::TestServer;
+use crate::common::python::run_script;
 use crate::common::upstream::{self, ANSWER_MODEL, RATE_LIMIT_BODY, Upstream};
 
 const UPSTREAM_KEY: &str = "sk-upstream-secret";
@@ -430,36 +431,16 @@ async fn gateway_a_client_that_leaves_mid_stream_is_recorded() {
 /// the virtualenv's that `scripts/test` prepares (`FEEDLOOP_TEST_PYTHON`).
 #[tokio::test]
 async fn gateway_the_openai_python_client_works_through_it() {
-    let python = std::env::var("FEEDLOOP_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "FEEDLOOP_TEST_PYTHON is not set: run scripts/test, which prepares a virtualenv with \
-             the openai package and sets it (or set it to such a python yourself)"
-        )
-    });
     let (server, _upstream) = gateway().await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/openai_gateway.py"
-    );
-    let base_url = format!("{}/v1", server.base);
-    let key = server.key.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&python)
-            .arg(script)
-            .env("FEEDLOOP_GATEWAY_URL", base_url)
-            .env("FEEDLOOP_KEY", key)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the script failed:\n{stdout}\n{stderr}"
-    );
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    let seen = run_script(
+        "openai_gateway.py",
+        &[],
+        vec![
+            ("FEEDLOOP_GATEWAY_URL", format!("{}/v1", server.base)),
+            ("FEEDLOOP_KEY", server.key.clone()),
+        ],
+    )
+    .await;
 
     let trace = stored_trace(&server, seen["trace_id"].as_str().unwrap()).await;
     assert_eq!(trace["output"], "You said: What is my balance?");

@@ -23,28 +23,8 @@ fn lesson_body(id: &str, example: &str) -> Value {
     })
 }
 
-async fn patch(server: &TestServer, path: &str, body: Value) -> (reqwest::StatusCode, Value) {
-    server
-        .send_raw(
-            &server.key,
-            "PATCH",
-            path,
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await
-}
-
 async fn put_settings(server: &TestServer, settings: Value) {
-    let answer = server
-        .send_raw(
-            &server.key,
-            "PUT",
-            "/api/v1/loop/settings",
-            "application/json",
-            settings.to_string().into_bytes(),
-        )
-        .await;
+    let answer = server.put("/api/v1/loop/settings", settings).await;
     assert_eq!(answer.0, 200, "{}", answer.1);
 }
 
@@ -64,35 +44,35 @@ async fn lessons_have_versions_and_guard_against_lost_updates() {
         Some("id"),
     );
 
-    let approved = patch(
-        &server,
-        "/api/v1/lessons/ls-card",
-        json!({"version": 1, "status": "active", "priority": 5}),
-    )
-    .await;
+    let approved = server
+        .patch(
+            "/api/v1/lessons/ls-card",
+            json!({"version": 1, "status": "active", "priority": 5}),
+        )
+        .await;
     assert_eq!(approved.0, 200, "{}", approved.1);
     assert_eq!(approved.1["version"], 2);
     assert_eq!(approved.1["status"], "active");
     assert!(approved.1["provenance"]["approved_by"].is_string());
     // Based on version 1, which is gone: refused, and nothing changes.
     assert_error(
-        &patch(
-            &server,
-            "/api/v1/lessons/ls-card",
-            json!({"version": 1, "title": "stale"}),
-        )
-        .await,
+        &server
+            .patch(
+                "/api/v1/lessons/ls-card",
+                json!({"version": 1, "title": "stale"}),
+            )
+            .await,
         409,
         "conflict",
         Some("version"),
     );
     assert_error(
-        &patch(
-            &server,
-            "/api/v1/lessons/ls-card",
-            json!({"version": 2, "status": "proposed"}),
-        )
-        .await,
+        &server
+            .patch(
+                "/api/v1/lessons/ls-card",
+                json!({"version": 2, "status": "proposed"}),
+            )
+            .await,
         422,
         "invalid_value",
         Some("status"),
@@ -206,12 +186,12 @@ async fn a_correction_becomes_a_lesson_and_its_query_gets_the_context() {
 
     put_settings(&server, json!({"holdout_fraction": 0.0})).await;
     let id = lesson["id"].as_str().unwrap();
-    let (status, _) = patch(
-        &server,
-        &format!("/api/v1/lessons/{id}"),
-        json!({"version": 1, "status": "active"}),
-    )
-    .await;
+    let (status, _) = server
+        .patch(
+            &format!("/api/v1/lessons/{id}"),
+            json!({"version": 1, "status": "active"}),
+        )
+        .await;
     assert_eq!(status, 200);
     let (status, answer) = server
         .post(
@@ -609,12 +589,12 @@ async fn the_loop_injects_the_right_lessons_on_banking77() {
         let intent = votes.iter().max_by_key(|(_, n)| **n).unwrap().0;
         let id = lesson["id"].as_str().unwrap();
         intent_of_lesson.insert(id.to_owned(), (*intent).to_owned());
-        let (status, body) = patch(
-            &server,
-            &format!("/api/v1/lessons/{id}"),
-            json!({"version": lesson["version"], "status": "active"}),
-        )
-        .await;
+        let (status, body) = server
+            .patch(
+                &format!("/api/v1/lessons/{id}"),
+                json!({"version": lesson["version"], "status": "active"}),
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
     }
 

@@ -74,15 +74,7 @@ async fn everything(server: &TestServer) -> Vec<Value> {
 }
 
 async fn send(server: &TestServer, method: &str, path: &str, body: Value) {
-    let (status, answer) = server
-        .send_raw(
-            &server.key,
-            method,
-            path,
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await;
+    let (status, answer) = server.send_json(method, path, body).await;
     assert!(status.is_success(), "{method} {path}: {answer}");
 }
 

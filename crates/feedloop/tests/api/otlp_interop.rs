@@ -7,42 +7,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::TestServer;
+use crate::common::python::run_script;
 use crate::common::upstream::{ANSWER_MODEL, Upstream};
-
-fn python() -> String {
-    std::env::var("FEEDLOOP_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "FEEDLOOP_TEST_PYTHON is not set: run scripts/test, which prepares a virtualenv with \
-             the OpenTelemetry and OpenInference packages and sets it"
-        )
-    })
-}
-
-/// Runs a script of `tests/python/` and returns its last line as JSON.
-async fn run_script(script: &str, args: &[&str], env: Vec<(&str, String)>) -> Value {
-    let python = python();
-    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let env: Vec<(String, String)> = env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&python)
-            .arg(&path)
-            .args(&args)
-            .envs(env)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {python}: {e}"))
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the script failed:\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("no JSON last line ({e}):\n{stdout}\n{stderr}"))
-}
 
 async fn chain(server: &TestServer, trace_id: &str) -> Value {
     let (status, body) = server.get(&format!("/api/v1/traces/{trace_id}")).await;

@@ -72,14 +72,9 @@ async fn every_client_signal_is_stored_idempotently_and_moves_satisfaction() {
     assert_eq!(status, 200, "{body}");
     // Declare a custom type first: undeclared ones are refused (see below).
     let (status, settings) = server
-        .send_raw(
-            &server.key,
-            "PUT",
+        .put(
             "/api/v1/signals/settings",
-            "application/json",
-            json!({"types": {"bookmark": {"polarity": "positive", "weight": 0.6}}})
-                .to_string()
-                .into_bytes(),
+            json!({"types": {"bookmark": {"polarity": "positive", "weight": 0.6}}}),
         )
         .await;
     assert_eq!(status, 200, "{settings}");
@@ -228,17 +223,7 @@ async fn bad_signals_and_settings_name_the_field_and_change_nothing() {
 
     let put = |body: Value| {
         let server = &server;
-        async move {
-            server
-                .send_raw(
-                    &server.key,
-                    "PUT",
-                    "/api/v1/signals/settings",
-                    "application/json",
-                    body.to_string().into_bytes(),
-                )
-                .await
-        }
+        async move { server.put("/api/v1/signals/settings", body).await }
     };
     let answer = put(json!({"rules": {"rephrase_min_similarity": 1.5}})).await;
     assert_error(
@@ -469,14 +454,9 @@ async fn the_job_derives_each_rule_once_and_recomputes_after_a_threshold_change(
 
     // A stricter threshold, then a recompute of that rule only: the rephrase goes, the rest stay.
     let (status, _) = server
-        .send_raw(
-            &server.key,
-            "PUT",
+        .put(
             "/api/v1/signals/settings",
-            "application/json",
-            json!({"rules": {"rephrase_min_similarity": 0.99}})
-                .to_string()
-                .into_bytes(),
+            json!({"rules": {"rephrase_min_similarity": 0.99}}),
         )
         .await;
     assert_eq!(status, 200);
@@ -520,14 +500,9 @@ async fn lesson_proposals_leave_out_traces_satisfied_all_told() {
     let server =
         TestServer::start_with_clock(clock.clone(), quiet_jobs(), hash_embedder().await).await;
     let (status, body) = server
-        .send_raw(
-            &server.key,
-            "PUT",
+        .put(
             "/api/v1/signals/settings",
-            "application/json",
-            json!({"types": {"copy": {"polarity": "positive", "weight": 10}}})
-                .to_string()
-                .into_bytes(),
+            json!({"types": {"copy": {"polarity": "positive", "weight": 10}}}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -537,14 +512,9 @@ async fn lesson_proposals_leave_out_traces_satisfied_all_told() {
         let server = &server;
         async move {
             let (status, body) = server
-                .send_raw(
-                    &server.key,
-                    "PUT",
+                .put(
                     "/api/v1/loop/settings",
-                    "application/json",
-                    json!({"proposals": {"enabled": enabled}})
-                        .to_string()
-                        .into_bytes(),
+                    json!({"proposals": {"enabled": enabled}}),
                 )
                 .await;
             assert_eq!(status, 200, "{body}");

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod database;
+pub mod python;
 pub mod upstream;
 
 use feedloop_core::auth::KeyRole;
@@ -277,6 +278,26 @@ impl TestServer {
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.post_as(&self.key, path, body).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send_json("PUT", path, body).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send_json("PATCH", path, body).await
+    }
+
+    /// A JSON body with the server's key, by any method.
+    pub async fn send_json(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send_raw(
+            &self.key,
+            method,
+            path,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
     }
 
     pub async fn post_as(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
