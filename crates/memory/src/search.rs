@@ -77,7 +77,7 @@ impl FeedbackSummary {
         for stored in feedback.iter().filter(|f| f.superseded_by.is_none()) {
             let feedback = &stored.feedback;
             summary.num_feedback += 1;
-            if feedback.is_negative() {
+            if stored.negative {
                 summary.num_negative += 1;
             } else if feedback.rating_sign() == Some(RatingSign::Positive) {
                 summary.num_positive += 1;

@@ -114,6 +114,8 @@ macro_rules! store_contract_suite {
             abandonment_candidates_carry_the_next_start_and_engagement,
             derived_signals_are_deleted_by_rule_prefix_only,
             satisfaction_is_stored_filtered_and_removed,
+            signal_negativity_follows_the_projects_polarities,
+            a_copy_range_outside_the_output_is_rejected,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
