@@ -68,9 +68,7 @@ impl Job {
             Self::PruneChangeLog
             | Self::ProposeLessons
             | Self::DeriveSignals
-            | Self::ReviewRules => {
-                SignedDuration::from_mins(5)
-            }
+            | Self::ReviewRules => SignedDuration::from_mins(5),
         }
     }
 

@@ -147,8 +147,11 @@ pub trait Review: Send + Sync {
     ) -> Result<Vec<ReviewEvent>>;
 
     /// The verdicts of every item of the queue that has any, by item.
-    async fn queue_verdicts(&self, project: ProjectId, queue: &str)
-    -> Result<Vec<(i64, Vec<Verdict>)>>;
+    async fn queue_verdicts(
+        &self,
+        project: ProjectId,
+        queue: &str,
+    ) -> Result<Vec<(i64, Vec<Verdict>)>>;
 
     /// Open items (pending or in progress) of these traces, in every queue of the project.
     async fn open_items_of(

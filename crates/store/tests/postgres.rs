@@ -725,20 +725,34 @@ mod postgres_only {
         let (a, b) = replicas(&database).await;
         let project = a.create_project("p", at(0)).await.unwrap().id;
         let parts: Vec<TracePart> = (0..40).map(|i| part(&format!("t{i:02}"), "x")).collect();
-        a.ingest(project, batch(parts, Vec::new()), at(1)).await.unwrap();
+        a.ingest(project, batch(parts, Vec::new()), at(1))
+            .await
+            .unwrap();
         a.create_queue(project, &crate::contract::queue("triage", 1))
             .await
             .unwrap();
         let traces: Vec<(TraceId, f64)> = (0..40)
-            .map(|i| (TraceId::parse("id", format!("t{i:02}")).unwrap(), f64::from(i) / 40.0))
+            .map(|i| {
+                (
+                    TraceId::parse("id", format!("t{i:02}")).unwrap(),
+                    f64::from(i) / 40.0,
+                )
+            })
             .collect();
         let reversed: Vec<(TraceId, f64)> = traces.iter().rev().cloned().collect();
         let enqueue = |store: &Arc<dyn Store>, traces: Vec<(TraceId, f64)>| {
             let store = Arc::clone(store);
-            tokio::spawn(async move { store.enqueue(project, "triage", &traces, "rules", at(2)).await })
+            tokio::spawn(async move {
+                store
+                    .enqueue(project, "triage", &traces, "rules", at(2))
+                    .await
+            })
         };
         let (first, second) = (enqueue(&a, traces.clone()), enqueue(&b, reversed));
-        let (first, second) = (first.await.unwrap().unwrap(), second.await.unwrap().unwrap());
+        let (first, second) = (
+            first.await.unwrap().unwrap(),
+            second.await.unwrap().unwrap(),
+        );
         let created = first
             .iter()
             .chain(&second)
@@ -756,7 +770,11 @@ mod postgres_only {
             let store = Arc::clone(store);
             tokio::spawn(async move {
                 let mut taken = Vec::new();
-                while let Some(item) = store.reserve_next(project, "triage", who, at(3)).await.unwrap() {
+                while let Some(item) = store
+                    .reserve_next(project, "triage", who, at(3))
+                    .await
+                    .unwrap()
+                {
                     taken.push(item.id);
                 }
                 taken

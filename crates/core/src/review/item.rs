@@ -189,7 +189,9 @@ pub enum ItemAction {
         lock: SignedDuration,
     },
     /// Gives a reservation back.
-    Release { reviewer: String },
+    Release {
+        reviewer: String,
+    },
     /// Meant for `assignee` from now on (`None`: for anyone). Assigning oneself is
     /// self-assignment.
     Assign {
@@ -201,15 +203,22 @@ pub enum ItemAction {
         reviewer: String,
         label: Option<String>,
     },
-    Dismiss { reviewer: String, reason: String },
+    Dismiss {
+        reviewer: String,
+        reason: String,
+    },
     Tag {
         reviewer: String,
         tags: Vec<String>,
     },
-    MarkUxIssue { reviewer: String },
+    MarkUxIssue {
+        reviewer: String,
+    },
     /// Work recorded elsewhere (feedback, a lesson, a dataset request) that leaves the item as
     /// it is but must respect the reservation.
-    Work { reviewer: String },
+    Work {
+        reviewer: String,
+    },
 }
 
 /// Why an action does not apply to the item as it is.
@@ -345,12 +354,7 @@ mod tests {
     }
 
     fn item(required: u32) -> ReviewItem {
-        ReviewItem::new(
-            "q",
-            TraceId::parse("id", "t1").unwrap(),
-            required,
-            at(0),
-        )
+        ReviewItem::new("q", TraceId::parse("id", "t1").unwrap(), required, at(0))
     }
 
     fn reserve(who: &str) -> ItemAction {
@@ -383,7 +387,13 @@ mod tests {
         assert_eq!(taken.holder_at(at(601)), Some("bob"));
         // ann's release after expiry is refused: she no longer holds it.
         assert!(matches!(
-            apply(held, &ItemAction::Release { reviewer: "ann".into() }, at(700)),
+            apply(
+                held,
+                &ItemAction::Release {
+                    reviewer: "ann".into()
+                },
+                at(700)
+            ),
             Err(TransitionError::NotReservedBy { .. })
         ));
     }
@@ -409,7 +419,10 @@ mod tests {
             at(0),
         )
         .unwrap();
-        assert_eq!(dismissed.resolution.unwrap().reason.as_deref(), Some("spam"));
+        assert_eq!(
+            dismissed.resolution.unwrap().reason.as_deref(),
+            Some("spam")
+        );
     }
 
     #[test]

@@ -127,7 +127,10 @@ mod tests {
             kind: Default::default(),
         }));
         assert_eq!(severity([&correction]), 1.0);
-        let both = severity([&thumbs_down(), &feedback(FeedbackValue::Category(vec!["a".into()]))]);
+        let both = severity([
+            &thumbs_down(),
+            &feedback(FeedbackValue::Category(vec!["a".into()])),
+        ]);
         assert!(both > thumbs && both < 1.0);
         // Praise is not severity.
         let up = feedback(FeedbackValue::Rating(Rating {

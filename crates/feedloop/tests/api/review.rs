@@ -61,7 +61,10 @@ async fn run_review_rules(server: &TestServer, clock: &Arc<ManualClock>) -> Stri
     let outcomes = JobScheduler::default()
         .tick(&state, "test-replica", clock.now())
         .await;
-    match outcomes.into_iter().find(|(job, _)| *job == Job::ReviewRules) {
+    match outcomes
+        .into_iter()
+        .find(|(job, _)| *job == Job::ReviewRules)
+    {
         Some((_, TickOutcome::Ran { outcome, .. })) => outcome,
         other => panic!("review_rules did not run: {other:?}"),
     }
@@ -74,7 +77,13 @@ async fn ids_of(server: &TestServer, path: &str) -> BTreeSet<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|item| item["trace_id"].as_str().or(item["id"].as_str()).unwrap().to_owned())
+        .map(|item| {
+            item["trace_id"]
+                .as_str()
+                .or(item["id"].as_str())
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -88,7 +97,10 @@ async fn items(server: &TestServer, queue: &str) -> Vec<Value> {
 
 async fn act(server: &TestServer, queue: &str, item: i64, body: Value) -> (StatusCode, Value) {
     server
-        .post(&format!("/api/v1/queues/{queue}/items/{item}/actions"), body)
+        .post(
+            &format!("/api/v1/queues/{queue}/items/{item}/actions"),
+            body,
+        )
         .await
 }
 
@@ -102,8 +114,9 @@ async fn act_ok(server: &TestServer, queue: &str, item: i64, body: Value) -> Val
 async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is_recorded() {
     let start = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let server = TestServer::start_with_clock(clock.clone(), quiet_jobs(), hash_embedder().await).await;
-    import_qa_feedback(&server).await;
+    let server =
+        TestServer::start_with_clock(clock.clone(), quiet_jobs(), hash_embedder().await).await;
+    // Rules enqueue traces as they arrive: the queues exist before the data does.
 
     let (status, queue) = server
         .post(
@@ -125,11 +138,15 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         )
         .await;
     assert_eq!(status, 201);
+    import_qa_feedback(&server).await;
 
-    let outcome = run_review_rules(&server, &clock).await;
-    assert!(outcome.starts_with("checked 400 traces"), "{outcome}");
+    run_review_rules(&server, &clock).await;
     let negative = ids_of(&server, "/api/v1/traces?negative_feedback=true&limit=1000").await;
-    assert!(negative.len() > 100 && negative.len() < 400, "{}", negative.len());
+    assert!(
+        negative.len() > 100 && negative.len() < 400,
+        "{}",
+        negative.len()
+    );
     let queued = items(&server, "negative").await;
     let queued_ids: BTreeSet<String> = queued
         .iter()
@@ -150,7 +167,10 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         .collect();
     assert_eq!(half, drawn);
     // Items come by priority, all pending, each with a priority from its feedback.
-    let priorities: Vec<f64> = queued.iter().map(|i| i["priority"].as_f64().unwrap()).collect();
+    let priorities: Vec<f64> = queued
+        .iter()
+        .map(|i| i["priority"].as_f64().unwrap())
+        .collect();
     assert!(priorities.windows(2).all(|w| w[0] >= w[1]));
     assert!(priorities.iter().all(|p| *p > 0.0));
     assert!(queued.iter().all(|i| i["state"] == "pending"));
@@ -162,7 +182,10 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
 
     // New negative feedback on a queued trace raises its priority at the next run.
     let lowest = queued.last().unwrap();
-    let (low_id, low_trace) = (lowest["id"].as_i64().unwrap(), lowest["trace_id"].as_str().unwrap());
+    let (low_id, low_trace) = (
+        lowest["id"].as_i64().unwrap(),
+        lowest["trace_id"].as_str().unwrap(),
+    );
     let (status, body) = server
         .post(
             "/api/v1/feedback",
@@ -171,12 +194,20 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         .await;
     assert_eq!(status, 200, "{body}");
     run_review_rules(&server, &clock).await;
-    let (_, raised) = server.get(&format!("/api/v1/queues/negative/items/{low_id}")).await;
-    assert!(raised["priority"].as_f64().unwrap() > lowest["priority"].as_f64().unwrap(), "{raised}");
+    let (_, raised) = server
+        .get(&format!("/api/v1/queues/negative/items/{low_id}"))
+        .await;
+    assert!(
+        raised["priority"].as_f64().unwrap() > lowest["priority"].as_f64().unwrap(),
+        "{raised}"
+    );
 
     // ann takes the top item and works through every action.
     let (status, reserved) = server
-        .post("/api/v1/queues/negative/reserve", json!({"reviewer": "ann"}))
+        .post(
+            "/api/v1/queues/negative/reserve",
+            json!({"reviewer": "ann"}),
+        )
         .await;
     assert_eq!(status, 200, "{reserved}");
     let item = &reserved["item"];
@@ -186,14 +217,26 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
     let item_id = item["id"].as_i64().unwrap();
     let trace = item["trace_id"].as_str().unwrap().to_owned();
     // bob cannot work on ann's item.
-    let answer = act(&server, "negative", item_id, json!({"action": "label", "author": "bob", "categories": ["too_vague"]})).await;
+    let answer = act(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "label", "author": "bob", "categories": ["too_vague"]}),
+    )
+    .await;
     assert_eq!(answer.0.as_u16(), 409, "{}", answer.1);
     assert_eq!(answer.1["error"]["code"], "conflict");
 
     let (_, chain) = server.get(&format!("/api/v1/traces/{trace}")).await;
     let output = chain["trace"]["output"].as_str().unwrap().to_owned();
     let quote: String = output.chars().take(5).collect();
-    let label = act_ok(&server, "negative", item_id, json!({"action": "label", "author": "ann", "categories": ["factually_incorrect"]})).await;
+    let label = act_ok(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "label", "author": "ann", "categories": ["factually_incorrect"]}),
+    )
+    .await;
     let annotate = act_ok(
         &server,
         "negative",
@@ -208,12 +251,42 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         json!({"action": "correct", "author": "ann", "correction": {"text": "Bloom came out on 31 August 2018."}}),
     )
     .await;
-    act_ok(&server, "negative", item_id, json!({"action": "tag", "author": "ann", "tags": ["reviewed"]})).await;
-    let promote = act_ok(&server, "negative", item_id, json!({"action": "promote", "author": "ann", "title": "check release dates"})).await;
-    act_ok(&server, "negative", item_id, json!({"action": "add_to_dataset", "author": "ann", "dataset": "qa_sft"})).await;
-    let ux = act_ok(&server, "negative", item_id, json!({"action": "mark_ux_issue", "author": "ann", "note": "show sources"})).await;
+    act_ok(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "tag", "author": "ann", "tags": ["reviewed"]}),
+    )
+    .await;
+    let promote = act_ok(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "promote", "author": "ann", "title": "check release dates"}),
+    )
+    .await;
+    act_ok(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "add_to_dataset", "author": "ann", "dataset": "qa_sft"}),
+    )
+    .await;
+    let ux = act_ok(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "mark_ux_issue", "author": "ann", "note": "show sources"}),
+    )
+    .await;
     assert_eq!(ux["item"]["ux_issue"], true);
-    let resolved = act_ok(&server, "negative", item_id, json!({"action": "resolve", "author": "ann"})).await;
+    let resolved = act_ok(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "resolve", "author": "ann"}),
+    )
+    .await;
     assert_eq!(resolved["item"]["state"], "resolved");
     assert_eq!(resolved["item"]["tags"], json!(["reviewed"]));
 
@@ -247,16 +320,28 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
 
     // The feedback each action wrote is on the trace, from a reviewer, by ann.
     let (_, chain) = server.get(&format!("/api/v1/traces/{trace}")).await;
-    assert!(chain["trace"]["tags"].as_array().unwrap().contains(&json!("reviewed")));
+    assert!(
+        chain["trace"]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("reviewed"))
+    );
     let by_ann: Vec<&Value> = chain["feedback"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["author"] == "ann")
         .collect();
-    for (answer, kind) in [(&label, "category"), (&annotate, "annotation"), (&correct, "correction")] {
+    for (answer, kind) in [
+        (&label, "category"),
+        (&annotate, "annotation"),
+        (&correct, "correction"),
+    ] {
         let id = &answer["event"]["payload"]["feedback_id"];
-        let written = by_ann.iter().find(|f| &f["id"] == id).unwrap_or_else(|| panic!("{kind} {id}"));
+        let written = by_ann
+            .iter()
+            .find(|f| &f["id"] == id)
+            .unwrap_or_else(|| panic!("{kind} {id}"));
         assert_eq!(written["kind"], kind);
         assert_eq!(written["source"], "reviewer");
     }
@@ -269,17 +354,47 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
 
     // Dismissal needs a reason; a closed item takes no more actions.
     let other = queued[1]["id"].as_i64().unwrap();
-    let answer = act(&server, "negative", other, json!({"action": "dismiss", "author": "bob"})).await;
+    let answer = act(
+        &server,
+        "negative",
+        other,
+        json!({"action": "dismiss", "author": "bob"}),
+    )
+    .await;
     assert_error(&answer, 422, "invalid_value", Some("reason"));
-    let dismissed = act_ok(&server, "negative", other, json!({"action": "dismiss", "author": "bob", "reason": "the answer is right"})).await;
+    let dismissed = act_ok(
+        &server,
+        "negative",
+        other,
+        json!({"action": "dismiss", "author": "bob", "reason": "the answer is right"}),
+    )
+    .await;
     assert_eq!(dismissed["item"]["state"], "dismissed");
-    assert_eq!(dismissed["item"]["resolution"]["reason"], "the answer is right");
-    let answer = act(&server, "negative", other, json!({"action": "resolve", "author": "bob"})).await;
+    assert_eq!(
+        dismissed["item"]["resolution"]["reason"],
+        "the answer is right"
+    );
+    let answer = act(
+        &server,
+        "negative",
+        other,
+        json!({"action": "resolve", "author": "bob"}),
+    )
+    .await;
     assert_eq!(answer.0.as_u16(), 409, "{}", answer.1);
-    let answer = act(&server, "negative", item_id, json!({"action": "reserve", "author": "bob"})).await;
+    let answer = act(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "reserve", "author": "bob"}),
+    )
+    .await;
     assert_eq!(answer.0.as_u16(), 409, "{}", answer.1);
-    let (_, listed) = server.get("/api/v1/queues/negative/items?state=dismissed").await;
-    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let (status, listed) = server
+        .get("/api/v1/queues/negative/items?state=dismissed")
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
 }
 
 #[tokio::test]
@@ -291,22 +406,50 @@ async fn reviewers_agree_or_not_and_assignment_holds() {
     let (status, body) = server.post("/api/v1/traces", json!(traces)).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = server
-        .post("/api/v1/queues", json!({"name": "experts", "reviewers_required": 2}))
+        .post(
+            "/api/v1/queues",
+            json!({"name": "experts", "reviewers_required": 2}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let (status, receipt) = server
-        .post("/api/v1/queues/experts/items", json!({"trace_ids": ["t1", "t2", "t3", "t1"], "author": "lead"}))
+        .post(
+            "/api/v1/queues/experts/items",
+            json!({"trace_ids": ["t1", "t2", "t3", "t1"], "author": "lead"}),
+        )
         .await;
     assert_eq!(status, 200, "{receipt}");
-    let statuses: Vec<&str> = receipt["items"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = receipt["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["created", "created", "created", "existing"]);
     let id = |i: usize| receipt["items"][i]["item_id"].as_i64().unwrap();
 
     // A verdict needs a label here.
-    let answer = act(&server, "experts", id(0), json!({"action": "resolve", "author": "ann"})).await;
+    let answer = act(
+        &server,
+        "experts",
+        id(0),
+        json!({"action": "resolve", "author": "ann"}),
+    )
+    .await;
     assert_error(&answer, 422, "invalid_value", Some("label"));
-    for (item, who, label) in [(0, "ann", "wrong"), (0, "bob", "wrong"), (1, "ann", "wrong"), (1, "bob", "fine")] {
-        act_ok(&server, "experts", id(item), json!({"action": "resolve", "author": who, "label": label})).await;
+    for (item, who, label) in [
+        (0, "ann", "wrong"),
+        (0, "bob", "wrong"),
+        (1, "ann", "wrong"),
+        (1, "bob", "fine"),
+    ] {
+        act_ok(
+            &server,
+            "experts",
+            id(item),
+            json!({"action": "resolve", "author": who, "label": label}),
+        )
+        .await;
     }
     let (status, agreement) = server.get("/api/v1/queues/experts/agreement").await;
     assert_eq!(status, 200, "{agreement}");
@@ -314,47 +457,104 @@ async fn reviewers_agree_or_not_and_assignment_holds() {
     assert_eq!(agreement["mean_agreement"], 0.75);
     let kappa = agreement["fleiss_kappa"].as_f64().unwrap();
     assert!((kappa + 1.0 / 3.0).abs() < 1e-9, "{kappa}");
-    let (_, split) = server.get(&format!("/api/v1/queues/experts/items/{}", id(1))).await;
+    let (_, split) = server
+        .get(&format!("/api/v1/queues/experts/items/{}", id(1)))
+        .await;
     assert_eq!(split["state"], "resolved");
     assert_eq!(split["resolution"]["agreement"], 0.5);
 
     // Assigned to bob: ann's reserve-next finds nothing, bob's finds it; self-assignment too.
-    act_ok(&server, "experts", id(2), json!({"action": "assign", "author": "lead", "assignee": "bob"})).await;
-    let (_, none) = server.post("/api/v1/queues/experts/reserve", json!({"reviewer": "ann"})).await;
+    act_ok(
+        &server,
+        "experts",
+        id(2),
+        json!({"action": "assign", "author": "lead", "assignee": "bob"}),
+    )
+    .await;
+    let (_, none) = server
+        .post("/api/v1/queues/experts/reserve", json!({"reviewer": "ann"}))
+        .await;
     assert_eq!(none["item"], Value::Null);
-    let (_, mine) = server.get("/api/v1/queues/experts/items?assignee=bob").await;
+    let (_, mine) = server
+        .get("/api/v1/queues/experts/items?assignee=bob")
+        .await;
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);
-    let (_, got) = server.post("/api/v1/queues/experts/reserve", json!({"reviewer": "bob"})).await;
+    let (_, got) = server
+        .post("/api/v1/queues/experts/reserve", json!({"reviewer": "bob"}))
+        .await;
     assert_eq!(got["item"]["id"], id(2));
-    act_ok(&server, "experts", id(2), json!({"action": "release", "author": "bob"})).await;
-    act_ok(&server, "experts", id(2), json!({"action": "assign", "author": "cy", "assignee": "cy"})).await;
-    let (_, got) = server.post("/api/v1/queues/experts/reserve", json!({"reviewer": "cy"})).await;
+    act_ok(
+        &server,
+        "experts",
+        id(2),
+        json!({"action": "release", "author": "bob"}),
+    )
+    .await;
+    act_ok(
+        &server,
+        "experts",
+        id(2),
+        json!({"action": "assign", "author": "cy", "assignee": "cy"}),
+    )
+    .await;
+    let (_, got) = server
+        .post("/api/v1/queues/experts/reserve", json!({"reviewer": "cy"}))
+        .await;
     assert_eq!(got["item"]["reserved_by"], "cy");
 
     // Bad input: unknown queue and item, fields of another action, bad rules.
     let answer = server.get("/api/v1/queues/nope/items").await;
     assert_error(&answer, 404, "queue_not_found", None);
-    let answer = server.post("/api/v1/queues/nope/reserve", json!({"reviewer": "ann"})).await;
+    let answer = server
+        .post("/api/v1/queues/nope/reserve", json!({"reviewer": "ann"}))
+        .await;
     assert_error(&answer, 404, "queue_not_found", None);
     let answer = server.get("/api/v1/queues/experts/items/999999").await;
     assert_error(&answer, 404, "review_item_not_found", None);
-    let answer = act(&server, "experts", 999_999, json!({"action": "release", "author": "ann"})).await;
+    let answer = act(
+        &server,
+        "experts",
+        999_999,
+        json!({"action": "release", "author": "ann"}),
+    )
+    .await;
     assert_eq!(answer.0.as_u16(), 404, "{}", answer.1);
-    let answer = act(&server, "experts", id(2), json!({"action": "release", "author": "cy", "reason": "x"})).await;
+    let answer = act(
+        &server,
+        "experts",
+        id(2),
+        json!({"action": "release", "author": "cy", "reason": "x"}),
+    )
+    .await;
     assert_error(&answer, 422, "invalid_value", Some("reason"));
     let answer = server
-        .post("/api/v1/queues", json!({"name": "bad", "rules": [{"filter": {"environment": "moon"}}]}))
+        .post(
+            "/api/v1/queues",
+            json!({"name": "bad", "rules": [{"filter": {"environment": "moon"}}]}),
+        )
         .await;
-    assert_error(&answer, 422, "invalid_value", Some("rules[0].filter.environment"));
-    let answer = server.post("/api/v1/queues", json!({"name": "experts"})).await;
+    assert_error(
+        &answer,
+        422,
+        "invalid_value",
+        Some("rules[0].filter.environment"),
+    );
+    let answer = server
+        .post("/api/v1/queues", json!({"name": "experts"}))
+        .await;
     assert_error(&answer, 409, "conflict", Some("name"));
     let answer = server
-        .post("/api/v1/queues/experts/items", json!({"trace_ids": ["missing"], "author": "lead"}))
+        .post(
+            "/api/v1/queues/experts/items",
+            json!({"trace_ids": ["missing"], "author": "lead"}),
+        )
         .await;
     assert_error(&answer, 404, "trace_not_found", None);
 
     // Update and delete.
-    let (status, changed) = server.put("/api/v1/queues/experts", json!({"lock_secs": 600})).await;
+    let (status, changed) = server
+        .put("/api/v1/queues/experts", json!({"lock_secs": 600}))
+        .await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["lock_secs"], 600);
     let (status, _) = server.delete("/api/v1/queues/experts").await;

@@ -210,7 +210,9 @@ pub fn item_not_found(item_id: i64) -> ApiError {
 /// The feedback a label, annotate or correct action writes.
 fn feedback_value(body: &ActionBody) -> Result<FeedbackValue, ApiError> {
     Ok(match body.action {
-        ActionKind::Label => FeedbackValue::Category(required(body.categories.clone(), "categories")?),
+        ActionKind::Label => {
+            FeedbackValue::Category(required(body.categories.clone(), "categories")?)
+        }
         ActionKind::Annotate => {
             FeedbackValue::Annotation(required(body.annotation.clone(), "annotation")?)
         }
@@ -239,7 +241,10 @@ async fn write_feedback(
         author_role: None,
         confidence: None,
         metadata: [
-            ("feedloop.review_queue".to_owned(), Value::from(item.queue.clone())),
+            (
+                "feedloop.review_queue".to_owned(),
+                Value::from(item.queue.clone()),
+            ),
             ("feedloop.review_item".to_owned(), Value::from(item.id)),
         ]
         .into_iter()

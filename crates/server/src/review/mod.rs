@@ -21,7 +21,11 @@ const NOT_FILTERS: [&str; 4] = ["limit", "cursor", "order", "with_spans"];
 /// `rules[i].filter.<parameter>`.
 pub fn rule_filter(rule: &Rule, index: usize) -> Result<Filter, ApiError> {
     let field = |key: &str| format!("rules[{index}].filter.{key}");
-    if let Some(key) = rule.filter.keys().find(|k| NOT_FILTERS.contains(&k.as_str())) {
+    if let Some(key) = rule
+        .filter
+        .keys()
+        .find(|k| NOT_FILTERS.contains(&k.as_str()))
+    {
         return Err(invalid(&field(key), "pages a list and is not a filter"));
     }
     let pairs = rule
@@ -60,13 +64,20 @@ pub fn check_queue(queue: &Queue) -> Result<(), ApiError> {
 /// A reviewer's or author's name: not blank, at most 256 bytes.
 pub fn check_person(field: &str, name: &str) -> Result<(), ValidationError> {
     if name.trim().is_empty() || name.len() > 256 {
-        return Err(ValidationError::new(field, "must be 1 to 256 bytes, not blank"));
+        return Err(ValidationError::new(
+            field,
+            "must be 1 to 256 bytes, not blank",
+        ));
     }
     Ok(())
 }
 
 /// The queue, or 404.
-pub async fn find_queue(state: &AppState, project: ProjectId, name: &str) -> Result<Queue, ApiError> {
+pub async fn find_queue(
+    state: &AppState,
+    project: ProjectId,
+    name: &str,
+) -> Result<Queue, ApiError> {
     state
         .store
         .queue(project, name)
@@ -75,7 +86,10 @@ pub async fn find_queue(state: &AppState, project: ProjectId, name: &str) -> Res
 }
 
 pub fn queue_not_found(name: &str) -> ApiError {
-    ApiError::new(ErrorCode::QueueNotFound, format!("queue {name:?} not found"))
+    ApiError::new(
+        ErrorCode::QueueNotFound,
+        format!("queue {name:?} not found"),
+    )
 }
 
 /// Puts traces in a queue by hand, each with its triage priority computed now; traces in the

@@ -43,7 +43,10 @@ pub struct RulesReport {
 pub async fn run(state: &AppState, now: Timestamp) -> Result<RulesReport, StoreError> {
     let store = &state.store;
     let trace_changes = store
-        .trace_changes_since(store.review_progress(TRACES_POSITION).await?, CHANGES_PER_RUN)
+        .trace_changes_since(
+            store.review_progress(TRACES_POSITION).await?,
+            CHANGES_PER_RUN,
+        )
         .await?;
     let feedback_changes = store
         .feedback_changes_since(
@@ -75,13 +78,18 @@ pub async fn run(state: &AppState, now: Timestamp) -> Result<RulesReport, StoreE
         for queue in &queues {
             report.num_enqueued += apply_rules(state, project, queue, &traces, now).await?;
         }
-        report.num_priorities_updated += refresh_priorities(state, project, &queues, &traces, now).await?;
+        report.num_priorities_updated +=
+            refresh_priorities(state, project, &queues, &traces, now).await?;
     }
     if let Some(last) = trace_changes.last() {
-        store.advance_review_progress(TRACES_POSITION, last.seq).await?;
+        store
+            .advance_review_progress(TRACES_POSITION, last.seq)
+            .await?;
     }
     if let Some(last) = feedback_changes.last() {
-        store.advance_review_progress(FEEDBACK_POSITION, last.seq).await?;
+        store
+            .advance_review_progress(FEEDBACK_POSITION, last.seq)
+            .await?;
     }
     Ok(report)
 }

@@ -55,7 +55,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(review::list_queues, review::create_queue))
-        .routes(routes!(review::get_queue, review::update_queue, review::delete_queue))
+        .routes(routes!(
+            review::get_queue,
+            review::update_queue,
+            review::delete_queue
+        ))
         .routes(routes!(review::list_items, review::enqueue))
         .routes(routes!(review::get_item))
         .routes(routes!(review::item_history))

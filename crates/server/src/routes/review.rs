@@ -183,7 +183,10 @@ pub async fn list_items(
         match param.as_str() {
             "state" => {
                 query.state = Some(ItemState::parse(&value).ok_or_else(|| {
-                    bad("state", "must be one of pending, in_progress, resolved, dismissed")
+                    bad(
+                        "state",
+                        "must be one of pending, in_progress, resolved, dismissed",
+                    )
                 })?)
             }
             "assignee" => query.assignee = Some(value),
@@ -192,7 +195,12 @@ pub async fn list_items(
                     .parse()
                     .ok()
                     .filter(|n| (1..=MAX_ITEM_LIMIT).contains(n))
-                    .ok_or_else(|| bad("limit", format!("must be an integer in 1..={MAX_ITEM_LIMIT}")))?
+                    .ok_or_else(|| {
+                        bad(
+                            "limit",
+                            format!("must be an integer in 1..={MAX_ITEM_LIMIT}"),
+                        )
+                    })?
             }
             "cursor" => query.after = Some(decode_cursor(&value)?),
             other => return Err(bad(other, "unknown query parameter")),
@@ -202,15 +210,23 @@ pub async fn list_items(
     let now = state.clock.now();
     let limit = query.limit as usize;
     query.limit += 1;
-    let mut items = state.store.review_items(project, &name, &query, now).await?;
+    let mut items = state
+        .store
+        .review_items(project, &name, &query, now)
+        .await?;
     let next_cursor = if items.len() > limit {
         items.truncate(limit);
-        items.last().map(|item| encode_cursor(item.priority, item.id))
+        items
+            .last()
+            .map(|item| encode_cursor(item.priority, item.id))
     } else {
         None
     };
     Ok(Json(ItemList {
-        items: items.into_iter().map(|item| ItemView::of(item, now)).collect(),
+        items: items
+            .into_iter()
+            .map(|item| ItemView::of(item, now))
+            .collect(),
         next_cursor,
     }))
 }
@@ -250,7 +266,11 @@ pub async fn enqueue(
     let project = key.require(Permission::Admin)?;
     check_person("author", &body.author)?;
     if body.trace_ids.is_empty() || body.trace_ids.len() > MAX_ENQUEUE {
-        return Err(ValidationError::new("trace_ids", format!("must name 1 to {MAX_ENQUEUE} traces")).into());
+        return Err(ValidationError::new(
+            "trace_ids",
+            format!("must name 1 to {MAX_ENQUEUE} traces"),
+        )
+        .into());
     }
     let trace_ids = body
         .trace_ids
@@ -260,7 +280,15 @@ pub async fn enqueue(
         .collect::<Result<Vec<_>, _>>()?;
     let queue = find_queue(&state, project, &name).await?;
     let now = state.clock.now();
-    let outcomes = enqueue_by_hand(&state, project, &queue, trace_ids.clone(), &body.author, now).await?;
+    let outcomes = enqueue_by_hand(
+        &state,
+        project,
+        &queue,
+        trace_ids.clone(),
+        &body.author,
+        now,
+    )
+    .await?;
     let items = trace_ids
         .into_iter()
         .zip(outcomes)

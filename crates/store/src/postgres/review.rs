@@ -328,7 +328,8 @@ impl Review for PostgresStore {
         let mut out = vec![Enqueued::Existing(0); traces.len()];
         for index in order {
             let (trace, priority) = &traces[index];
-            out[index] = enqueue_one(&tx, project, &definition, trace, *priority, author, now).await?;
+            out[index] =
+                enqueue_one(&tx, project, &definition, trace, *priority, author, now).await?;
         }
         tx.commit().await?;
         Ok(out)

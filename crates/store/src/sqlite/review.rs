@@ -3,9 +3,7 @@
 
 use async_trait::async_trait;
 use feedloop_core::filter::Filter;
-use feedloop_core::review::{
-    ItemAction, ItemState, Queue, ReviewItem, Verdict, apply,
-};
+use feedloop_core::review::{ItemAction, ItemState, Queue, ReviewItem, Verdict, apply};
 use feedloop_core::{ProjectId, Timestamp, TraceId};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -123,7 +121,8 @@ fn enqueue(
     now: Timestamp,
 ) -> Result<Vec<Enqueued>> {
     let definition = load_queue(conn, project, queue)?.ok_or_else(|| queue_not_found(queue))?;
-    let mut exists = conn.prepare_cached("SELECT 1 FROM traces WHERE project_id = ?1 AND id = ?2")?;
+    let mut exists =
+        conn.prepare_cached("SELECT 1 FROM traces WHERE project_id = ?1 AND id = ?2")?;
     let mut existing = conn.prepare_cached(
         "SELECT id FROM review_items WHERE project_id = ?1 AND queue = ?2 AND trace_id = ?3",
     )?;
@@ -133,7 +132,11 @@ fn enqueue(
     )?;
     let mut out = Vec::with_capacity(traces.len());
     for (trace, priority) in traces {
-        if exists.query_row(params![project.0, trace.as_str()], |_| Ok(())).optional()?.is_none() {
+        if exists
+            .query_row(params![project.0, trace.as_str()], |_| Ok(()))
+            .optional()?
+            .is_none()
+        {
             return Err(StoreError::NotFound {
                 what: "trace",
                 id: trace.to_string(),
@@ -146,7 +149,13 @@ fn enqueue(
             out.push(Enqueued::Existing(id));
             continue;
         }
-        insert.execute(params![project.0, queue, trace.as_str(), priority, micros(now)])?;
+        insert.execute(params![
+            project.0,
+            queue,
+            trace.as_str(),
+            priority,
+            micros(now)
+        ])?;
         let mut item = ReviewItem::new(queue, trace.clone(), definition.reviewers_required, now);
         item.id = conn.last_insert_rowid();
         item.priority = *priority;
@@ -236,9 +245,8 @@ fn review_items(
     query: &ItemQuery,
     now: Timestamp,
 ) -> Result<Vec<ReviewItem>> {
-    let mut sql = format!(
-        "SELECT {ITEM_COLUMNS} FROM review_items WHERE project_id = ? AND queue = ?"
-    );
+    let mut sql =
+        format!("SELECT {ITEM_COLUMNS} FROM review_items WHERE project_id = ? AND queue = ?");
     let mut values: Vec<rusqlite::types::Value> = vec![project.0.into(), queue.to_owned().into()];
     if let Some(state) = query.state {
         sql.push_str(state_condition(state));
@@ -254,7 +262,10 @@ fn review_items(
         sql.push_str(" AND (priority < ? OR (priority = ? AND id > ?))");
         values.extend([priority.into(), priority.into(), id.into()]);
     }
-    sql.push_str(&format!(" ORDER BY priority DESC, id LIMIT {}", query.limit));
+    sql.push_str(&format!(
+        " ORDER BY priority DESC, id LIMIT {}",
+        query.limit
+    ));
     conn.prepare_cached(&sql)?
         .query_map(params_from_iter(values.iter()), read_item)?
         .collect::<rusqlite::Result<Vec<_>>>()?
@@ -287,7 +298,9 @@ fn traces_matching(
     c.push_trace_ids(&ids);
     let sql = format!("SELECT t.id FROM traces t WHERE {}", c.to_sql());
     conn.prepare(&sql)?
-        .query_map(params_from_iter(c.params.iter()), |row| row.get::<_, String>(0))?
+        .query_map(params_from_iter(c.params.iter()), |row| {
+            row.get::<_, String>(0)
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?
         .into_iter()
         .map(trace_id)
@@ -441,7 +454,9 @@ impl Review for SqliteStore {
     ) -> Result<(ReviewItem, ReviewEvent)> {
         let (queue, change) = (queue.to_owned(), change.clone());
         self.writer
-            .run(1, move |tx| change_item(tx, project, &queue, item_id, &change, now))
+            .run(1, move |tx| {
+                change_item(tx, project, &queue, item_id, &change, now)
+            })
             .await
     }
 
@@ -454,7 +469,9 @@ impl Review for SqliteStore {
     ) -> Result<Option<ReviewItem>> {
         let (queue, reviewer) = (queue.to_owned(), reviewer.to_owned());
         self.writer
-            .run(1, move |tx| reserve_next(tx, project, &queue, &reviewer, now))
+            .run(1, move |tx| {
+                reserve_next(tx, project, &queue, &reviewer, now)
+            })
             .await
     }
 
@@ -615,7 +632,11 @@ impl Review for SqliteStore {
                     "SELECT seq, project_id, id FROM traces WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                 )?
                 .query_map(params![after, limit], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(2)?))
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
                 .into_iter()
