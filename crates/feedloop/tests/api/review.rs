@@ -561,4 +561,20 @@ async fn reviewers_agree_or_not_and_assignment_holds() {
     assert_eq!(status, 204);
     let answer = server.get("/api/v1/queues/experts").await;
     assert_error(&answer, 404, "queue_not_found", None);
+
+    // Every route is in the OpenAPI document.
+    let (status, document) = server.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    for (path, method) in [
+        ("/api/v1/queues", "post"),
+        ("/api/v1/queues/{queue}", "put"),
+        ("/api/v1/queues/{queue}/items", "get"),
+        ("/api/v1/queues/{queue}/items/{item}/actions", "post"),
+        ("/api/v1/queues/{queue}/items/{item}/history", "get"),
+        ("/api/v1/queues/{queue}/reserve", "post"),
+        ("/api/v1/queues/{queue}/agreement", "get"),
+    ] {
+        assert!(document["paths"][path][method].is_object(), "{path} {method}");
+    }
+    assert!(document["components"]["schemas"]["ActionBody"].is_object());
 }
