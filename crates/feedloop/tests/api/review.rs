@@ -574,7 +574,10 @@ async fn reviewers_agree_or_not_and_assignment_holds() {
         ("/api/v1/queues/{queue}/reserve", "post"),
         ("/api/v1/queues/{queue}/agreement", "get"),
     ] {
-        assert!(document["paths"][path][method].is_object(), "{path} {method}");
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{path} {method}"
+        );
     }
     assert!(document["components"]["schemas"]["ActionBody"].is_object());
 }
