@@ -16,6 +16,7 @@ mod api {
     mod otlp_interop;
     mod outage;
     mod replicas;
+    mod review;
     mod search;
     mod security;
     mod signals;

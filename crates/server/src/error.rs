@@ -38,6 +38,8 @@ pub enum ErrorCode {
     CategoryNotFound,
     LessonNotFound,
     RouteNotFound,
+    QueueNotFound,
+    ReviewItemNotFound,
     MethodNotAllowed,
     /// The id exists with other content.
     Conflict,
@@ -65,7 +67,9 @@ impl ErrorCode {
             | Self::KeyNotFound
             | Self::CategoryNotFound
             | Self::LessonNotFound
-            | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            | Self::RouteNotFound
+            | Self::QueueNotFound
+            | Self::ReviewItemNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -142,6 +146,8 @@ impl ApiError {
                     "category" => ErrorCode::CategoryNotFound,
                     "session" => ErrorCode::SessionNotFound,
                     "lesson" => ErrorCode::LessonNotFound,
+                    "queue" => ErrorCode::QueueNotFound,
+                    "review item" => ErrorCode::ReviewItemNotFound,
                     _ => ErrorCode::TraceNotFound,
                 };
                 Self::new(code, format!("{what} {id:?} not found"))

@@ -25,18 +25,28 @@ pub enum Job {
     /// Derives implicit signals from new traces and idle sessions, and updates satisfaction
     /// estimates (see `feedloop_signals`).
     DeriveSignals,
+    /// Enqueues the traces that review queue rules match, and recomputes the triage priority
+    /// of open items whose trace got new feedback (see `crate::review::rules`).
+    ReviewRules,
 }
 
 impl Job {
     /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
-    /// out cases whose trace is satisfied all told.
-    pub const ALL: [Job; 3] = [Job::PruneChangeLog, Job::DeriveSignals, Job::ProposeLessons];
+    /// out cases whose trace is satisfied all told, and before review rules, which may filter
+    /// on satisfaction.
+    pub const ALL: [Job; 4] = [
+        Job::PruneChangeLog,
+        Job::DeriveSignals,
+        Job::ReviewRules,
+        Job::ProposeLessons,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::PruneChangeLog => "prune_change_log",
             Self::ProposeLessons => "propose_lessons",
             Self::DeriveSignals => "derive_signals",
+            Self::ReviewRules => "review_rules",
         }
     }
 
@@ -47,15 +57,18 @@ impl Job {
             // Short: each run continues from stored positions, so runs stay small and derived
             // signals follow traffic within seconds (the replica's tick interval permitting).
             Self::DeriveSignals => SignedDuration::from_secs(10),
+            // Like signals: each run continues from stored positions.
+            Self::ReviewRules => SignedDuration::from_secs(10),
         }
     }
 
     /// How long a claim holds before another replica may take the period over.
     pub fn lease(self) -> SignedDuration {
         match self {
-            Self::PruneChangeLog | Self::ProposeLessons | Self::DeriveSignals => {
-                SignedDuration::from_mins(5)
-            }
+            Self::PruneChangeLog
+            | Self::ProposeLessons
+            | Self::DeriveSignals
+            | Self::ReviewRules => SignedDuration::from_mins(5),
         }
     }
 
@@ -97,6 +110,13 @@ impl Job {
                     report.num_answers_checked,
                     report.num_signals_stored,
                     report.num_estimates_updated
+                ))
+            }
+            Self::ReviewRules => {
+                let report = crate::review::rules::run(state, now).await?;
+                Ok(format!(
+                    "checked {} traces, enqueued {} items, updated {} priorities",
+                    report.num_traces_checked, report.num_enqueued, report.num_priorities_updated
                 ))
             }
         }

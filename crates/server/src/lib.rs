@@ -12,6 +12,7 @@ pub mod ops;
 pub mod otlp;
 mod query;
 pub mod replica;
+pub mod review;
 mod routes;
 pub mod wire;
 

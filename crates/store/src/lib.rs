@@ -12,6 +12,7 @@ pub mod lessons;
 pub mod postgres;
 mod records;
 pub mod restore;
+pub mod review;
 pub mod signals;
 mod sql_filter;
 pub mod sqlite;
@@ -137,6 +138,7 @@ pub trait Store:
     + coordination::Coordination
     + restore::Restore
     + signals::Signals
+    + review::Review
 {
 }
 
@@ -148,6 +150,7 @@ impl<T> Store for T where
         + coordination::Coordination
         + restore::Restore
         + signals::Signals
+        + review::Review
 {
 }
 

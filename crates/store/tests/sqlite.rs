@@ -129,6 +129,11 @@ mod sqlite_only {
              DROP TABLE signal_settings;
              DROP TABLE signal_progress;
              DROP TABLE trace_satisfaction;
+             DROP TABLE review_queues;
+             DROP TABLE review_items;
+             DROP TABLE review_verdicts;
+             DROP TABLE review_events;
+             DROP TABLE review_progress;
              DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();

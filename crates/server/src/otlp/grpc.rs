@@ -76,7 +76,9 @@ fn status(error: ApiError) -> Status {
         | ErrorCode::KeyNotFound
         | ErrorCode::CategoryNotFound
         | ErrorCode::LessonNotFound
-        | ErrorCode::RouteNotFound => Status::not_found(message),
+        | ErrorCode::RouteNotFound
+        | ErrorCode::QueueNotFound
+        | ErrorCode::ReviewItemNotFound => Status::not_found(message),
         ErrorCode::MethodNotAllowed => Status::unimplemented(message),
     }
 }

@@ -7,6 +7,7 @@ mod lessons;
 mod meta;
 mod otlp;
 mod read;
+mod review;
 mod search;
 mod signals;
 mod taxonomy;
@@ -53,6 +54,18 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::project))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
+        .routes(routes!(review::list_queues, review::create_queue))
+        .routes(routes!(
+            review::get_queue,
+            review::update_queue,
+            review::delete_queue
+        ))
+        .routes(routes!(review::list_items, review::enqueue))
+        .routes(routes!(review::get_item))
+        .routes(routes!(review::item_history))
+        .routes(routes!(review::post_action))
+        .routes(routes!(review::reserve_next))
+        .routes(routes!(review::agreement))
 }
 
 pub fn router(state: AppState) -> Router {

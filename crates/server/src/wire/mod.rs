@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod feedback;
+pub mod review;
 pub mod search;
 pub mod signal;
 pub mod trace;

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_signals.sql"),
     ),
+    (6, include_str!("../../migrations/postgres/0006_review.sql")),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

@@ -26,6 +26,7 @@ mod locks;
 mod migrate;
 mod read;
 mod restore;
+mod review;
 mod rows;
 mod signals;
 

@@ -16,6 +16,7 @@ mod migrate;
 mod pool;
 mod read;
 mod restore;
+mod review;
 mod signals;
 mod writer;
 

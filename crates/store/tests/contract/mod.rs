@@ -16,6 +16,7 @@ mod lessons;
 mod lists;
 mod pagination;
 mod projects;
+mod review;
 mod sessions;
 mod signals;
 mod supersession;
@@ -30,6 +31,7 @@ pub use lessons::*;
 pub use lists::*;
 pub use pagination::*;
 pub use projects::*;
+pub use review::*;
 pub use sessions::*;
 pub use signals::*;
 pub use supersession::*;
@@ -116,6 +118,13 @@ macro_rules! store_contract_suite {
             satisfaction_is_stored_filtered_and_removed,
             signal_negativity_follows_the_projects_polarities,
             a_copy_range_outside_the_output_is_rejected,
+            review_queues_are_created_listed_updated_and_deleted,
+            a_trace_is_enqueued_once_per_queue,
+            the_item_lifecycle_follows_the_model,
+            an_expired_reservation_is_reservable_again,
+            verdicts_need_labels_and_are_listed_for_agreement,
+            assigned_items_are_reserved_only_by_their_assignee,
+            the_rules_job_lookups_follow_traces_and_filters,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
