@@ -11,6 +11,7 @@ pub mod feedback;
 pub mod filter;
 pub mod ids;
 pub mod lesson;
+pub mod pii;
 pub mod signals;
 pub mod taxonomy;
 pub mod trace;
