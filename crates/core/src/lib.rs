@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod dataset;
 pub mod error;
 pub mod feedback;
 pub mod filter;
@@ -17,5 +18,5 @@ pub mod taxonomy;
 pub mod trace;
 
 pub use error::ValidationError;
-pub use ids::{FeedbackId, InjectionId, LessonId, ProjectId, SpanId, TraceId};
+pub use ids::{DatasetItemId, FeedbackId, InjectionId, LessonId, ProjectId, SpanId, TraceId};
 pub use jiff::Timestamp;

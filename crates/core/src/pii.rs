@@ -267,7 +267,11 @@ const PATTERNS: &[(PiiKind, &str, fn(&str, Range<usize>) -> bool)] = &[
         r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b",
         is_ipv4,
     ),
-    (PiiKind::IpAddress, r"[0-9A-Fa-f:.]*::?[0-9A-Fa-f:.]*", is_ipv6),
+    (
+        PiiKind::IpAddress,
+        r"[0-9A-Fa-f:.]*::?[0-9A-Fa-f:.]*",
+        is_ipv6,
+    ),
     // International: +, a country code, then groups.
     (
         PiiKind::Phone,
@@ -387,7 +391,10 @@ fn is_ipv4(text: &str, range: Range<usize>) -> bool {
         .next()
         .unwrap_or("")
         .to_ascii_lowercase();
-    !matches!(previous_word.as_str(), "v" | "version" | "release" | "build")
+    !matches!(
+        previous_word.as_str(),
+        "v" | "version" | "release" | "build"
+    )
 }
 
 /// A run of hex digits, colons and dots that parses as an IPv6 address, with at least two
@@ -405,8 +412,7 @@ fn is_ipv6(text: &str, range: Range<usize>) -> bool {
         return false;
     }
     // `::` alone parses too; an address has at least one hex digit.
-    found.chars().any(|c| c.is_ascii_hexdigit())
-        && found.parse::<std::net::Ipv6Addr>().is_ok()
+    found.chars().any(|c| c.is_ascii_hexdigit()) && found.parse::<std::net::Ipv6Addr>().is_ok()
 }
 
 /// 7–15 digits (E.164 allows 15), not glued to a longer token, and not a date.
@@ -437,7 +443,10 @@ fn looks_like_date(found: &str) -> bool {
         return false;
     }
     let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-    matches!(lengths.as_slice(), [4, 2, 2] | [2, 2, 4] | [1 | 2, 1 | 2, 4])
+    matches!(
+        lengths.as_slice(),
+        [4, 2, 2] | [2, 2, 4] | [1 | 2, 1 | 2, 4]
+    )
 }
 
 #[cfg(test)]
@@ -458,7 +467,10 @@ mod tests {
             masked("write to jane.doe+billing@example.co.uk today"),
             "write to [EMAIL] today"
         );
-        assert_eq!(masked("user@localhost is no address"), "user@localhost is no address");
+        assert_eq!(
+            masked("user@localhost is no address"),
+            "user@localhost is no address"
+        );
         assert_eq!(masked("@mention and a@b"), "@mention and a@b");
     }
 
@@ -536,8 +548,14 @@ mod tests {
     fn ip_addresses_but_not_versions() {
         assert_eq!(masked("from 192.168.0.12."), "from [IP_ADDRESS].");
         assert_eq!(masked("peer 10.0.0.1:8080"), "peer [IP_ADDRESS]:8080");
-        assert_eq!(masked("host 2001:db8::8a2e:370:7334 up"), "host [IP_ADDRESS] up");
-        assert_eq!(masked("loopback ::1 and fe80::1"), "loopback [IP_ADDRESS] and [IP_ADDRESS]");
+        assert_eq!(
+            masked("host 2001:db8::8a2e:370:7334 up"),
+            "host [IP_ADDRESS] up"
+        );
+        assert_eq!(
+            masked("loopback ::1 and fe80::1"),
+            "loopback [IP_ADDRESS] and [IP_ADDRESS]"
+        );
         // A bare dotted quad is taken for an address (documented in the module).
         assert_eq!(masked("1.2.3.4"), "[IP_ADDRESS]");
         for text in [
@@ -584,7 +602,11 @@ mod tests {
             "aws_secret_access_key = [SECRET]"
         );
         // Publishable keys, short words and a JWT's dots are left to the secret detector.
-        for text in ["pk_live_abcdefghijklmnop1234", "a bearer of news", "sk-short"] {
+        for text in [
+            "pk_live_abcdefghijklmnop1234",
+            "a bearer of news",
+            "sk-short",
+        ] {
             assert_eq!(masked(text), text, "{text}");
         }
         assert_eq!(kinds(jwt), vec![PiiKind::Secret]);
@@ -613,7 +635,10 @@ mod tests {
         assert_eq!(parts[0], parts[1]);
         assert_ne!(parts[0], parts[2]);
         assert!(parts[0].starts_with("[EMAIL:") && parts[0].len() == "[EMAIL:]".len() + 12);
-        assert_eq!(scrub(text, PiiMode::Off), (text.to_owned(), PiiCounts::default()));
+        assert_eq!(
+            scrub(text, PiiMode::Off),
+            (text.to_owned(), PiiCounts::default())
+        );
     }
 
     #[test]
