@@ -6,6 +6,7 @@
 
 mod checks;
 pub mod coordination;
+pub mod datasets;
 pub mod embeddings;
 mod error;
 pub mod lessons;
@@ -16,6 +17,7 @@ pub mod signals;
 mod sql_filter;
 pub mod sqlite;
 
+pub use datasets::{DatasetSummary, DatasetVersion, Datasets, StoredDatasetItem};
 pub use error::{ItemList, ItemRef, StoreError};
 pub use lessons::{
     EffectCounts, EvidenceWatermark, INJECTION_METADATA_KEY, Injection, Lessons, NegativeCase,
@@ -137,6 +139,7 @@ pub trait Store:
     + coordination::Coordination
     + restore::Restore
     + signals::Signals
+    + datasets::Datasets
 {
 }
 
@@ -148,6 +151,7 @@ impl<T> Store for T where
         + coordination::Coordination
         + restore::Restore
         + signals::Signals
+    + datasets::Datasets
 {
 }
 

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_signals.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_datasets.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

@@ -9,6 +9,7 @@
 
 mod concurrency;
 mod coordination;
+mod datasets;
 mod embeddings;
 mod feedback;
 mod fixtures;
@@ -24,6 +25,7 @@ mod validation;
 
 pub use concurrency::*;
 pub use coordination::*;
+pub use datasets::*;
 pub use embeddings::*;
 pub use feedback::*;
 pub use lessons::*;
@@ -114,6 +116,11 @@ macro_rules! store_contract_suite {
             abandonment_candidates_carry_the_next_start_and_engagement,
             derived_signals_are_deleted_by_rule_prefix_only,
             satisfaction_is_stored_filtered_and_removed,
+            datasets_are_named_uniquely_per_project,
+            dataset_items_are_idempotent_per_trace_and_id,
+            dataset_items_page_in_the_order_added,
+            a_dataset_version_freezes_the_items_added_before_it,
+            vectors_of_traces_are_read_by_trace_id,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
