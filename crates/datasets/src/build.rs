@@ -3,11 +3,11 @@
 //! trace already in the dataset are duplicates, so running the same filter again adds nothing.
 
 use feedloop_core::ProjectId;
+use feedloop_core::TraceId;
 use feedloop_core::dataset::{Adder, DatasetItem, items_from_chain};
 use feedloop_core::feedback::{Feedback, FeedbackValue};
 use feedloop_core::filter::{Filter, Order, PageRequest};
 use feedloop_core::trace::Trace;
-use feedloop_core::TraceId;
 use feedloop_store::{Outcome, Store};
 use std::collections::HashMap;
 
@@ -52,7 +52,11 @@ pub async fn add_from_feedback(
         page.limit = PAGE.min(u32::try_from(remaining).unwrap_or(PAGE));
         let traces = store.list_traces(project, filter, page).await?;
         report.matched_traces += traces.items.len() as u64;
-        let chains: Vec<Trace> = traces.items.into_iter().map(|stored| stored.trace).collect();
+        let chains: Vec<Trace> = traces
+            .items
+            .into_iter()
+            .map(|stored| stored.trace)
+            .collect();
         let items = items_of(store, project, &chains, adder).await?;
         report.items += items.len() as u64;
         if !items.is_empty() {

@@ -151,7 +151,7 @@ impl<T> Store for T where
         + coordination::Coordination
         + restore::Restore
         + signals::Signals
-    + datasets::Datasets
+        + datasets::Datasets
 {
 }
 

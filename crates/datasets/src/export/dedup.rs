@@ -103,7 +103,9 @@ mod tests {
         assert_eq!(verdicts[0], Verdict::Kept);
         assert_eq!(verdicts[1], Verdict::Kept);
         assert!(matches!(verdicts[2], Verdict::DuplicateOf(1, s) if s > 0.99));
-        let next = dedup.judge(&[(4, a_again), (5, normalised(vec![0.0, 0.0, 1.0]))]).unwrap();
+        let next = dedup
+            .judge(&[(4, a_again), (5, normalised(vec![0.0, 0.0, 1.0]))])
+            .unwrap();
         assert!(matches!(next[0], Verdict::DuplicateOf(1, _)));
         assert_eq!(next[1], Verdict::Kept);
     }

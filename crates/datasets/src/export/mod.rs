@@ -106,7 +106,10 @@ impl ExportOptions {
         if let Some(threshold) = self.dedup_threshold
             && !(0.0..=1.0).contains(&threshold)
         {
-            return Err(ValidationError::new("dedup_threshold", "must be within 0..=1"));
+            return Err(ValidationError::new(
+                "dedup_threshold",
+                "must be within 0..=1",
+            ));
         }
         if !(0.0..=1.0).contains(&self.contrast_threshold) {
             return Err(ValidationError::new(
@@ -254,7 +257,13 @@ async fn vectors_of(
     .into_iter();
     page.iter()
         .map(|s| {
-            let vector = match s.item.provenance.trace_id.as_ref().and_then(|id| stored.get(id)) {
+            let vector = match s
+                .item
+                .provenance
+                .trace_id
+                .as_ref()
+                .and_then(|id| stored.get(id))
+            {
                 Some(vector) => vector.clone(),
                 None => embedded.next().ok_or_else(|| {
                     DatasetError::Internal("the embedder returned too few vectors".into())
@@ -270,7 +279,10 @@ async fn send_all(
     out: Vec<ExportEvent>,
 ) -> Result<(), DatasetError> {
     for event in out {
-        lines.send(event).await.map_err(|_| DatasetError::Abandoned)?;
+        lines
+            .send(event)
+            .await
+            .map_err(|_| DatasetError::Abandoned)?;
     }
     Ok(())
 }
@@ -285,7 +297,8 @@ struct Single {
 struct State {
     options: ExportOptions,
     dimensions: usize,
-    dedup: Option<NearDuplicates>,
+    /// One duplicate index per role (see [`State::role`]); empty without dedup.
+    dedup: Vec<NearDuplicates>,
     /// Ids of kept items by sequence number, to name what a duplicate duplicates.
     kept_ids: HashMap<u64, String>,
     counts: Counts,
@@ -298,10 +311,12 @@ struct State {
 
 impl State {
     fn new(options: &ExportOptions, dimensions: usize) -> Result<Self, DatasetError> {
-        let dedup = options
-            .dedup_threshold
-            .map(|threshold| NearDuplicates::new(dimensions, threshold))
-            .transpose()?;
+        let dedup = match options.dedup_threshold {
+            Some(threshold) => (0..3)
+                .map(|_| NearDuplicates::new(dimensions, threshold))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
         Ok(Self {
             options: options.clone(),
             dimensions,
@@ -322,17 +337,7 @@ impl State {
         page: Vec<StoredDatasetItem>,
         vectors: Vec<Vec<f32>>,
     ) -> Result<Vec<ExportEvent>, DatasetError> {
-        let verdicts = match &self.dedup {
-            Some(dedup) => {
-                let keyed: Vec<(u64, Vec<f32>)> = page
-                    .iter()
-                    .zip(&vectors)
-                    .map(|(stored, vector)| (stored.seq.unsigned_abs(), vector.clone()))
-                    .collect();
-                dedup.judge(&keyed)?
-            }
-            None => vec![Verdict::Kept; page.len()],
-        };
+        let verdicts = self.judge(&page, &vectors)?;
         let mut vectors = vectors.into_iter();
         let mut out = Vec::new();
         for (stored, verdict) in page.into_iter().zip(verdicts) {
@@ -346,9 +351,11 @@ impl State {
                 });
                 continue;
             }
-            if self.dedup.is_some() {
-                self.kept_ids
-                    .insert(stored.seq.unsigned_abs(), stored.item.id.as_str().to_owned());
+            if !self.dedup.is_empty() {
+                self.kept_ids.insert(
+                    stored.seq.unsigned_abs(),
+                    stored.item.id.as_str().to_owned(),
+                );
             }
             let item = self.scrubbed(stored.item);
             // Scrubbing can make two answers equal ("call [PHONE]"): no pair then.
@@ -373,6 +380,46 @@ impl State {
             }
         }
         Ok(out)
+    }
+
+    /// Which duplicate index an item is judged against. For preferences, a liked answer, a
+    /// disliked one and a pair to near-identical prompts are no duplicates of each other: a
+    /// liked and a disliked answer make a contrast pair. Other formats train on the input and
+    /// the ideal output, so every item is judged against every other.
+    fn role(&self, item: &DatasetItem) -> usize {
+        if self.options.format != ExportFormat::Preference {
+            return 0;
+        }
+        match (&item.ideal_output, &item.rejected_output) {
+            (Some(_), Some(_)) => 0,
+            (Some(_), None) => 1,
+            (None, _) => 2,
+        }
+    }
+
+    /// The near-duplicate verdict of each item of the page, in order.
+    fn judge(
+        &self,
+        page: &[StoredDatasetItem],
+        vectors: &[Vec<f32>],
+    ) -> Result<Vec<Verdict>, DatasetError> {
+        if self.dedup.is_empty() {
+            return Ok(vec![Verdict::Kept; page.len()]);
+        }
+        let mut verdicts = vec![Verdict::Kept; page.len()];
+        for (role, dedup) in self.dedup.iter().enumerate() {
+            let positions: Vec<usize> = (0..page.len())
+                .filter(|&i| self.role(&page[i].item) == role)
+                .collect();
+            let keyed: Vec<(u64, Vec<f32>)> = positions
+                .iter()
+                .map(|&i| (page[i].seq.unsigned_abs(), vectors[i].clone()))
+                .collect();
+            for (position, verdict) in positions.into_iter().zip(dedup.judge(&keyed)?) {
+                verdicts[position] = verdict;
+            }
+        }
+        Ok(verdicts)
     }
 
     /// Pairs the single answers by rating contrast (preferences only).

@@ -24,8 +24,8 @@ use crate::extract::{ProjectKey, ValidatedJson};
 use crate::query::{bad, parse_bool, parse_pairs};
 use crate::routes::search::filter_from_body;
 use crate::wire::dataset::{
-    AddContext, DatasetList, DatasetView, FromFeedbackBody, ItemPage, NewDatasetBody,
-    NewItemsBody, NewVersionBody, VersionList, VersionView,
+    AddContext, DatasetList, DatasetView, FromFeedbackBody, ItemPage, NewDatasetBody, NewItemsBody,
+    NewVersionBody, VersionList, VersionView,
 };
 use crate::wire::{BatchReceipt, ItemReceipt, ItemStatus};
 
@@ -77,7 +77,10 @@ pub async fn create_dataset(
     };
     dataset.check()?;
     state.store.create_dataset(project, &dataset).await?;
-    Ok((StatusCode::CREATED, Json(find(&state, project, &dataset.name).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(find(&state, project, &dataset.name).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -152,7 +155,10 @@ pub async fn add_items(
             })
             .collect::<Result<Vec<_>, _>>()?
     };
-    let outcomes = state.store.add_dataset_items(project, &name, &items).await?;
+    let outcomes = state
+        .store
+        .add_dataset_items(project, &name, &items)
+        .await?;
     let receipts = items
         .iter()
         .zip(outcomes)
@@ -214,7 +220,9 @@ pub async fn list_items(
         .store
         .dataset_items(project, &name, after, up_to, limit)
         .await?;
-    let next_after = (items.len() == limit as usize).then(|| items.last().map(|i| i.seq)).flatten();
+    let next_after = (items.len() == limit as usize)
+        .then(|| items.last().map(|i| i.seq))
+        .flatten();
     Ok(Json(ItemPage {
         items: items.into_iter().map(|stored| stored.item).collect(),
         next_after,
@@ -247,11 +255,9 @@ pub async fn from_feedback(
     let filter = filter_from_body(body.filter)?;
     let max_traces = body.max_traces.unwrap_or(MAX_TRACES);
     if !(1..=MAX_TRACES).contains(&max_traces) {
-        return Err(ValidationError::new(
-            "max_traces",
-            format!("must be within 1..={MAX_TRACES}"),
-        )
-        .into());
+        return Err(
+            ValidationError::new("max_traces", format!("must be within 1..={MAX_TRACES}")).into(),
+        );
     }
     let adder = Adder {
         origin: ItemOrigin::Filter,
@@ -332,7 +338,8 @@ pub async fn list_versions(
 enum Lines {
     /// One split's lines, in the format as it is (CSV with its header).
     Only(Split),
-    /// Both splits as `{"split","line"}` objects, then `{"manifest": …}` (or `{"error": …}`).
+    /// Both splits as `{"split","line"}` objects, after `{"header"}` for CSV, then
+    /// `{"manifest": …}` (or `{"error": …}`).
     All,
 }
 
@@ -388,12 +395,11 @@ pub async fn export(
             feedloop_datasets::run_export(store, memory, project, &name, &options, sender).await
         }
     });
-    let header = match lines {
-        Lines::Only(_) => options.format.header().map(|h| Bytes::from(h + "\n")),
-        Lines::All => None,
-    };
-    let body = futures::stream::iter(header.map(Ok))
-        .chain(export_stream(receiver, export, lines));
+    let header = options.format.header().map(|header| match lines {
+        Lines::Only(_) => Bytes::from(header + "\n"),
+        Lines::All => Bytes::from(serde_json::json!({ "header": header }).to_string() + "\n"),
+    });
+    let body = futures::stream::iter(header.map(Ok)).chain(export_stream(receiver, export, lines));
     let content_type = match (lines, options.format) {
         (Lines::Only(_), ExportFormat::Csv) => "text/csv; charset=utf-8",
         _ => "application/x-ndjson",
@@ -485,7 +491,9 @@ fn finish(
         }
         (Err(error), Lines::Only(_)) => {
             tracing::error!(%error, "export failed part-way");
-            Err(std::io::Error::other("the export failed; see the server log"))
+            Err(std::io::Error::other(
+                "the export failed; see the server log",
+            ))
         }
         (Err(error), Lines::All) => {
             let error: ApiError = error.into();
@@ -508,9 +516,10 @@ fn parse_export_query(raw: Option<&str>) -> Result<(ExportOptions, Lines), ApiEr
     for (field, value) in parse_pairs(raw)? {
         match field.as_str() {
             "format" => {
-                format = Some(ExportFormat::parse(&value).ok_or_else(|| {
-                    bad("format", "must be one of openai, sft, preference, csv")
-                })?)
+                format =
+                    Some(ExportFormat::parse(&value).ok_or_else(|| {
+                        bad("format", "must be one of openai, sft, preference, csv")
+                    })?)
             }
             "split" => {
                 lines = match value.as_str() {
@@ -531,8 +540,8 @@ fn parse_export_query(raw: Option<&str>) -> Result<(ExportOptions, Lines), ApiEr
             "dedup_threshold" => options.dedup_threshold = Some(number(&field, &value)? as f32),
             "contrast_threshold" => options.contrast_threshold = number(&field, &value)? as f32,
             "pii" => {
-                options.pii = PiiMode::parse(&value)
-                    .ok_or_else(|| bad("pii", "must be off, mask or hash"))?
+                options.pii =
+                    PiiMode::parse(&value).ok_or_else(|| bad("pii", "must be off, mask or hash"))?
             }
             "category" => options.filter.category = Some(value),
             "origin" => {
@@ -543,7 +552,10 @@ fn parse_export_query(raw: Option<&str>) -> Result<(ExportOptions, Lines), ApiEr
             }
             "source" => {
                 options.filter.source = Some(ItemSource::parse(&value).ok_or_else(|| {
-                    bad("source", "must be correction, pairwise_vote, rating or manual")
+                    bad(
+                        "source",
+                        "must be correction, pairwise_vote, rating or manual",
+                    )
                 })?)
             }
             other => return Err(bad(other, "unknown query parameter")),

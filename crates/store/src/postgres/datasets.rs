@@ -60,7 +60,8 @@ async fn summary(
 }
 
 fn version_number(number: i64) -> Result<u32> {
-    u32::try_from(number).map_err(|_| StoreError::Internal(format!("version {number} out of range")))
+    u32::try_from(number)
+        .map_err(|_| StoreError::Internal(format!("version {number} out of range")))
 }
 
 #[async_trait]

@@ -22,7 +22,12 @@ fn dataset_id(conn: &Connection, project: ProjectId, name: &str) -> Result<i64> 
         .ok_or_else(|| dataset_not_found(name))
 }
 
-fn summary(conn: &Connection, project: ProjectId, row_id: i64, doc: &str) -> Result<DatasetSummary> {
+fn summary(
+    conn: &Connection,
+    project: ProjectId,
+    row_id: i64,
+    doc: &str,
+) -> Result<DatasetSummary> {
     let dataset: Dataset = serde_json::from_str(doc)?;
     let (num_items, latest_version): (i64, i64) = conn
         .prepare_cached(
@@ -63,7 +68,9 @@ fn add_items(
             .query_row(params![dataset, id], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
         match stored {
-            Some((stored_hash, stored_key)) if taken_by_other(&stored_hash, &stored_key, hash, key) => {
+            Some((stored_hash, stored_key))
+                if taken_by_other(&stored_hash, &stored_key, hash, key) =>
+            {
                 return Err(id_conflict(index, id));
             }
             _ => outcomes.push(Outcome::Duplicate),
@@ -90,17 +97,20 @@ fn versions(conn: &Connection, project: ProjectId, dataset: i64) -> Result<Vec<D
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
-        .map(|(number, item_seq, num_items, created_at, created_by, note)| {
-            Ok(DatasetVersion {
-                number: u32::try_from(number)
-                    .map_err(|_| StoreError::Internal(format!("version {number} out of range")))?,
-                item_seq,
-                num_items: num_items.unsigned_abs(),
-                created_at: timestamp(created_at)?,
-                created_by,
-                note,
-            })
-        })
+        .map(
+            |(number, item_seq, num_items, created_at, created_by, note)| {
+                Ok(DatasetVersion {
+                    number: u32::try_from(number).map_err(|_| {
+                        StoreError::Internal(format!("version {number} out of range"))
+                    })?,
+                    item_seq,
+                    num_items: num_items.unsigned_abs(),
+                    created_at: timestamp(created_at)?,
+                    created_by,
+                    note,
+                })
+            },
+        )
         .collect()
 }
 
@@ -140,10 +150,15 @@ impl Datasets for SqliteStore {
         self.readers
             .run(move |conn| {
                 let row: Option<(i64, String)> = conn
-                    .prepare_cached("SELECT id, doc FROM datasets WHERE project_id = ?1 AND name = ?2")?
-                    .query_row(params![project.0, name], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .prepare_cached(
+                        "SELECT id, doc FROM datasets WHERE project_id = ?1 AND name = ?2",
+                    )?
+                    .query_row(params![project.0, name], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
                     .optional()?;
-                row.map(|(id, doc)| summary(conn, project, id, &doc)).transpose()
+                row.map(|(id, doc)| summary(conn, project, id, &doc))
+                    .transpose()
             })
             .await
     }
@@ -152,7 +167,9 @@ impl Datasets for SqliteStore {
         self.readers
             .run(move |conn| {
                 let rows = conn
-                    .prepare_cached("SELECT id, doc FROM datasets WHERE project_id = ?1 ORDER BY name")?
+                    .prepare_cached(
+                        "SELECT id, doc FROM datasets WHERE project_id = ?1 ORDER BY name",
+                    )?
                     .query_map(params![project.0], |row| {
                         Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
                     })?

@@ -17,10 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, include_str!("../../migrations/sqlite/0004_lessons.sql")),
     (5, include_str!("../../migrations/sqlite/0005_signals.sql")),
-    (
-        7,
-        include_str!("../../migrations/sqlite/0007_datasets.sql"),
-    ),
+    (7, include_str!("../../migrations/sqlite/0007_datasets.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

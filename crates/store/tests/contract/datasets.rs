@@ -55,7 +55,12 @@ async fn add(
         .expect("the items are added")
 }
 
-async fn item_ids(store: &dyn Store, project: ProjectId, name: &str, up_to: Option<i64>) -> Vec<String> {
+async fn item_ids(
+    store: &dyn Store,
+    project: ProjectId,
+    name: &str,
+    up_to: Option<i64>,
+) -> Vec<String> {
     store
         .dataset_items(project, name, 0, up_to, 1000)
         .await
@@ -67,11 +72,23 @@ async fn item_ids(store: &dyn Store, project: ProjectId, name: &str, up_to: Opti
 
 pub async fn datasets_are_named_uniquely_per_project(store: Arc<dyn Store>) {
     let store = store.as_ref();
-    let (one, two) = (new_project(store, "one").await, new_project(store, "two").await);
-    store.create_dataset(one, &dataset("support")).await.unwrap();
-    store.create_dataset(one, &dataset("billing")).await.unwrap();
+    let (one, two) = (
+        new_project(store, "one").await,
+        new_project(store, "two").await,
+    );
+    store
+        .create_dataset(one, &dataset("support"))
+        .await
+        .unwrap();
+    store
+        .create_dataset(one, &dataset("billing"))
+        .await
+        .unwrap();
     // The same name in another project is another dataset.
-    store.create_dataset(two, &dataset("support")).await.unwrap();
+    store
+        .create_dataset(two, &dataset("support"))
+        .await
+        .unwrap();
     match store.create_dataset(one, &dataset("support")).await {
         Err(StoreError::Conflict { field, .. }) => assert_eq!(field, "name"),
         other => panic!("expected a name conflict, got {other:?}"),
@@ -122,20 +139,35 @@ pub async fn dataset_items_are_idempotent_per_trace_and_id(store: Arc<dyn Store>
     );
     // The same trace under the same id with newer content (more feedback since): the first stays.
     assert_eq!(
-        add(store, project, "d", &[item("i1", Some("t1"), "a newer ideal")]).await,
+        add(
+            store,
+            project,
+            "d",
+            &[item("i1", Some("t1"), "a newer ideal")]
+        )
+        .await,
         vec![Outcome::Duplicate]
     );
     // Who added it and when is not content: a retry by someone else is a duplicate.
     let mut retried = item("i3", None, "ideal 3");
     retried.provenance.added_by = "bo".into();
-    assert_eq!(add(store, project, "d", &[retried]).await, vec![Outcome::Duplicate]);
+    assert_eq!(
+        add(store, project, "d", &[retried]).await,
+        vec![Outcome::Duplicate]
+    );
     // An id taken by other content fails the whole call and adds nothing.
-    let conflicting = [item("i5", Some("t5"), "ideal 5"), item("i3", None, "changed")];
+    let conflicting = [
+        item("i5", Some("t5"), "ideal 5"),
+        item("i3", None, "changed"),
+    ];
     match store.add_dataset_items(project, "d", &conflicting).await {
         Err(StoreError::Conflict { field, .. }) => assert_eq!(field, "items[1].id"),
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert_eq!(item_ids(store, project, "d", None).await, vec!["i1", "i2", "i3", "i4"]);
+    assert_eq!(
+        item_ids(store, project, "d", None).await,
+        vec!["i1", "i2", "i3", "i4"]
+    );
     // Two items of one trace in one call: the second is a duplicate.
     let twice = [item("i6", Some("t6"), "a"), item("i7", Some("t6"), "b")];
     assert_eq!(
@@ -146,11 +178,22 @@ pub async fn dataset_items_are_idempotent_per_trace_and_id(store: Arc<dyn Store>
     assert!(item_ids(store, other, "d", None).await.is_empty());
     assert!(matches!(
         store.add_dataset_items(project, "missing", &first).await,
-        Err(StoreError::NotFound { what: "dataset", .. })
+        Err(StoreError::NotFound {
+            what: "dataset",
+            ..
+        })
     ));
     let stored = store.dataset_items(project, "d", 0, None, 1).await.unwrap();
     assert_eq!(stored[0].item, first[0]);
-    assert_eq!(store.dataset(project, "d").await.unwrap().unwrap().num_items, 5);
+    assert_eq!(
+        store
+            .dataset(project, "d")
+            .await
+            .unwrap()
+            .unwrap()
+            .num_items,
+        5
+    );
 }
 
 pub async fn dataset_items_page_in_the_order_added(store: Arc<dyn Store>) {
@@ -165,7 +208,10 @@ pub async fn dataset_items_page_in_the_order_added(store: Arc<dyn Store>) {
     }
     let (mut after, mut seen) = (0, Vec::new());
     loop {
-        let page = store.dataset_items(project, "d", after, None, 10).await.unwrap();
+        let page = store
+            .dataset_items(project, "d", after, None, 10)
+            .await
+            .unwrap();
         let Some(last) = page.last() else { break };
         after = last.seq;
         seen.extend(page.into_iter().map(|stored| stored.item.id.into_string()));
@@ -178,7 +224,13 @@ pub async fn a_dataset_version_freezes_the_items_added_before_it(store: Arc<dyn 
     let store = store.as_ref();
     let project = new_project(store, "p").await;
     store.create_dataset(project, &dataset("d")).await.unwrap();
-    add(store, project, "d", &[item("i1", Some("t1"), "a"), item("i2", Some("t2"), "b")]).await;
+    add(
+        store,
+        project,
+        "d",
+        &[item("i1", Some("t1"), "a"), item("i2", Some("t2"), "b")],
+    )
+    .await;
     let v1 = store
         .create_dataset_version(project, "d", Some("ana"), Some("first cut"), at(10))
         .await
@@ -191,7 +243,10 @@ pub async fn a_dataset_version_freezes_the_items_added_before_it(store: Arc<dyn 
         .unwrap();
     assert_eq!((v2.number, v2.num_items), (2, 3));
     add(store, project, "d", &[item("i4", Some("t4"), "d")]).await;
-    assert_eq!(item_ids(store, project, "d", Some(v1.item_seq)).await, vec!["i1", "i2"]);
+    assert_eq!(
+        item_ids(store, project, "d", Some(v1.item_seq)).await,
+        vec!["i1", "i2"]
+    );
     assert_eq!(
         item_ids(store, project, "d", Some(v2.item_seq)).await,
         vec!["i1", "i2", "i3"]
@@ -201,17 +256,34 @@ pub async fn a_dataset_version_freezes_the_items_added_before_it(store: Arc<dyn 
     assert_eq!(versions, vec![v1.clone(), v2]);
     assert_eq!(versions[0].note.as_deref(), Some("first cut"));
     assert_eq!(versions[0].created_at, at(10));
-    assert_eq!(store.dataset(project, "d").await.unwrap().unwrap().latest_version, 2);
+    assert_eq!(
+        store
+            .dataset(project, "d")
+            .await
+            .unwrap()
+            .unwrap()
+            .latest_version,
+        2
+    );
     // An empty dataset's version holds nothing.
-    store.create_dataset(project, &dataset("empty")).await.unwrap();
+    store
+        .create_dataset(project, &dataset("empty"))
+        .await
+        .unwrap();
     let empty = store
         .create_dataset_version(project, "empty", None, None, at(30))
         .await
         .unwrap();
     assert_eq!((empty.number, empty.num_items), (1, 0));
-    assert!(item_ids(store, project, "empty", Some(empty.item_seq)).await.is_empty());
+    assert!(
+        item_ids(store, project, "empty", Some(empty.item_seq))
+            .await
+            .is_empty()
+    );
     assert!(matches!(
-        store.create_dataset_version(project, "missing", None, None, at(30)).await,
+        store
+            .create_dataset_version(project, "missing", None, None, at(30))
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 }
@@ -224,9 +296,18 @@ pub async fn vectors_of_traces_are_read_by_trace_id(store: Arc<dyn Store>) {
         input: Some(format!("input of {id}")),
         ..trace_part(id, 1)
     };
-    ingest_traces(store, project, vec![asked("t1"), asked("t2"), asked("t3")], at(1)).await;
+    ingest_traces(
+        store,
+        project,
+        vec![asked("t1"), asked("t2"), asked("t3")],
+        at(1),
+    )
+    .await;
     ingest_traces(store, other, vec![asked("t1")], at(1)).await;
-    let tasks = store.claim_embedding_tasks(100, at(2), at(60)).await.unwrap();
+    let tasks = store
+        .claim_embedding_tasks(100, at(2), at(60))
+        .await
+        .unwrap();
     // t3 is left without a vector.
     let seq_t3 = all_traces(store, project, &Default::default())
         .await
@@ -244,12 +325,21 @@ pub async fn vectors_of_traces_are_read_by_trace_id(store: Arc<dyn Store>) {
         })
         .collect();
     store.store_embeddings("m", vectors, at(3)).await.unwrap();
-    let ids: Vec<TraceId> = ["t1", "t2", "t3", "missing"].into_iter().map(trace_id).collect();
+    let ids: Vec<TraceId> = ["t1", "t2", "t3", "missing"]
+        .into_iter()
+        .map(trace_id)
+        .collect();
     let mut found = store.vectors_of_traces(project, "m", &ids).await.unwrap();
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let found_ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(found_ids, vec!["t1", "t2"]);
     // Each is the project's own trace's vector, of the asked model only.
     assert!(found.iter().all(|(_, v)| v[1] == project.0 as f32));
-    assert!(store.vectors_of_traces(project, "another-model", &ids).await.unwrap().is_empty());
+    assert!(
+        store
+            .vectors_of_traces(project, "another-model", &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
