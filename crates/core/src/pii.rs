@@ -186,12 +186,15 @@ pub fn find(text: &str) -> Vec<Finding> {
     claimed
 }
 
+/// Decides whether a match (its byte range in the text) is a real finding.
+type Accept = fn(&str, Range<usize>) -> bool;
+
 /// A pattern, the kind it finds, and a check of each match against its surroundings. When the
 /// pattern has a group 1, only that group is replaced (`Bearer <token>` keeps `Bearer`).
 struct Detector {
     kind: PiiKind,
     regex: Regex,
-    accept: fn(&str, Range<usize>) -> bool,
+    accept: Accept,
 }
 
 struct Detectors {
@@ -200,7 +203,7 @@ struct Detectors {
 }
 
 /// In priority order (see [`find`]).
-const PATTERNS: &[(PiiKind, &str, fn(&str, Range<usize>) -> bool)] = &[
+const PATTERNS: &[(PiiKind, &str, Accept)] = &[
     (
         PiiKind::Secret,
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
