@@ -17,8 +17,12 @@ async fn main() {
     for join in [0.5, 0.55, 0.6, 0.65, 0.7] {
         for found in [0.5, 0.55, 0.6, 0.65, 0.7] {
             for batches in [1, 4] {
-                let scores =
-                    eval::cluster_and_score(&queries, &vectors, Thresholds { join, found }, batches);
+                let scores = eval::cluster_and_score(
+                    &queries,
+                    &vectors,
+                    Thresholds { join, found },
+                    batches,
+                );
                 println!(
                     "{join:.2}  {found:.2}   {batches:>2}       {:>5}     {:.3}  {:.3}",
                     scores.num_clusters, scores.ari, scores.nmi

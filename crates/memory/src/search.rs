@@ -160,6 +160,12 @@ impl SemanticMemory {
         Ok(self.embedder.embed(texts).await?)
     }
 
+    /// [`Self::embed`] on the embedder's background lane, for bulk work (exports) that must
+    /// not delay queries.
+    pub async fn embed_bulk(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, MemoryError> {
+        Ok(self.embedder.embed_bulk(texts).await?)
+    }
+
     pub async fn embed_one(&self, text: String) -> Result<Vec<f32>, MemoryError> {
         self.embedder
             .embed(vec![text])

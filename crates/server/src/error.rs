@@ -37,6 +37,8 @@ pub enum ErrorCode {
     KeyNotFound,
     CategoryNotFound,
     LessonNotFound,
+    /// No dataset of that name, or no such version of it.
+    DatasetNotFound,
     RouteNotFound,
     QueueNotFound,
     ReviewItemNotFound,
@@ -67,6 +69,7 @@ impl ErrorCode {
             | Self::KeyNotFound
             | Self::CategoryNotFound
             | Self::LessonNotFound
+            | Self::DatasetNotFound
             | Self::RouteNotFound
             | Self::QueueNotFound
             | Self::ReviewItemNotFound => StatusCode::NOT_FOUND,
@@ -148,6 +151,7 @@ impl ApiError {
                     "lesson" => ErrorCode::LessonNotFound,
                     "queue" => ErrorCode::QueueNotFound,
                     "review item" => ErrorCode::ReviewItemNotFound,
+                    "dataset" => ErrorCode::DatasetNotFound,
                     _ => ErrorCode::TraceNotFound,
                 };
                 Self::new(code, format!("{what} {id:?} not found"))
@@ -237,6 +241,40 @@ impl From<LoopError> for ApiError {
                 ErrorCode::TraceNotFound,
                 format!("trace {:?} not found", id.as_str()),
             ),
+        }
+    }
+}
+
+/// The dataset operations' errors: the store's and semantic memory's as above, a missing
+/// dataset or version, an abandoned export.
+impl From<feedloop_datasets::DatasetError> for ApiError {
+    fn from(error: feedloop_datasets::DatasetError) -> Self {
+        use feedloop_datasets::DatasetError;
+        match error {
+            DatasetError::Store(error) => error.into(),
+            DatasetError::Memory(error) => error.into(),
+            DatasetError::DatasetNotFound(name) => Self::new(
+                ErrorCode::DatasetNotFound,
+                format!("dataset {name:?} not found"),
+            ),
+            DatasetError::VersionNotFound { dataset, version } => Self::new(
+                ErrorCode::DatasetNotFound,
+                format!("dataset {dataset:?} has no version {version}"),
+            )
+            .with_field("version"),
+            DatasetError::Embed(error) => {
+                tracing::error!(%error, "embedding dataset items failed");
+                Self::new(
+                    ErrorCode::Unavailable,
+                    format!("the embedding model is unavailable: {error}"),
+                )
+            }
+            error @ (DatasetError::Vector(_)
+            | DatasetError::Abandoned
+            | DatasetError::Internal(_)) => {
+                tracing::error!(%error, "dataset operation failed");
+                Self::new(ErrorCode::Internal, "internal error; see the server log")
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod checks;
 pub mod coordination;
+pub mod datasets;
 pub mod embeddings;
 mod error;
 pub mod lessons;
@@ -17,6 +18,7 @@ pub mod signals;
 mod sql_filter;
 pub mod sqlite;
 
+pub use datasets::{DatasetSummary, DatasetVersion, Datasets, StoredDatasetItem};
 pub use error::{ItemList, ItemRef, StoreError};
 pub use lessons::{
     EffectCounts, EvidenceWatermark, INJECTION_METADATA_KEY, Injection, Lessons, NegativeCase,
@@ -139,6 +141,7 @@ pub trait Store:
     + restore::Restore
     + signals::Signals
     + review::Review
+    + datasets::Datasets
 {
 }
 
@@ -151,6 +154,7 @@ impl<T> Store for T where
         + restore::Restore
         + signals::Signals
         + review::Review
+        + datasets::Datasets
 {
 }
 

@@ -1,5 +1,6 @@
 //! The route table. Each submodule holds the handlers of one resource.
 
+mod datasets;
 mod gateway;
 mod ingest;
 mod keys;
@@ -8,7 +9,7 @@ mod meta;
 mod otlp;
 mod read;
 mod review;
-mod search;
+pub(crate) mod search;
 mod signals;
 mod taxonomy;
 
@@ -50,6 +51,13 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(signals::post_signals))
         .routes(routes!(signals::get_settings, signals::put_settings))
         .routes(routes!(signals::recompute))
+        .routes(routes!(datasets::list_datasets, datasets::create_dataset))
+        .routes(routes!(datasets::get_dataset))
+        .routes(routes!(datasets::add_items, datasets::list_items))
+        .routes(routes!(datasets::from_feedback))
+        .routes(routes!(datasets::create_version, datasets::list_versions))
+        .routes(routes!(datasets::export))
+        .routes(routes!(datasets::export_manifest))
         .routes(routes!(meta::stats))
         .routes(routes!(meta::project))
         .routes(routes!(meta::healthz))

@@ -4,6 +4,7 @@
 //! with a [`ValidationError`](feedloop_core::ValidationError) that names the field.
 
 pub mod chain;
+pub mod dataset;
 pub mod feedback;
 pub mod review;
 pub mod search;

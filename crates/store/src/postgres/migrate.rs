@@ -32,6 +32,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/postgres/0005_signals.sql"),
     ),
     (6, include_str!("../../migrations/postgres/0006_review.sql")),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_datasets.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

@@ -19,6 +19,7 @@
 
 mod admin;
 mod coordination;
+mod datasets;
 mod embeddings;
 mod ingest;
 mod lessons;

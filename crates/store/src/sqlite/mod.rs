@@ -8,6 +8,7 @@
 mod admin;
 mod checkpoint;
 mod coordination;
+mod datasets;
 mod embeddings;
 mod filter;
 mod ingest;

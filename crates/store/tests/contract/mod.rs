@@ -9,6 +9,7 @@
 
 mod concurrency;
 mod coordination;
+mod datasets;
 mod embeddings;
 mod feedback;
 mod fixtures;
@@ -25,6 +26,7 @@ mod validation;
 
 pub use concurrency::*;
 pub use coordination::*;
+pub use datasets::*;
 pub use embeddings::*;
 pub use feedback::*;
 pub use lessons::*;
@@ -125,6 +127,11 @@ macro_rules! store_contract_suite {
             verdicts_need_labels_and_are_listed_for_agreement,
             assigned_items_are_reserved_only_by_their_assignee,
             the_rules_job_lookups_follow_traces_and_filters,
+            datasets_are_named_uniquely_per_project,
+            dataset_items_are_idempotent_per_trace_and_id,
+            dataset_items_page_in_the_order_added,
+            a_dataset_version_freezes_the_items_added_before_it,
+            vectors_of_traces_are_read_by_trace_id,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
