@@ -22,7 +22,7 @@ impl Default for Thresholds {
     /// Chosen on Banking77 (see `tests/banking77.rs` and BENCHMARKS.md).
     fn default() -> Self {
         Self {
-            join: 0.6,
+            join: 0.55,
             found: 0.6,
         }
     }

@@ -21,7 +21,8 @@ async fn clusters_follow_the_intents_of_banking77() {
     assert!(scores.nmi >= NMI - MARGIN, "{scores:?}");
 }
 
-/// Measured (2026-11-29) with the default thresholds; see BENCHMARKS.md.
-const ARI: f64 = 0.0;
-const NMI: f64 = 0.0;
+/// Measured (2026-11-29) with the default thresholds in 4 batches: 196 clusters, ARI 0.428,
+/// NMI 0.779; see BENCHMARKS.md.
+const ARI: f64 = 0.428;
+const NMI: f64 = 0.779;
 const MARGIN: f64 = 0.03;

@@ -5,6 +5,7 @@
 //! acknowledged only after they are committed. Only this crate contains SQL.
 
 mod checks;
+pub mod clusters;
 pub mod coordination;
 pub mod datasets;
 pub mod embeddings;
@@ -141,6 +142,7 @@ pub trait Store:
     + restore::Restore
     + signals::Signals
     + review::Review
+    + clusters::Clusters
     + datasets::Datasets
 {
 }
@@ -154,6 +156,7 @@ impl<T> Store for T where
         + restore::Restore
         + signals::Signals
         + review::Review
+        + clusters::Clusters
         + datasets::Datasets
 {
 }

@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_datasets.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_clusters.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

@@ -18,6 +18,7 @@
 //! back.
 
 mod admin;
+mod clusters;
 mod coordination;
 mod datasets;
 mod embeddings;

@@ -7,6 +7,7 @@
 
 mod admin;
 mod checkpoint;
+mod clusters;
 mod coordination;
 mod datasets;
 mod embeddings;

@@ -7,6 +7,7 @@
 //! case (the pattern of quickwit's `metastore_test_suite!`). Cases pass every timestamp to the
 //! store explicitly, so nothing here depends on the wall clock.
 
+mod clusters;
 mod concurrency;
 mod coordination;
 mod datasets;
@@ -24,6 +25,7 @@ mod supersession;
 mod traces;
 mod validation;
 
+pub use clusters::*;
 pub use concurrency::*;
 pub use coordination::*;
 pub use datasets::*;
@@ -119,6 +121,7 @@ macro_rules! store_contract_suite {
             derived_signals_are_deleted_by_rule_prefix_only,
             satisfaction_is_stored_filtered_and_removed,
             signal_negativity_follows_the_projects_polarities,
+            cluster_candidates_are_unclustered_negative_embedded_traces,
             a_copy_range_outside_the_output_is_rejected,
             review_queues_are_created_listed_updated_and_deleted,
             a_trace_is_enqueued_once_per_queue,
