@@ -61,6 +61,9 @@ pub struct ClusterEngine {
     store: Arc<dyn Store>,
     model: String,
     settings: ClusterSettings,
+    /// One run at a time in this process (the job and a requested refresh), so a problem is
+    /// never placed twice; across replicas the job's claim keeps runs apart.
+    running: tokio::sync::Mutex<()>,
 }
 
 impl ClusterEngine {
@@ -69,6 +72,7 @@ impl ClusterEngine {
             store,
             model: model.into(),
             settings,
+            running: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -94,6 +98,7 @@ impl ClusterEngine {
         project: ProjectId,
         now: Timestamp,
     ) -> Result<ClusterReport, StoreError> {
+        let _running = self.running.lock().await;
         let since = now.saturating_sub(self.settings.window).unwrap_or(now);
         let candidates = self
             .store

@@ -6,6 +6,7 @@ mod common;
 
 mod api {
     mod bad_input;
+    mod clusters;
     mod datasets;
     mod feedback;
     mod gateway;

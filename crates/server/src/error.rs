@@ -37,6 +37,7 @@ pub enum ErrorCode {
     KeyNotFound,
     CategoryNotFound,
     LessonNotFound,
+    ClusterNotFound,
     /// No dataset of that name, or no such version of it.
     DatasetNotFound,
     RouteNotFound,
@@ -69,6 +70,7 @@ impl ErrorCode {
             | Self::KeyNotFound
             | Self::CategoryNotFound
             | Self::LessonNotFound
+            | Self::ClusterNotFound
             | Self::DatasetNotFound
             | Self::RouteNotFound
             | Self::QueueNotFound
@@ -149,6 +151,7 @@ impl ApiError {
                     "category" => ErrorCode::CategoryNotFound,
                     "session" => ErrorCode::SessionNotFound,
                     "lesson" => ErrorCode::LessonNotFound,
+                    "cluster" => ErrorCode::ClusterNotFound,
                     "queue" => ErrorCode::QueueNotFound,
                     "review item" => ErrorCode::ReviewItemNotFound,
                     "dataset" => ErrorCode::DatasetNotFound,

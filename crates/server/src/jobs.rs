@@ -28,17 +28,20 @@ pub enum Job {
     /// Enqueues the traces that review queue rules match, and recomputes the triage priority
     /// of open items whose trace got new feedback (see `crate::review::rules`).
     ReviewRules,
+    /// Places new negative traces into problem clusters (see `feedloop_clusters`).
+    ClusterProblems,
 }
 
 impl Job {
     /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
     /// out cases whose trace is satisfied all told, and before review rules, which may filter
     /// on satisfaction.
-    pub const ALL: [Job; 4] = [
+    pub const ALL: [Job; 5] = [
         Job::PruneChangeLog,
         Job::DeriveSignals,
         Job::ReviewRules,
         Job::ProposeLessons,
+        Job::ClusterProblems,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Job {
             Self::ProposeLessons => "propose_lessons",
             Self::DeriveSignals => "derive_signals",
             Self::ReviewRules => "review_rules",
+            Self::ClusterProblems => "cluster_problems",
         }
     }
 
@@ -59,6 +63,8 @@ impl Job {
             Self::DeriveSignals => SignedDuration::from_secs(10),
             // Like signals: each run continues from stored positions.
             Self::ReviewRules => SignedDuration::from_secs(10),
+            // Each run reads the window's negative feedback to find what is unclustered.
+            Self::ClusterProblems => SignedDuration::from_mins(2),
         }
     }
 
@@ -68,7 +74,8 @@ impl Job {
             Self::PruneChangeLog
             | Self::ProposeLessons
             | Self::DeriveSignals
-            | Self::ReviewRules => SignedDuration::from_mins(5),
+            | Self::ReviewRules
+            | Self::ClusterProblems => SignedDuration::from_mins(5),
         }
     }
 
@@ -110,6 +117,15 @@ impl Job {
                     report.num_answers_checked,
                     report.num_signals_stored,
                     report.num_estimates_updated
+                ))
+            }
+            Self::ClusterProblems => {
+                let report = state.clusters.run(now).await?;
+                Ok(format!(
+                    "placed {} problems, founded {} clusters, grew {}",
+                    report.num_placed,
+                    report.new_clusters.len(),
+                    report.num_grown
                 ))
             }
             Self::ReviewRules => {

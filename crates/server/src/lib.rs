@@ -17,6 +17,7 @@ mod routes;
 pub mod wire;
 
 use axum::Router;
+use feedloop_clusters::{ClusterEngine, ClusterSettings};
 use feedloop_core::clock::Clock;
 use feedloop_lessons::LessonEngine;
 use feedloop_memory::SemanticMemory;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub lessons: Arc<LessonEngine>,
     /// Derived implicit signals and satisfaction estimates.
     pub signals: Arc<SignalEngine>,
+    /// Problem clusters of negative traces.
+    pub clusters: Arc<ClusterEngine>,
     /// The gateway's upstream and its HTTP client.
     pub upstream: Arc<gateway::forward::Upstream>,
     /// Lessons for the gateway to inject: the lesson engine, unless replaced with
@@ -94,6 +97,11 @@ impl AppState {
     ) -> Self {
         let lessons = Arc::new(LessonEngine::new(store.clone(), memory.clone()));
         let signals = Arc::new(SignalEngine::new(store.clone(), memory.model_id()));
+        let clusters = Arc::new(ClusterEngine::new(
+            store.clone(),
+            memory.model_id(),
+            ClusterSettings::default(),
+        ));
         let context_source: Arc<dyn gateway::ContextSource> = Arc::new(gateway::LessonContext {
             engine: lessons.clone(),
             clock: clock.clone(),
@@ -108,6 +116,7 @@ impl AppState {
             context_source: Some(context_source),
             lessons,
             signals,
+            clusters,
             recorder: Arc::new(gateway::Recorder::default()),
         }
     }

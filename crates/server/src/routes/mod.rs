@@ -1,5 +1,6 @@
 //! The route table. Each submodule holds the handlers of one resource.
 
+mod clusters;
 mod datasets;
 mod gateway;
 mod ingest;
@@ -51,6 +52,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(signals::post_signals))
         .routes(routes!(signals::get_settings, signals::put_settings))
         .routes(routes!(signals::recompute))
+        .routes(routes!(clusters::list_clusters))
+        .routes(routes!(clusters::get_cluster))
+        .routes(routes!(clusters::refresh_clusters))
         .routes(routes!(datasets::list_datasets, datasets::create_dataset))
         .routes(routes!(datasets::get_dataset))
         .routes(routes!(datasets::add_items, datasets::list_items))
