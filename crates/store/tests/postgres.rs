@@ -671,6 +671,8 @@ mod postgres_only {
                  DROP TABLE signal_settings, signal_progress, trace_satisfaction;
                  DROP TABLE review_queues, review_items, review_verdicts, review_events,
                             review_progress;
+                 DROP TABLE datasets, dataset_items, dataset_versions;
+                 DROP TABLE problem_clusters, cluster_members;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await
@@ -679,8 +681,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            4,
-            "migrations 3, 4, 5 and 6"
+            6,
+            "migrations 3 to 8"
         );
         let negative: Vec<String> = client
             .query(

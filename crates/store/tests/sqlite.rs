@@ -134,6 +134,11 @@ mod sqlite_only {
              DROP TABLE review_verdicts;
              DROP TABLE review_events;
              DROP TABLE review_progress;
+             DROP TABLE datasets;
+             DROP TABLE dataset_items;
+             DROP TABLE dataset_versions;
+             DROP TABLE problem_clusters;
+             DROP TABLE cluster_members;
              DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();

@@ -114,7 +114,15 @@ fn shuffled(n: usize) -> Vec<usize> {
     order
 }
 
-fn contingency(a: &[usize], b: &[usize]) -> (HashMap<(usize, usize), f64>, Vec<f64>, Vec<f64>) {
+/// Joint counts of two labellings, with the counts of each label of either (row and column
+/// sums).
+struct Contingency {
+    joint: HashMap<(usize, usize), f64>,
+    rows: Vec<f64>,
+    cols: Vec<f64>,
+}
+
+fn contingency(a: &[usize], b: &[usize]) -> Contingency {
     let mut joint: HashMap<(usize, usize), f64> = HashMap::new();
     let rows = a.iter().max().map_or(0, |m| m + 1);
     let cols = b.iter().max().map_or(0, |m| m + 1);
@@ -124,13 +132,17 @@ fn contingency(a: &[usize], b: &[usize]) -> (HashMap<(usize, usize), f64>, Vec<f
         row_sums[x] += 1.0;
         col_sums[y] += 1.0;
     }
-    (joint, row_sums, col_sums)
+    Contingency {
+        joint,
+        rows: row_sums,
+        cols: col_sums,
+    }
 }
 
 /// Hubert and Arabie's adjusted Rand index.
 pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
     let pairs = |n: f64| n * (n - 1.0) / 2.0;
-    let (joint, rows, cols) = contingency(a, b);
+    let Contingency { joint, rows, cols } = contingency(a, b);
     let index: f64 = joint.values().map(|&n| pairs(n)).sum();
     let row_pairs: f64 = rows.iter().map(|&n| pairs(n)).sum();
     let col_pairs: f64 = cols.iter().map(|&n| pairs(n)).sum();
@@ -142,7 +154,7 @@ pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
 /// Mutual information over the arithmetic mean of the two entropies (scikit-learn's default).
 pub fn normalized_mutual_information(a: &[usize], b: &[usize]) -> f64 {
     let n = a.len() as f64;
-    let (joint, rows, cols) = contingency(a, b);
+    let Contingency { joint, rows, cols } = contingency(a, b);
     let entropy = |sums: &[f64]| -> f64 {
         sums.iter()
             .filter(|&&c| c > 0.0)

@@ -166,6 +166,23 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         .cloned()
         .collect();
     assert_eq!(half, drawn);
+    // A queue made after the traces arrived holds the matching ones at once.
+    let (status, _) = server
+        .post(
+            "/api/v1/queues",
+            json!({"name": "later", "rules": [{"filter": {"negative_feedback": "true"}}]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let later: BTreeSet<String> = items(&server, "later")
+        .await
+        .iter()
+        .map(|item| item["trace_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        later, negative,
+        "the backfill enqueues what the rules match"
+    );
     // Items come by priority, all pending, each with a priority from its feedback.
     let priorities: Vec<f64> = queued
         .iter()
@@ -265,6 +282,18 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         json!({"action": "promote", "author": "ann", "title": "check release dates"}),
     )
     .await;
+    let (status, _) = act(
+        &server,
+        "negative",
+        item_id,
+        json!({"action": "add_to_dataset", "author": "ann", "dataset": "qa_sft"}),
+    )
+    .await;
+    assert_eq!(status, 404, "no such dataset yet");
+    let (status, body) = server
+        .post("/api/v1/datasets", json!({"name": "qa_sft"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
     act_ok(
         &server,
         "negative",
@@ -272,6 +301,8 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         json!({"action": "add_to_dataset", "author": "ann", "dataset": "qa_sft"}),
     )
     .await;
+    let (_, dataset) = server.get("/api/v1/datasets/qa_sft").await;
+    assert!(dataset["num_items"].as_u64().unwrap() >= 1, "{dataset}");
     let ux = act_ok(
         &server,
         "negative",
@@ -317,6 +348,7 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
     );
     assert!(events.iter().all(|e| e["at"].is_string()));
     assert_eq!(events[7]["payload"]["dataset"], "qa_sft");
+    assert!(events[7]["payload"]["items_added"].as_u64().unwrap() >= 1);
 
     // The feedback each action wrote is on the trace, from a reviewer, by ann.
     let (_, chain) = server.get(&format!("/api/v1/traces/{trace}")).await;

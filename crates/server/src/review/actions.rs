@@ -153,9 +153,10 @@ pub async fn act(
         .await?)
 }
 
-/// Records a reviewer's request to add the item's trace to `dataset` in the item's history
-/// (action `add_to_dataset`, payload `{"dataset": name}`), where dataset building reads it.
-/// The dataset itself is not touched here.
+/// Adds the items the item's trace makes (from its current feedback, as a bulk add from a
+/// filter does, origin `review`) to `dataset`, then records the action in the item's history
+/// with how many items were added (a trace already in the dataset adds none). `404` when the
+/// dataset does not exist.
 pub async fn add_to_dataset(
     state: &AppState,
     project: ProjectId,
@@ -164,13 +165,35 @@ pub async fn add_to_dataset(
     dataset: &str,
     now: Timestamp,
 ) -> Result<(ReviewItem, ReviewEvent), ApiError> {
+    let filter = feedloop_core::filter::Filter {
+        trace_id: Some(item.trace_id.as_str().to_owned()),
+        ..Default::default()
+    };
+    let adder = feedloop_core::dataset::Adder {
+        origin: feedloop_core::dataset::ItemOrigin::Review,
+        added_by: author.to_owned(),
+        added_at: now,
+    };
+    let added = feedloop_datasets::add_from_feedback(
+        state.store.as_ref(),
+        project,
+        dataset,
+        &filter,
+        &adder,
+        1,
+    )
+    .await?;
     let change = ItemChange {
         transition: ItemAction::Work {
             reviewer: author.to_owned(),
         },
         author: author.to_owned(),
         action: ActionKind::AddToDataset.as_str().to_owned(),
-        payload: json!({"dataset": dataset, "trace_id": item.trace_id}),
+        payload: json!({
+            "dataset": dataset,
+            "trace_id": item.trace_id,
+            "items_added": added.created,
+        }),
     };
     Ok(state
         .store

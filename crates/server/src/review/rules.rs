@@ -94,6 +94,48 @@ pub async fn run(state: &AppState, now: Timestamp) -> Result<RulesReport, StoreE
     Ok(report)
 }
 
+/// The most recent traces a new or changed queue's rules are checked against at once; older
+/// ones go in by manual enqueue.
+const BACKFILL_TRACES: usize = 10_000;
+
+/// Checks a new or changed queue's rules against the project's most recent traces (up to
+/// [`BACKFILL_TRACES`] per rule) and enqueues the sampled matches with their priorities, so
+/// a queue made after the traces arrived still holds them; arrivals after this are the job's.
+/// Returns how many items were created.
+pub async fn backfill(
+    state: &AppState,
+    project: ProjectId,
+    queue: &Queue,
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let mut traces: BTreeSet<TraceId> = BTreeSet::new();
+    for (index, rule) in queue.rules.iter().enumerate() {
+        let Ok(filter) = super::rule_filter(rule, index) else {
+            continue;
+        };
+        let mut page = feedloop_core::filter::PageRequest {
+            limit: feedloop_core::filter::MAX_PAGE_LIMIT,
+            ..Default::default()
+        };
+        let mut seen = 0;
+        while seen < BACKFILL_TRACES {
+            let found = state.store.list_traces(project, &filter, page).await?;
+            seen += found.items.len();
+            traces.extend(found.items.into_iter().map(|t| t.trace.id));
+            match found.next {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
+    }
+    let traces: Vec<TraceId> = traces.into_iter().collect();
+    let created = apply_rules(state, project, queue, &traces, now).await?;
+    if created > 0 {
+        refresh_priorities(state, project, std::slice::from_ref(queue), &traces, now).await?;
+    }
+    Ok(created)
+}
+
 /// Enqueues the traces that match one of the queue's rules and fall in its sample; returns how
 /// many items were created.
 async fn apply_rules(

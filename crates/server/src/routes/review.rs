@@ -32,7 +32,8 @@ const MAX_ITEM_LIMIT: u32 = 1_000;
 const MAX_ENQUEUE: usize = 1_000;
 
 /// Creates a queue. Its rules are filters written like list query parameters, each with a
-/// sampling rate; the `review_rules` job enqueues the traces they match from then on.
+/// sampling rate. The most recent traces that match (up to 10,000 per rule) are enqueued at
+/// once; the `review_rules` job enqueues the ones that match from then on.
 #[utoipa::path(
     post, path = "/api/v1/queues", tag = "review",
     request_body = QueueBody,
@@ -62,6 +63,7 @@ pub async fn create_queue(
     };
     check_queue(&queue)?;
     state.store.create_queue(project, &queue).await?;
+    crate::review::rules::backfill(&state, project, &queue, now).await?;
     Ok((StatusCode::CREATED, Json(queue)))
 }
 
@@ -132,6 +134,7 @@ pub async fn update_queue(
     queue.updated_at = state.clock.now();
     check_queue(&queue)?;
     state.store.update_queue(project, &queue).await?;
+    crate::review::rules::backfill(&state, project, &queue, queue.updated_at).await?;
     Ok(Json(queue))
 }
 

@@ -37,8 +37,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/postgres/0007_datasets.sql"),
     ),
     (
-        9,
-        include_str!("../../migrations/postgres/0009_clusters.sql"),
+        8,
+        include_str!("../../migrations/postgres/0008_clusters.sql"),
     ),
 ];
 

@@ -19,7 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/sqlite/0005_signals.sql")),
     (6, include_str!("../../migrations/sqlite/0006_review.sql")),
     (7, include_str!("../../migrations/sqlite/0007_datasets.sql")),
-    (9, include_str!("../../migrations/sqlite/0009_clusters.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_clusters.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

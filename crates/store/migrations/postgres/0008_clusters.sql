@@ -1,4 +1,4 @@
--- feedloop PostgreSQL schema, version 9: problem clusters (see the SQLite migration of the same
+-- feedloop PostgreSQL schema, version 8: problem clusters (see the SQLite migration of the same
 -- number for the model).
 CREATE TABLE problem_clusters (
     id           BIGSERIAL PRIMARY KEY,

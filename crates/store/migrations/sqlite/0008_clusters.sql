@@ -1,4 +1,4 @@
--- feedloop SQLite schema, version 9: problem clusters. The traces with negative feedback,
+-- feedloop SQLite schema, version 8: problem clusters. The traces with negative feedback,
 -- grouped by meaning per embedding model; members keep the cluster they joined (a cluster's
 -- meaning never changes under it). `centroid_sum` is the sum of the members' vectors
 -- (little-endian f32), whose direction is the centroid, so growing it needs no re-read.
