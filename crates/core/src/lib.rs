@@ -7,11 +7,13 @@
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod feedback;
 pub mod filter;
 pub mod ids;
 pub mod lesson;
 pub mod signals;
+pub mod stats;
 pub mod taxonomy;
 pub mod trace;
 

@@ -18,5 +18,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => feedloop::cli::bench::run(args).await,
         Command::Model(command) => feedloop::cli::model::run(command).await,
         Command::Reindex(args) => feedloop::cli::model::reindex(args).await,
+        Command::Analytics(command) => feedloop::cli::analytics::run(command).await,
     }
 }

@@ -37,6 +37,7 @@ pub enum ErrorCode {
     KeyNotFound,
     CategoryNotFound,
     LessonNotFound,
+    WebhookNotFound,
     RouteNotFound,
     MethodNotAllowed,
     /// The id exists with other content.
@@ -65,6 +66,7 @@ impl ErrorCode {
             | Self::KeyNotFound
             | Self::CategoryNotFound
             | Self::LessonNotFound
+            | Self::WebhookNotFound
             | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -142,6 +144,7 @@ impl ApiError {
                     "category" => ErrorCode::CategoryNotFound,
                     "session" => ErrorCode::SessionNotFound,
                     "lesson" => ErrorCode::LessonNotFound,
+                    "webhook" => ErrorCode::WebhookNotFound,
                     _ => ErrorCode::TraceNotFound,
                 };
                 Self::new(code, format!("{what} {id:?} not found"))

@@ -25,18 +25,32 @@ pub enum Job {
     /// Derives implicit signals from new traces and idle sessions, and updates satisfaction
     /// estimates (see `feedloop_signals`).
     DeriveSignals,
+    /// Looks for regressions of new model and prompt versions and for negative spikes, and
+    /// raises alerts (see `analytics::detect`).
+    DetectAnomalies,
+    /// Sends due webhook deliveries and schedules retries (see `analytics::webhooks`).
+    DeliverWebhooks,
 }
 
 impl Job {
     /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
     /// out cases whose trace is satisfied all told.
-    pub const ALL: [Job; 3] = [Job::PruneChangeLog, Job::DeriveSignals, Job::ProposeLessons];
+    pub const ALL: [Job; 5] = [
+        Job::PruneChangeLog,
+        Job::DeriveSignals,
+        Job::ProposeLessons,
+        // After the jobs that emit events, so a tick sends what it raised.
+        Job::DetectAnomalies,
+        Job::DeliverWebhooks,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::PruneChangeLog => "prune_change_log",
             Self::ProposeLessons => "propose_lessons",
             Self::DeriveSignals => "derive_signals",
+            Self::DetectAnomalies => "detect_anomalies",
+            Self::DeliverWebhooks => "deliver_webhooks",
         }
     }
 
@@ -47,15 +61,20 @@ impl Job {
             // Short: each run continues from stored positions, so runs stay small and derived
             // signals follow traffic within seconds (the replica's tick interval permitting).
             Self::DeriveSignals => SignedDuration::from_secs(10),
+            Self::DetectAnomalies => SignedDuration::from_mins(5),
+            // Retries are scheduled in the outbox; each run sends what is due by then.
+            Self::DeliverWebhooks => SignedDuration::from_secs(5),
         }
     }
 
     /// How long a claim holds before another replica may take the period over.
     pub fn lease(self) -> SignedDuration {
         match self {
-            Self::PruneChangeLog | Self::ProposeLessons | Self::DeriveSignals => {
-                SignedDuration::from_mins(5)
-            }
+            Self::PruneChangeLog
+            | Self::ProposeLessons
+            | Self::DeriveSignals
+            | Self::DetectAnomalies
+            | Self::DeliverWebhooks => SignedDuration::from_mins(5),
         }
     }
 
@@ -78,7 +97,7 @@ impl Job {
             Self::ProposeLessons => {
                 let mut proposed = 0;
                 for project in state.store.list_projects().await? {
-                    match state.lessons.propose(project.id, now).await {
+                    match crate::ops::propose_lessons(state, project.id, now).await {
                         Ok(lessons) => proposed += lessons.len(),
                         Err(feedloop_lessons::LoopError::Store(error)) => return Err(error),
                         // One project's embedding trouble does not stop the others.
@@ -97,6 +116,17 @@ impl Job {
                     report.num_answers_checked,
                     report.num_signals_stored,
                     report.num_estimates_updated
+                ))
+            }
+            Self::DetectAnomalies => {
+                let num_raised = crate::analytics::detect::detect_all(state, now).await?;
+                Ok(format!("raised {num_raised} alerts"))
+            }
+            Self::DeliverWebhooks => {
+                let report = crate::analytics::webhooks::deliver_due(state, now).await?;
+                Ok(format!(
+                    "delivered {}, retrying {}, gave up {}",
+                    report.num_delivered, report.num_retrying, report.num_given_up
                 ))
             }
         }

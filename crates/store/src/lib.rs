@@ -4,6 +4,7 @@
 //! The trait has a read half ([`StoreRead`]) and a write half ([`StoreWrite`]). Writes are
 //! acknowledged only after they are committed. Only this crate contains SQL.
 
+pub mod analytics;
 mod checks;
 pub mod coordination;
 pub mod embeddings;
@@ -13,8 +14,10 @@ pub mod postgres;
 mod records;
 pub mod restore;
 pub mod signals;
+mod sql_analytics;
 mod sql_filter;
 pub mod sqlite;
+pub mod webhooks;
 
 pub use error::{ItemList, ItemRef, StoreError};
 pub use lessons::{
@@ -137,6 +140,8 @@ pub trait Store:
     + coordination::Coordination
     + restore::Restore
     + signals::Signals
+    + analytics::Analytics
+    + webhooks::Webhooks
 {
 }
 
@@ -148,6 +153,8 @@ impl<T> Store for T where
         + coordination::Coordination
         + restore::Restore
         + signals::Signals
+        + analytics::Analytics
+        + webhooks::Webhooks
 {
 }
 

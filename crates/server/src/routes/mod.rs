@@ -11,6 +11,9 @@ mod search;
 mod signals;
 mod taxonomy;
 
+mod analytics;
+mod webhooks;
+
 use axum::Router;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,6 +56,12 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(meta::project))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
+        .routes(routes!(analytics::feedback))
+        .routes(routes!(analytics::compare_sets))
+        .routes(routes!(analytics::alerts))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::deliveries))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -67,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/traces", axum::routing::post(otlp::export_traces))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::analytics::metrics::track_requests,
+        ))
         .layer(CatchPanicLayer::custom(|_| internal_error()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path())

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_signals.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_analytics.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

@@ -18,6 +18,7 @@
 //! back.
 
 mod admin;
+mod analytics;
 mod coordination;
 mod embeddings;
 mod ingest;
@@ -28,6 +29,7 @@ mod read;
 mod restore;
 mod rows;
 mod signals;
+mod webhooks;
 
 pub use migrate::migrate;
 

@@ -17,6 +17,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, include_str!("../../migrations/sqlite/0004_lessons.sql")),
     (5, include_str!("../../migrations/sqlite/0005_signals.sql")),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_analytics.sql"),
+    ),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -6,6 +6,7 @@
 //! that commits never wait for a checkpoint. Nothing here blocks the async runtime.
 
 mod admin;
+mod analytics;
 mod checkpoint;
 mod coordination;
 mod embeddings;
@@ -17,6 +18,7 @@ mod pool;
 mod read;
 mod restore;
 mod signals;
+mod webhooks;
 mod writer;
 
 use async_trait::async_trait;
