@@ -593,3 +593,51 @@ async fn metrics_parse_as_prometheus_text_with_the_expected_series() {
         Some(0.0)
     );
 }
+
+#[tokio::test]
+async fn a_negative_spike_is_flagged_once_and_a_steady_rate_is_not() {
+    let server = TestServer::start_with(ServerConfig {
+        analytics: AnalyticsConfig {
+            spike_min_traces: u64::MAX,
+            ..AnalyticsConfig::default()
+        },
+        ..quiet_jobs()
+    })
+    .await;
+    let project = project_of(&server).await;
+    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+    let ago = |secs: i64| now.saturating_sub(SignedDuration::from_secs(secs)).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    // The baseline day at 10 %, then a first hour at the same rate: nothing to report.
+    traffic(&server, "gpt", "1", 600, 0.10, ago(20 * 3_600), &mut rng).await;
+    let earlier = ago(3 * 3_600);
+    traffic(
+        &server,
+        "gpt",
+        "1b",
+        150,
+        0.10,
+        earlier
+            .saturating_sub(SignedDuration::from_secs(1_800))
+            .unwrap(),
+        &mut rng,
+    )
+    .await;
+    let state = state_with(&server, AnalyticsConfig::default());
+    let detect = |at: Timestamp| {
+        let state = state.clone();
+        async move {
+            feedloop_server::analytics::detect::detect_negative_spike(&state, project, at)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(detect(earlier).await.is_none(), "a steady rate is no spike");
+    // The last hour at 40 %.
+    traffic(&server, "gpt", "2", 150, 0.40, ago(3_000), &mut rng).await;
+    let alert = detect(now).await.expect("a spike");
+    assert_eq!(alert.kind, "negative_spike");
+    assert_eq!(alert.evidence["comparison"]["verdict"], "worse");
+    assert_eq!(alert.evidence["comparison"]["b"]["num_traces"], 150);
+    assert!(detect(now).await.is_none(), "one alert per hour");
+}

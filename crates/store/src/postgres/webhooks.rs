@@ -30,7 +30,7 @@ pub(super) async fn queue_event(
     .await?
     {
         let types: Vec<String> = serde_json::from_str(row.try_get(1)?)?;
-        if types.iter().any(|t| *t == event.event_type) {
+        if types.contains(&event.event_type) {
             subscribed.push(row.try_get::<_, i64>(0)?);
         }
     }

@@ -32,7 +32,7 @@ pub(super) fn queue_event(
     let mut subscribed = Vec::new();
     for (id, types) in endpoints {
         let types: Vec<String> = serde_json::from_str(&types)?;
-        if types.iter().any(|t| *t == event.event_type) {
+        if types.contains(&event.event_type) {
             subscribed.push(id);
         }
     }

@@ -114,7 +114,9 @@ fn counts(map: &[(&str, u64)]) -> BTreeMap<String, u64> {
 }
 
 /// (bucket start, group, feedback, negative feedback, traces, negative traces)
-fn summary(rows: &[FeedbackCounts]) -> Vec<(i64, Option<&str>, u64, u64, u64, u64)> {
+type Summary<'a> = (i64, Option<&'a str>, u64, u64, u64, u64);
+
+fn summary(rows: &[FeedbackCounts]) -> Vec<Summary<'_>> {
     rows.iter()
         .map(|r| {
             (
