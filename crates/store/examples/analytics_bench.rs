@@ -96,7 +96,9 @@ fn batch(from: u64, to: u64, num_traces: u64) -> IngestBatch {
             output: Some("an answer".into()),
             ..Default::default()
         });
-        let created = started.saturating_add(SignedDuration::from_secs(60)).unwrap();
+        let created = started
+            .saturating_add(SignedDuration::from_secs(60))
+            .unwrap();
         let item = |suffix: &str, value: FeedbackValue| Feedback {
             id: FeedbackId::parse("id", format!("f{i}{suffix}")).unwrap(),
             trace_id: id.clone(),

@@ -138,8 +138,16 @@ pub trait Webhooks: Send + Sync {
     async fn emit_event(&self, project: ProjectId, event: &NewEvent, now: Timestamp)
     -> Result<u64>;
 
-    /// Pending deliveries due at `now`, oldest due first, at most `limit`, across projects.
-    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<DueDelivery>>;
+    /// Claims pending deliveries due at `now`, oldest due first, at most `limit`, across
+    /// projects: their next attempt moves to `lease_until`, so a second run (another replica's,
+    /// or this one's next) does not send them again while this one does. Recording the attempt
+    /// sets the real next time; a sender that dies leaves them due again at `lease_until`.
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>>;
 
     /// Logs an attempt of a delivery and moves it to `status` (`Pending` with the time of the
     /// next attempt).

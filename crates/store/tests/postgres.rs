@@ -669,6 +669,7 @@ mod postgres_only {
                  DROP TABLE lesson_versions, lessons, lesson_feedback, loop_settings,
                             injections, injection_lessons;
                  DROP TABLE signal_settings, signal_progress, trace_satisfaction;
+                 DROP TABLE alerts, webhooks, webhook_events, webhook_deliveries, webhook_attempts;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await
@@ -677,8 +678,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            3,
-            "migrations 3, 4 and 5"
+            4,
+            "migrations 3, 4, 5 and 8"
         );
         let negative: Vec<String> = client
             .query(

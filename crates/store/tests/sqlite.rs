@@ -129,6 +129,11 @@ mod sqlite_only {
              DROP TABLE signal_settings;
              DROP TABLE signal_progress;
              DROP TABLE trace_satisfaction;
+             DROP TABLE alerts;
+             DROP TABLE webhooks;
+             DROP TABLE webhook_events;
+             DROP TABLE webhook_deliveries;
+             DROP TABLE webhook_attempts;
              DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();

@@ -466,7 +466,11 @@ async fn proposed_lessons_are_announced() {
         .now()
         .saturating_add(SignedDuration::from_hours(24))
         .unwrap();
-    let due = server.store.due_deliveries(tomorrow, 10).await.unwrap();
+    let due = server
+        .store
+        .claim_due_deliveries(tomorrow, tomorrow, 10)
+        .await
+        .unwrap();
     let payload: Value = serde_json::from_str(&due[0].payload).unwrap();
     assert_eq!(payload["data"]["lesson_id"], id);
 }

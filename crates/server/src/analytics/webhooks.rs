@@ -13,6 +13,7 @@ use feedloop_store::StoreError;
 use feedloop_store::webhooks::{Attempt, DeliveryStatus, DueDelivery};
 use futures::StreamExt;
 use hmac::{KeyInit, Mac};
+use jiff::SignedDuration;
 use std::time::Instant;
 
 use crate::AppState;
@@ -50,7 +51,18 @@ pub struct DeliveryReport {
 
 /// Sends every delivery due at `now` and records each attempt.
 pub async fn deliver_due(state: &AppState, now: Timestamp) -> Result<DeliveryReport, StoreError> {
-    let due = state.store.due_deliveries(now, DELIVERIES_PER_PASS).await?;
+    // Claimed for as long as a pass may take: every batch of concurrent sends timing out.
+    let config = &state.analytics.config;
+    let pass_limit = config
+        .webhook_timeout
+        .saturating_mul(1 + DELIVERIES_PER_PASS.div_ceil(CONCURRENT_DELIVERIES as u32));
+    let lease_until = now
+        .saturating_add(SignedDuration::try_from(pass_limit).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(now);
+    let due = state
+        .store
+        .claim_due_deliveries(now, lease_until, DELIVERIES_PER_PASS)
+        .await?;
     let outcomes: Vec<(DueDelivery, Attempt)> = futures::stream::iter(due)
         .map(|delivery| async move {
             let attempt = send(state, &delivery, now).await;
@@ -59,7 +71,6 @@ pub async fn deliver_due(state: &AppState, now: Timestamp) -> Result<DeliveryRep
         .buffer_unordered(CONCURRENT_DELIVERIES)
         .collect()
         .await;
-    let config = &state.analytics.config;
     let mut report = DeliveryReport::default();
     for (delivery, attempt) in outcomes {
         let num_attempts = delivery.num_attempts + 1;

@@ -170,18 +170,31 @@ impl Webhooks for PostgresStore {
         Ok(queued)
     }
 
-    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<DueDelivery>> {
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>> {
         let client = self.client().await?;
+        // Rows another claim holds are skipped, never waited for.
         query(
             &client,
-            "SELECT d.id, d.project_id, d.webhook_id, w.url, w.secret, e.event_id,
+            "WITH claimed AS (
+                 UPDATE webhook_deliveries SET next_attempt_at = $2
+                 WHERE id IN (
+                     SELECT id FROM webhook_deliveries
+                     WHERE status = 'pending' AND next_attempt_at <= $1
+                     ORDER BY next_attempt_at, id LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING id, project_id, webhook_id, event_seq, num_attempts)
+             SELECT d.id, d.project_id, d.webhook_id, w.url, w.secret, e.event_id,
                     e.event_type, e.payload, d.num_attempts
-             FROM webhook_deliveries d
+             FROM claimed d
              JOIN webhooks w ON w.id = d.webhook_id
              JOIN webhook_events e ON e.seq = d.event_seq
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1
-             ORDER BY d.next_attempt_at, d.id LIMIT $2",
-            &[&micros(now), &i64::from(limit)],
+             ORDER BY d.id",
+            &[&micros(now), &micros(lease_until), &i64::from(limit)],
         )
         .await?
         .iter()

@@ -181,9 +181,14 @@ impl Webhooks for SqliteStore {
             .await
     }
 
-    async fn due_deliveries(&self, now: Timestamp, limit: u32) -> Result<Vec<DueDelivery>> {
-        self.readers
-            .run(move |conn| {
+    async fn claim_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>> {
+        self.writer
+            .run(1, move |conn| {
                 let rows = conn
                     .prepare_cached(
                         "SELECT d.id, d.project_id, d.webhook_id, w.url, w.secret, e.event_id,
@@ -208,6 +213,12 @@ impl Webhooks for SqliteStore {
                         })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut lease = conn.prepare_cached(
+                    "UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1",
+                )?;
+                for delivery in &rows {
+                    lease.execute(params![delivery.id, micros(lease_until)])?;
+                }
                 Ok(rows)
             })
             .await

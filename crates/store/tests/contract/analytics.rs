@@ -344,7 +344,10 @@ pub async fn alerts_are_raised_once_and_queue_their_event_for_subscribers(store:
     assert_eq!((alerts[0].created_at, alerts[0].id), (at(100), raised.id));
 
     // Only the subscribed endpoint got a delivery, due at once.
-    let due = store.due_deliveries(at(100), 10).await.unwrap();
+    let due = store
+        .claim_due_deliveries(at(100), at(160), 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
         (
@@ -353,6 +356,14 @@ pub async fn alerts_are_raised_once_and_queue_their_event_for_subscribers(store:
             due[0].payload.as_str()
         ),
         (subscribed.id, "evt_1", "{\"id\":\"evt_1\"}")
+    );
+    // Claimed: a second run does not send it again until the lease ends.
+    assert!(
+        store
+            .claim_due_deliveries(at(100), at(160), 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
     let failed = Attempt {
         at: at(100),
@@ -364,8 +375,10 @@ pub async fn alerts_are_raised_once_and_queue_their_event_for_subscribers(store:
         .record_attempt(due[0].id, &failed, DeliveryStatus::Pending, Some(at(130)))
         .await
         .unwrap();
-    assert!(store.due_deliveries(at(129), 10).await.unwrap().is_empty());
-    let retry = store.due_deliveries(at(130), 10).await.unwrap();
+    // Recording the attempt replaced the lease with the retry time.
+    let claim = |now: i64| store.claim_due_deliveries(at(now), at(now + 60), 10);
+    assert!(claim(129).await.unwrap().is_empty());
+    let retry = claim(130).await.unwrap();
     assert_eq!(retry[0].num_attempts, 1);
     let delivered = Attempt {
         at: at(130),
@@ -377,13 +390,7 @@ pub async fn alerts_are_raised_once_and_queue_their_event_for_subscribers(store:
         .record_attempt(retry[0].id, &delivered, DeliveryStatus::Delivered, None)
         .await
         .unwrap();
-    assert!(
-        store
-            .due_deliveries(at(10_000), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim(10_000).await.unwrap().is_empty());
     let log = store.list_deliveries(project, None, 10).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, DeliveryStatus::Delivered);
