@@ -172,3 +172,57 @@ async fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_a_line_per_bucket_with_the_negative_rate_and_its_interval() {
+        let answer: FeedbackAnalytics = serde_json::from_value(serde_json::json!({
+            "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "bucket": "day",
+            "group_by": "model",
+            "buckets": [{
+                "start": "2026-01-01T00:00:00Z", "group": "gpt", "feedback": 3,
+                "negative_feedback": {"count": 2},
+                "traces": 2,
+                "negative_traces": {"count": 1, "rate": {"rate": 0.5, "low": 0.0945, "high": 0.9055}},
+                "kinds": {}, "categories": {"too_vague": {"count": 1}}, "signals": {},
+                "ratings": {"positive": 1, "negative": 1},
+                "satisfaction": {"traces": 2, "mean": 0.25}
+            }]
+        }))
+        .unwrap();
+        let lines: Vec<String> = table(&answer).lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 2);
+        for expected in [
+            "2026-01-01 00:00",
+            "gpt",
+            "50.0% [9.4–90.5]",
+            "+0.25",
+            "too_vague:1",
+        ] {
+            assert!(
+                lines[1].contains(expected),
+                "{expected:?} in {:?}",
+                lines[1]
+            );
+        }
+        let args = FeedbackArgs {
+            server: ServerArgs {
+                server: "http://x".into(),
+                api_key: "k".into(),
+            },
+            from: "2026-01-01T00:00:00Z".into(),
+            to: "2026-01-02T00:00:00Z".into(),
+            bucket: "day".into(),
+            group_by: Some("metadata.app".into()),
+            filters: vec!["environment=prod".into()],
+            json: false,
+        };
+        assert_eq!(
+            feedback_query(&args).unwrap(),
+            "from=2026-01-01T00%3A00%3A00Z&to=2026-01-02T00%3A00%3A00Z&bucket=day&group_by=metadata.app&environment=prod"
+        );
+    }
+}
