@@ -271,12 +271,6 @@ pub const KNOWN_SIGNAL_TYPES: [&str; 8] = [
     "frustration",
 ];
 
-/// Implicit behaviour that means the user was not served: they asked again, gave up, said it
-/// differently, or said the answer was wrong. This fixed list marks feedback negative in the
-/// store (the `negative_feedback` filter, lesson proposals); the per-project polarity and weight
-/// of [`crate::signals::SignalSettings`] drive the satisfaction estimate.
-pub const NEGATIVE_SIGNAL_TYPES: [&str; 4] = ["regenerate", "abandon", "rephrase", "frustration"];
-
 /// An implicit behaviour event: what the user did, and a value where the type has one (dwell
 /// time in milliseconds, the number of characters copied, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -423,19 +417,37 @@ impl Feedback {
     }
 
     /// Whether this says the answer was a problem: a negative rating, a failure category, a
-    /// correction, an inline annotation (which marks an error), or an implicit signal of
-    /// dissatisfaction ([`NEGATIVE_SIGNAL_TYPES`]). Comments and other signals say nothing
-    /// certain either way.
+    /// correction, an inline annotation (which marks an error), or an implicit signal whose type
+    /// has negative polarity, by the built-in polarities ([`crate::signals::BUILT_IN_TYPES`]:
+    /// regenerate, rephrase, frustration, abandon, edit). Comments and other signals say nothing
+    /// certain either way. The store marks feedback with [`Self::is_negative_in`] its project's
+    /// settings.
     pub fn is_negative(&self) -> bool {
+        self.is_negative_given(crate::signals::settings::built_in_is_negative)
+    }
+
+    /// [`Self::is_negative`] with the project's signal polarities: a signal is negative when its
+    /// type's polarity is negative in `settings` (an undeclared type is not).
+    pub fn is_negative_in(&self, settings: &crate::signals::SignalSettings) -> bool {
+        self.is_negative_given(|signal_type| settings.is_negative_type(signal_type))
+    }
+
+    fn is_negative_given(&self, negative_signal: impl Fn(&str) -> bool) -> bool {
         match &self.value {
             FeedbackValue::Rating(rating) => rating.sign() == RatingSign::Negative,
             FeedbackValue::Category(_)
             | FeedbackValue::Correction(_)
             | FeedbackValue::Annotation(_) => true,
             FeedbackValue::Comment(_) => false,
-            FeedbackValue::Signal(signal) => {
-                NEGATIVE_SIGNAL_TYPES.contains(&signal.signal_type.as_str())
-            }
+            FeedbackValue::Signal(signal) => negative_signal(&signal.signal_type),
+        }
+    }
+
+    /// The signal type, for feedback of kind `signal`.
+    pub fn signal_type(&self) -> Option<&str> {
+        match &self.value {
+            FeedbackValue::Signal(signal) => Some(&signal.signal_type),
+            _ => None,
         }
     }
 

@@ -99,6 +99,11 @@ client_id!(
     /// trace.
     InjectionId
 );
+client_id!(
+    /// The id of a dataset item: chosen by the client, or derived from the item's trace
+    /// (`di_…`), so that adding the same trace twice names the same item.
+    DatasetItemId
+);
 
 #[cfg(test)]
 mod tests {

@@ -6,17 +6,20 @@
 
 pub mod auth;
 pub mod clock;
+pub mod dataset;
 pub mod error;
 pub mod events;
 pub mod feedback;
 pub mod filter;
 pub mod ids;
 pub mod lesson;
+pub mod pii;
+pub mod review;
 pub mod signals;
 pub mod stats;
 pub mod taxonomy;
 pub mod trace;
 
 pub use error::ValidationError;
-pub use ids::{FeedbackId, InjectionId, LessonId, ProjectId, SpanId, TraceId};
+pub use ids::{DatasetItemId, FeedbackId, InjectionId, LessonId, ProjectId, SpanId, TraceId};
 pub use jiff::Timestamp;

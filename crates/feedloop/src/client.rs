@@ -56,6 +56,27 @@ impl Client {
         Self::answer("GET", path, response).await
     }
 
+    /// A GET whose body the caller reads as it arrives (an export).
+    pub async fn get_streaming(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("authorization", &self.authorization)
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(ClientError::Api {
+                method: "GET",
+                path: path.to_owned(),
+                status: status.as_u16(),
+                body,
+            });
+        }
+        Ok(response)
+    }
+
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,

@@ -7,6 +7,8 @@ mod common;
 mod api {
     mod analytics;
     mod bad_input;
+    mod clusters;
+    mod datasets;
     mod feedback;
     mod gateway;
     mod import;
@@ -17,6 +19,7 @@ mod api {
     mod otlp_interop;
     mod outage;
     mod replicas;
+    mod review;
     mod search;
     mod security;
     mod signals;

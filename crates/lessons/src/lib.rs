@@ -498,7 +498,7 @@ impl LessonEngine {
             };
             let chosen = chain.feedback.iter().filter(|f| match feedback_ids {
                 Some(ids) => ids.contains(&f.feedback.id),
-                None => f.superseded_by.is_none() && f.feedback.is_negative(),
+                None => f.superseded_by.is_none() && f.negative,
             });
             cases.push(case_of(
                 trace_id.clone(),

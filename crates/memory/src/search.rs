@@ -77,7 +77,7 @@ impl FeedbackSummary {
         for stored in feedback.iter().filter(|f| f.superseded_by.is_none()) {
             let feedback = &stored.feedback;
             summary.num_feedback += 1;
-            if feedback.is_negative() {
+            if stored.negative {
                 summary.num_negative += 1;
             } else if feedback.rating_sign() == Some(RatingSign::Positive) {
                 summary.num_positive += 1;
@@ -158,6 +158,12 @@ impl SemanticMemory {
     /// Embeds texts with the model of this memory's indexes, one vector per text, in order.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, MemoryError> {
         Ok(self.embedder.embed(texts).await?)
+    }
+
+    /// [`Self::embed`] on the embedder's background lane, for bulk work (exports) that must
+    /// not delay queries.
+    pub async fn embed_bulk(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, MemoryError> {
+        Ok(self.embedder.embed_bulk(texts).await?)
     }
 
     pub async fn embed_one(&self, text: String) -> Result<Vec<f32>, MemoryError> {

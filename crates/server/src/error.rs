@@ -38,7 +38,12 @@ pub enum ErrorCode {
     CategoryNotFound,
     LessonNotFound,
     WebhookNotFound,
+    ClusterNotFound,
+    /// No dataset of that name, or no such version of it.
+    DatasetNotFound,
     RouteNotFound,
+    QueueNotFound,
+    ReviewItemNotFound,
     MethodNotAllowed,
     /// The id exists with other content.
     Conflict,
@@ -67,7 +72,11 @@ impl ErrorCode {
             | Self::CategoryNotFound
             | Self::LessonNotFound
             | Self::WebhookNotFound
-            | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            | Self::ClusterNotFound
+            | Self::DatasetNotFound
+            | Self::RouteNotFound
+            | Self::QueueNotFound
+            | Self::ReviewItemNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -144,6 +153,10 @@ impl ApiError {
                     "category" => ErrorCode::CategoryNotFound,
                     "session" => ErrorCode::SessionNotFound,
                     "lesson" => ErrorCode::LessonNotFound,
+                    "cluster" => ErrorCode::ClusterNotFound,
+                    "queue" => ErrorCode::QueueNotFound,
+                    "review item" => ErrorCode::ReviewItemNotFound,
+                    "dataset" => ErrorCode::DatasetNotFound,
                     "webhook" => ErrorCode::WebhookNotFound,
                     _ => ErrorCode::TraceNotFound,
                 };
@@ -234,6 +247,40 @@ impl From<LoopError> for ApiError {
                 ErrorCode::TraceNotFound,
                 format!("trace {:?} not found", id.as_str()),
             ),
+        }
+    }
+}
+
+/// The dataset operations' errors: the store's and semantic memory's as above, a missing
+/// dataset or version, an abandoned export.
+impl From<feedloop_datasets::DatasetError> for ApiError {
+    fn from(error: feedloop_datasets::DatasetError) -> Self {
+        use feedloop_datasets::DatasetError;
+        match error {
+            DatasetError::Store(error) => error.into(),
+            DatasetError::Memory(error) => error.into(),
+            DatasetError::DatasetNotFound(name) => Self::new(
+                ErrorCode::DatasetNotFound,
+                format!("dataset {name:?} not found"),
+            ),
+            DatasetError::VersionNotFound { dataset, version } => Self::new(
+                ErrorCode::DatasetNotFound,
+                format!("dataset {dataset:?} has no version {version}"),
+            )
+            .with_field("version"),
+            DatasetError::Embed(error) => {
+                tracing::error!(%error, "embedding dataset items failed");
+                Self::new(
+                    ErrorCode::Unavailable,
+                    format!("the embedding model is unavailable: {error}"),
+                )
+            }
+            error @ (DatasetError::Vector(_)
+            | DatasetError::Abandoned
+            | DatasetError::Internal(_)) => {
+                tracing::error!(%error, "dataset operation failed");
+                Self::new(ErrorCode::Internal, "internal error; see the server log")
+            }
         }
     }
 }

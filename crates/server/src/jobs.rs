@@ -25,6 +25,11 @@ pub enum Job {
     /// Derives implicit signals from new traces and idle sessions, and updates satisfaction
     /// estimates (see `feedloop_signals`).
     DeriveSignals,
+    /// Enqueues the traces that review queue rules match, and recomputes the triage priority
+    /// of open items whose trace got new feedback (see `crate::review::rules`).
+    ReviewRules,
+    /// Places new negative traces into problem clusters (see `feedloop_clusters`).
+    ClusterProblems,
     /// Looks for regressions of new model and prompt versions and for negative spikes, and
     /// raises alerts (see `analytics::detect`).
     DetectAnomalies,
@@ -34,12 +39,14 @@ pub enum Job {
 
 impl Job {
     /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
-    /// out cases whose trace is satisfied all told.
-    pub const ALL: [Job; 5] = [
+    /// out cases whose trace is satisfied all told, and before review rules, which may filter
+    /// on satisfaction. The analytics jobs come last, so a tick sends what it raised.
+    pub const ALL: [Job; 7] = [
         Job::PruneChangeLog,
         Job::DeriveSignals,
+        Job::ReviewRules,
         Job::ProposeLessons,
-        // After the jobs that emit events, so a tick sends what it raised.
+        Job::ClusterProblems,
         Job::DetectAnomalies,
         Job::DeliverWebhooks,
     ];
@@ -49,6 +56,8 @@ impl Job {
             Self::PruneChangeLog => "prune_change_log",
             Self::ProposeLessons => "propose_lessons",
             Self::DeriveSignals => "derive_signals",
+            Self::ReviewRules => "review_rules",
+            Self::ClusterProblems => "cluster_problems",
             Self::DetectAnomalies => "detect_anomalies",
             Self::DeliverWebhooks => "deliver_webhooks",
         }
@@ -61,6 +70,10 @@ impl Job {
             // Short: each run continues from stored positions, so runs stay small and derived
             // signals follow traffic within seconds (the replica's tick interval permitting).
             Self::DeriveSignals => SignedDuration::from_secs(10),
+            // Like signals: each run continues from stored positions.
+            Self::ReviewRules => SignedDuration::from_secs(10),
+            // Each run reads the window's negative feedback to find what is unclustered.
+            Self::ClusterProblems => SignedDuration::from_mins(2),
             Self::DetectAnomalies => SignedDuration::from_mins(5),
             // Retries are scheduled in the outbox; each run sends what is due by then.
             Self::DeliverWebhooks => SignedDuration::from_secs(5),
@@ -73,6 +86,8 @@ impl Job {
             Self::PruneChangeLog
             | Self::ProposeLessons
             | Self::DeriveSignals
+            | Self::ReviewRules
+            | Self::ClusterProblems
             | Self::DetectAnomalies
             | Self::DeliverWebhooks => SignedDuration::from_mins(5),
         }
@@ -127,6 +142,22 @@ impl Job {
                 Ok(format!(
                     "delivered {}, retrying {}, gave up {}",
                     report.num_delivered, report.num_retrying, report.num_given_up
+                ))
+            }
+            Self::ClusterProblems => {
+                let report = state.clusters.run(now).await?;
+                Ok(format!(
+                    "placed {} problems, founded {} clusters, grew {}",
+                    report.num_placed,
+                    report.new_clusters.len(),
+                    report.num_grown
+                ))
+            }
+            Self::ReviewRules => {
+                let report = crate::review::rules::run(state, now).await?;
+                Ok(format!(
+                    "checked {} traces, enqueued {} items, updated {} priorities",
+                    report.num_traces_checked, report.num_enqueued, report.num_priorities_updated
                 ))
             }
         }

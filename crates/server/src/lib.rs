@@ -12,6 +12,7 @@ pub mod ops;
 pub mod otlp;
 mod query;
 pub mod replica;
+pub mod review;
 mod routes;
 pub mod wire;
 
@@ -19,6 +20,7 @@ pub mod analytics;
 pub mod events;
 
 use axum::Router;
+use feedloop_clusters::{ClusterEngine, ClusterSettings};
 use feedloop_core::clock::Clock;
 use feedloop_lessons::LessonEngine;
 use feedloop_memory::SemanticMemory;
@@ -81,6 +83,8 @@ pub struct AppState {
     pub lessons: Arc<LessonEngine>,
     /// Derived implicit signals and satisfaction estimates.
     pub signals: Arc<SignalEngine>,
+    /// Problem clusters of negative traces.
+    pub clusters: Arc<ClusterEngine>,
     /// The gateway's upstream and its HTTP client.
     pub upstream: Arc<gateway::forward::Upstream>,
     /// Lessons for the gateway to inject: the lesson engine, unless replaced with
@@ -101,6 +105,11 @@ impl AppState {
     ) -> Self {
         let lessons = Arc::new(LessonEngine::new(store.clone(), memory.clone()));
         let signals = Arc::new(SignalEngine::new(store.clone(), memory.model_id()));
+        let clusters = Arc::new(ClusterEngine::new(
+            store.clone(),
+            memory.model_id(),
+            ClusterSettings::default(),
+        ));
         let context_source: Arc<dyn gateway::ContextSource> = Arc::new(gateway::LessonContext {
             engine: lessons.clone(),
             clock: clock.clone(),
@@ -117,6 +126,7 @@ impl AppState {
             context_source: Some(context_source),
             lessons,
             signals,
+            clusters,
             recorder: Arc::new(gateway::Recorder::default()),
         }
     }

@@ -6,19 +6,23 @@
 
 pub mod analytics;
 mod checks;
+pub mod clusters;
 pub mod coordination;
+pub mod datasets;
 pub mod embeddings;
 mod error;
 pub mod lessons;
 pub mod postgres;
 mod records;
 pub mod restore;
+pub mod review;
 pub mod signals;
 mod sql_analytics;
 mod sql_filter;
 pub mod sqlite;
 pub mod webhooks;
 
+pub use datasets::{DatasetSummary, DatasetVersion, Datasets, StoredDatasetItem};
 pub use error::{ItemList, ItemRef, StoreError};
 pub use lessons::{
     EffectCounts, EvidenceWatermark, INJECTION_METADATA_KEY, Injection, Lessons, NegativeCase,
@@ -142,6 +146,9 @@ pub trait Store:
     + signals::Signals
     + analytics::Analytics
     + webhooks::Webhooks
+    + review::Review
+    + clusters::Clusters
+    + datasets::Datasets
 {
 }
 
@@ -155,6 +162,9 @@ impl<T> Store for T where
         + signals::Signals
         + analytics::Analytics
         + webhooks::Webhooks
+        + review::Review
+        + clusters::Clusters
+        + datasets::Datasets
 {
 }
 

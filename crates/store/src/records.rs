@@ -87,6 +87,9 @@ pub struct StoredFeedback {
     pub superseded_by: Option<FeedbackId>,
     /// Whether the trace it refers to is stored.
     pub trace_linked: bool,
+    /// Whether it marks its trace as a problem, with the project's signal polarities (see
+    /// `Feedback::is_negative_in`); the `negative_feedback` filter reads the same flag.
+    pub negative: bool,
 }
 
 impl StoredFeedback {

@@ -35,12 +35,57 @@ pub struct FeedbackChange {
     pub trace_id: TraceId,
 }
 
+/// Settings from their stored document (`None`: never stored, the defaults).
+pub(crate) fn settings_from_doc(doc: Option<&str>) -> Result<SignalSettings> {
+    let Some(doc) = doc else {
+        return Ok(SignalSettings::default());
+    };
+    let mut settings: SignalSettings = serde_json::from_str(doc)?;
+    settings.fill_built_in_types();
+    Ok(settings)
+}
+
+/// The signal types whose negativity differs between two settings.
+pub(crate) fn negativity_changes(old: &SignalSettings, new: &SignalSettings) -> Vec<String> {
+    old.types
+        .keys()
+        .chain(new.types.keys())
+        .filter(|name| old.is_negative_type(name) != new.is_negative_type(name))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Of stored signal feedback `(seq, doc)`, the rows whose type is in `changed`, with their
+/// negativity under `settings`.
+pub(crate) fn remarked(
+    rows: impl IntoIterator<Item = (i64, String)>,
+    changed: &[String],
+    settings: &SignalSettings,
+) -> Result<Vec<(i64, bool)>> {
+    let mut out = Vec::new();
+    for (seq, doc) in rows {
+        let feedback: feedloop_core::feedback::Feedback = serde_json::from_str(&doc)?;
+        if feedback
+            .signal_type()
+            .is_some_and(|t| changed.iter().any(|c| c == t))
+        {
+            out.push((seq, feedback.is_negative_in(settings)));
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 pub trait Signals: Send + Sync {
     /// The project's settings; the defaults when none were stored.
     async fn signal_settings(&self, project: ProjectId) -> Result<SignalSettings>;
 
-    /// Replaces the project's settings.
+    /// Replaces the project's settings. Where a type's polarity turns negative or stops being
+    /// negative, the stored signals of that type are re-marked in the same transaction, so the
+    /// `negative_feedback` filter and lesson proposals follow the project's polarities (and an
+    /// ingest running meanwhile marks its signals by the old settings or the new, never a mix).
     async fn set_signal_settings(
         &self,
         project: ProjectId,

@@ -91,6 +91,17 @@ impl Conditions {
         }
     }
 
+    /// Restricts a trace list to these ids, as one JSON array parameter (a list of any length
+    /// is one placeholder on both backends).
+    pub fn push_trace_ids(&mut self, ids: &[&str]) {
+        let fragment = match self.dialect {
+            Dialect::Sqlite => "t.id IN (SELECT value FROM json_each(?))",
+            Dialect::Postgres => "t.id IN (SELECT jsonb_array_elements_text(?))",
+        };
+        let array = serde_json::Value::from(ids.to_vec());
+        self.push(fragment, [SqlValue::Json(array)]);
+    }
+
     /// The conditions joined with AND, placeholders spelled for the dialect.
     pub fn to_sql(&self) -> String {
         let joined = self.sql.join(" AND ");

@@ -669,6 +669,10 @@ mod postgres_only {
                  DROP TABLE lesson_versions, lessons, lesson_feedback, loop_settings,
                             injections, injection_lessons;
                  DROP TABLE signal_settings, signal_progress, trace_satisfaction;
+                 DROP TABLE review_queues, review_items, review_verdicts, review_events,
+                            review_progress;
+                 DROP TABLE datasets, dataset_items, dataset_versions;
+                 DROP TABLE problem_clusters, cluster_members;
                  DROP TABLE alerts, webhooks, webhook_events, webhook_deliveries, webhook_attempts;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
@@ -678,8 +682,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            4,
-            "migrations 3, 4, 5 and 8"
+            7,
+            "migrations 3 to 9"
         );
         let negative: Vec<String> = client
             .query(
@@ -716,5 +720,75 @@ mod postgres_only {
             with_database("postgresql://u:p@h?sslmode=disable", "x"),
             "postgresql://u:p@h/x?sslmode=disable"
         );
+    }
+
+    /// Review queues on two replicas: the same traces enqueued at once make one item each, and
+    /// reviewers reserving at once never get the same item.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_enqueueing_and_reserving_at_once_never_double_up() {
+        let database = ScratchDatabase::create().await;
+        let (a, b) = replicas(&database).await;
+        let project = a.create_project("p", at(0)).await.unwrap().id;
+        let parts: Vec<TracePart> = (0..40).map(|i| part(&format!("t{i:02}"), "x")).collect();
+        a.ingest(project, batch(parts, Vec::new()), at(1))
+            .await
+            .unwrap();
+        a.create_queue(project, &crate::contract::queue("triage", 1))
+            .await
+            .unwrap();
+        let traces: Vec<(TraceId, f64)> = (0..40)
+            .map(|i| {
+                (
+                    TraceId::parse("id", format!("t{i:02}")).unwrap(),
+                    f64::from(i) / 40.0,
+                )
+            })
+            .collect();
+        let reversed: Vec<(TraceId, f64)> = traces.iter().rev().cloned().collect();
+        let enqueue = |store: &Arc<dyn Store>, traces: Vec<(TraceId, f64)>| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                store
+                    .enqueue(project, "triage", &traces, "rules", at(2))
+                    .await
+            })
+        };
+        let (first, second) = (enqueue(&a, traces.clone()), enqueue(&b, reversed));
+        let (first, second) = (
+            first.await.unwrap().unwrap(),
+            second.await.unwrap().unwrap(),
+        );
+        let created = first
+            .iter()
+            .chain(&second)
+            .filter(|o| matches!(o, feedloop_store::review::Enqueued::Created(_)))
+            .count();
+        assert_eq!(created, 40);
+        let mut ids: Vec<i64> = first.iter().map(|o| o.item_id()).collect();
+        let mut other: Vec<i64> = second.iter().rev().map(|o| o.item_id()).collect();
+        assert_eq!(ids, other);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 40);
+
+        let reserve = |store: &Arc<dyn Store>, who: &'static str| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let mut taken = Vec::new();
+                while let Some(item) = store
+                    .reserve_next(project, "triage", who, at(3))
+                    .await
+                    .unwrap()
+                {
+                    taken.push(item.id);
+                }
+                taken
+            })
+        };
+        let (ann, bob) = (reserve(&a, "ann"), reserve(&b, "bob"));
+        let (ann, bob) = (ann.await.unwrap(), bob.await.unwrap());
+        other = ann.iter().chain(&bob).copied().collect();
+        other.sort();
+        assert_eq!(other, ids, "every item reserved exactly once");
     }
 }

@@ -129,6 +129,16 @@ mod sqlite_only {
              DROP TABLE signal_settings;
              DROP TABLE signal_progress;
              DROP TABLE trace_satisfaction;
+             DROP TABLE review_queues;
+             DROP TABLE review_items;
+             DROP TABLE review_verdicts;
+             DROP TABLE review_events;
+             DROP TABLE review_progress;
+             DROP TABLE datasets;
+             DROP TABLE dataset_items;
+             DROP TABLE dataset_versions;
+             DROP TABLE problem_clusters;
+             DROP TABLE cluster_members;
              DROP TABLE alerts;
              DROP TABLE webhooks;
              DROP TABLE webhook_events;

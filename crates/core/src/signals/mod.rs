@@ -127,6 +127,29 @@ pub fn check_client_signal(
     Ok(())
 }
 
+/// Whether a signal carries a range of the output that the stored output must contain (a
+/// `copy` with `details.end`), so the store knows to check it with [`check_copy_range`].
+pub fn has_output_range(signal: &Signal) -> bool {
+    signal.signal_type == "copy" && signal.details.contains_key("end")
+}
+
+/// Checks a copy's character range against the output it was copied from, as inline
+/// annotations are checked: the range must lie inside the output. Ranges on traces whose output
+/// has not arrived are stored as sent.
+pub fn check_copy_range(signal: &Signal, output: &str) -> Result<(), ValidationError> {
+    let Some(end) = signal.details.get("end").and_then(|end| end.as_u64()) else {
+        return Ok(());
+    };
+    let output_len = output.chars().count() as u64;
+    if end > output_len {
+        return Err(ValidationError::new(
+            "details.end",
+            format!("is outside the output, which is {output_len} characters long"),
+        ));
+    }
+    Ok(())
+}
+
 fn optional_count(
     details: &serde_json::Map<String, serde_json::Value>,
     key: &str,

@@ -115,6 +115,14 @@ pub const BUILT_IN_TYPES: [(&str, Polarity, f64); 8] = [
     ("abandon", Polarity::Negative, 0.5),
 ];
 
+/// Whether a signal type is negative by the built-in defaults (what [`SignalSettings::default`]
+/// says, without building it).
+pub fn built_in_is_negative(name: &str) -> bool {
+    BUILT_IN_TYPES
+        .iter()
+        .any(|(built_in, polarity, _)| *built_in == name && *polarity == Polarity::Negative)
+}
+
 impl Default for SignalSettings {
     fn default() -> Self {
         let mut settings = Self {
@@ -144,6 +152,12 @@ impl SignalSettings {
             .iter()
             .any(|(built_in, _, _)| *built_in == name)
             && self.types.contains_key(name)
+    }
+
+    /// Whether signals of this type mark their trace as a problem (negative polarity).
+    pub fn is_negative_type(&self, name: &str) -> bool {
+        self.of(name)
+            .is_some_and(|type_settings| type_settings.polarity == Polarity::Negative)
     }
 
     /// The polarity and weight of a type; `None` for a type neither built in nor declared.

@@ -2,6 +2,7 @@
 //! environment variable named in its help.
 
 pub mod bench;
+pub mod datasets;
 pub mod export;
 pub mod import;
 pub mod keys;
@@ -50,6 +51,9 @@ pub enum Command {
     /// The local embedding model.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Datasets for fine-tuning on a running server: list, create, export.
+    #[command(subcommand)]
+    Datasets(datasets::DatasetsCommand),
     /// Embed every trace that has no vector of the configured model (after changing the model),
     /// with progress.
     Reindex(model::ReindexArgs),

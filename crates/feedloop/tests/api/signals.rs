@@ -206,6 +206,11 @@ async fn bad_signals_and_settings_name_the_field_and_change_nothing() {
             "edited_text",
         ),
         (json!({"trace_id": "t1", "type": "Copy!"}), "type"),
+        // The stored output ("a") is one character long.
+        (
+            json!({"trace_id": "t1", "type": "copy", "range": {"start": 0, "end": 2}}),
+            "range.end",
+        ),
     ];
     for (body, field) in cases {
         let answer = server.post("/api/v1/signals", body.clone()).await;

@@ -77,7 +77,11 @@ fn status(error: ApiError) -> Status {
         | ErrorCode::CategoryNotFound
         | ErrorCode::LessonNotFound
         | ErrorCode::WebhookNotFound
-        | ErrorCode::RouteNotFound => Status::not_found(message),
+        | ErrorCode::ClusterNotFound
+        | ErrorCode::DatasetNotFound
+        | ErrorCode::RouteNotFound
+        | ErrorCode::QueueNotFound
+        | ErrorCode::ReviewItemNotFound => Status::not_found(message),
         ErrorCode::MethodNotAllowed => Status::unimplemented(message),
     }
 }

@@ -1,5 +1,7 @@
 //! The route table. Each submodule holds the handlers of one resource.
 
+mod clusters;
+mod datasets;
 mod gateway;
 mod ingest;
 mod keys;
@@ -7,7 +9,8 @@ mod lessons;
 mod meta;
 mod otlp;
 mod read;
-mod search;
+mod review;
+pub(crate) mod search;
 mod signals;
 mod taxonomy;
 
@@ -52,10 +55,32 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(signals::post_signals))
         .routes(routes!(signals::get_settings, signals::put_settings))
         .routes(routes!(signals::recompute))
+        .routes(routes!(clusters::list_clusters))
+        .routes(routes!(clusters::get_cluster))
+        .routes(routes!(clusters::refresh_clusters))
+        .routes(routes!(datasets::list_datasets, datasets::create_dataset))
+        .routes(routes!(datasets::get_dataset))
+        .routes(routes!(datasets::add_items, datasets::list_items))
+        .routes(routes!(datasets::from_feedback))
+        .routes(routes!(datasets::create_version, datasets::list_versions))
+        .routes(routes!(datasets::export))
+        .routes(routes!(datasets::export_manifest))
         .routes(routes!(meta::stats))
         .routes(routes!(meta::project))
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
+        .routes(routes!(review::list_queues, review::create_queue))
+        .routes(routes!(
+            review::get_queue,
+            review::update_queue,
+            review::delete_queue
+        ))
+        .routes(routes!(review::list_items, review::enqueue))
+        .routes(routes!(review::get_item))
+        .routes(routes!(review::item_history))
+        .routes(routes!(review::post_action))
+        .routes(routes!(review::reserve_next))
+        .routes(routes!(review::agreement))
         .routes(routes!(analytics::feedback))
         .routes(routes!(analytics::compare_sets))
         .routes(routes!(analytics::alerts))

@@ -129,7 +129,9 @@ fn invalid(field: &str, message: &str) -> ApiError {
 }
 
 /// A body's `filter` object: the list filters, values as JSON strings (or booleans).
-fn filter_from_body(filter: BTreeMap<String, serde_json::Value>) -> Result<Filter, ApiError> {
+pub(crate) fn filter_from_body(
+    filter: BTreeMap<String, serde_json::Value>,
+) -> Result<Filter, ApiError> {
     let mut pairs = Vec::with_capacity(filter.len());
     for (key, value) in filter {
         let value = match value {

@@ -66,6 +66,7 @@ impl From<StoredFeedback> for FeedbackView {
             received_at: stored.received_at,
             superseded_by: stored.superseded_by.map(|id| id.into_string()),
             trace_linked: stored.trace_linked,
+            negative: stored.negative,
         }
     }
 }

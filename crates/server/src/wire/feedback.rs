@@ -74,6 +74,9 @@ pub struct FeedbackView {
     pub superseded_by: Option<String>,
     /// Whether the trace it refers to has arrived.
     pub trace_linked: bool,
+    /// Whether it marks the trace as a problem: a negative rating, a category, a correction, an
+    /// annotation, or a signal whose type has negative polarity in the project's settings.
+    pub negative: bool,
 }
 
 impl FeedbackBody {

@@ -5,7 +5,9 @@
 
 pub mod analytics;
 pub mod chain;
+pub mod dataset;
 pub mod feedback;
+pub mod review;
 pub mod search;
 pub mod signal;
 pub mod trace;

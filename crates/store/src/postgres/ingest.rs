@@ -165,14 +165,24 @@ async fn ingest_once(
     } else {
         Vec::new()
     };
+    // Read under the ingest lock, which a change of settings takes exclusively.
+    let signal_settings = if batch.feedback.iter().any(|f| f.signal_type().is_some()) {
+        Some(super::signals::settings_in(tx, project).await?)
+    } else {
+        None
+    };
     for (index, feedback) in batch.feedback.iter().enumerate() {
         let item = Some(ItemRef {
             list: ItemList::Feedback,
             index,
         });
+        let negative = match &signal_settings {
+            Some(settings) => feedback.is_negative_in(settings),
+            None => feedback.is_negative(),
+        };
         receipt
             .feedback
-            .push(insert_feedback(tx, project, feedback, &categories, now, item).await?);
+            .push(insert_feedback(tx, project, feedback, negative, &categories, now, item).await?);
     }
     Ok(receipt)
 }
@@ -259,11 +269,12 @@ async fn insert_feedback(
     tx: &impl GenericClient,
     project: ProjectId,
     feedback: &Feedback,
+    negative: bool,
     categories: &[String],
     now: Timestamp,
     item: Option<ItemRef>,
 ) -> Attempt<Outcome> {
-    let inserted = insert_feedback_row(tx, project, feedback, now, None).await?;
+    let inserted = insert_feedback_row(tx, project, feedback, now, None, negative).await?;
     if !inserted {
         let stored = query_opt(
             tx,
@@ -298,6 +309,17 @@ async fn insert_feedback(
                 item,
                 error: error.within("annotation"),
             })?;
+    }
+    if let FeedbackValue::Signal(signal) = &feedback.value
+        && feedloop_core::signals::has_output_range(signal)
+        && let Some(output) = trace_output(tx, project, &feedback.trace_id).await?
+    {
+        feedloop_core::signals::check_copy_range(signal, &output).map_err(|error| {
+            StoreError::Invalid {
+                item,
+                error: error.within("signal"),
+            }
+        })?;
     }
     supersede(tx, project, feedback).await?;
     Ok(Outcome::Created)

@@ -31,9 +31,18 @@ const MIGRATIONS: &[(i32, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_signals.sql"),
     ),
+    (6, include_str!("../../migrations/postgres/0006_review.sql")),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_datasets.sql"),
+    ),
     (
         8,
-        include_str!("../../migrations/postgres/0008_analytics.sql"),
+        include_str!("../../migrations/postgres/0008_clusters.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_analytics.sql"),
     ),
 ];
 

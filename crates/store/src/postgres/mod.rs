@@ -19,7 +19,9 @@
 
 mod admin;
 mod analytics;
+mod clusters;
 mod coordination;
+mod datasets;
 mod embeddings;
 mod ingest;
 mod lessons;
@@ -27,6 +29,7 @@ mod locks;
 mod migrate;
 mod read;
 mod restore;
+mod review;
 mod rows;
 mod signals;
 mod webhooks;

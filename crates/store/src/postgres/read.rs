@@ -13,7 +13,7 @@ use crate::sql_filter::{self, Dialect, Subject};
 use crate::{Result, Session, Stats, StoreError, StoredFeedback, StoredTrace, TraceChain};
 
 const TRACE_COLUMNS: &str = "t.seq, t.doc";
-const FEEDBACK_COLUMNS: &str = "f.seq, f.doc, f.received_at, f.superseded_by, EXISTS (SELECT 1 FROM traces l WHERE l.project_id = f.project_id AND l.id = f.trace_id)";
+const FEEDBACK_COLUMNS: &str = "f.seq, f.doc, f.received_at, f.superseded_by, EXISTS (SELECT 1 FROM traces l WHERE l.project_id = f.project_id AND l.id = f.trace_id), f.negative";
 
 fn to_trace(row: &Row) -> Result<StoredTrace> {
     Ok(StoredTrace {
@@ -36,6 +36,7 @@ fn to_feedback(row: &Row) -> Result<StoredFeedback> {
         received_at: timestamp(row.try_get(2)?)?,
         superseded_by,
         trace_linked: row.try_get(4)?,
+        negative: row.try_get::<_, i16>(5)? != 0,
     })
 }
 

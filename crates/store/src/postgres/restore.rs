@@ -138,6 +138,7 @@ impl Restore for PostgresStore {
                 &stored.feedback,
                 stored.received_at,
                 stored.superseded_by.as_ref(),
+                stored.negative,
             )
             .await?;
         }

@@ -118,7 +118,8 @@ pub async fn write_span_row(
     Ok(())
 }
 
-/// Inserts a feedback row unless its id is stored; returns whether it inserted. The
+/// Inserts a feedback row unless its id is stored; returns whether it inserted. `negative` is
+/// the feedback's negativity under the project's signal settings. The
 /// concurrent insert of the same id waits for the first transaction and then finds it stored.
 pub async fn insert_feedback_row(
     tx: &impl GenericClient,
@@ -126,6 +127,7 @@ pub async fn insert_feedback_row(
     feedback: &Feedback,
     received_at: Timestamp,
     superseded_by: Option<&FeedbackId>,
+    negative: bool,
 ) -> Attempt<bool> {
     let names = match feedback.value.categories() {
         [] => None,
@@ -157,7 +159,7 @@ pub async fn insert_feedback_row(
             &serde_json::to_string(feedback)?,
             &superseded_by.map(|id| id.as_str()),
             &feedback.supersession_key().map(|key| key.digest()),
-            &i16::from(feedback.is_negative()),
+            &i16::from(negative),
         ],
     )
     .await?;

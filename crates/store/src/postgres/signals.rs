@@ -5,33 +5,39 @@ use async_trait::async_trait;
 use feedloop_core::signals::{Satisfaction, SignalSettings};
 use feedloop_core::{ProjectId, Timestamp, TraceId};
 
-use super::{PostgresStore, execute, micros, query, query_opt, timestamp};
+use deadpool_postgres::GenericClient;
+
+use super::{PostgresStore, execute, locks, micros, query, query_opt, timestamp};
 use crate::embeddings::vector_from_bytes;
-use crate::signals::{AbandonCandidate, FeedbackChange, SessionNeighbours, Signals, prefix_end};
+use crate::signals::{
+    AbandonCandidate, FeedbackChange, SessionNeighbours, Signals, negativity_changes, prefix_end,
+    remarked, settings_from_doc,
+};
 use crate::{Result, StoreError, StoredTrace};
 
 fn trace_id(id: String) -> Result<TraceId> {
     TraceId::parse("trace_id", id).map_err(|e| StoreError::Internal(e.to_string()))
 }
 
+/// The project's settings as `client` (or a transaction) sees them.
+pub(super) async fn settings_in(
+    client: &impl GenericClient,
+    project: ProjectId,
+) -> Result<SignalSettings> {
+    let row = query_opt(
+        client,
+        "SELECT doc FROM signal_settings WHERE project_id = $1",
+        &[&project.0],
+    )
+    .await?;
+    let doc: Option<&str> = row.as_ref().map(|row| row.try_get(0)).transpose()?;
+    settings_from_doc(doc)
+}
+
 #[async_trait]
 impl Signals for PostgresStore {
     async fn signal_settings(&self, project: ProjectId) -> Result<SignalSettings> {
-        let client = self.client().await?;
-        let row = query_opt(
-            &client,
-            "SELECT doc FROM signal_settings WHERE project_id = $1",
-            &[&project.0],
-        )
-        .await?;
-        match row {
-            Some(row) => {
-                let mut settings: SignalSettings = serde_json::from_str(row.try_get(0)?)?;
-                settings.fill_built_in_types();
-                Ok(settings)
-            }
-            None => Ok(SignalSettings::default()),
-        }
+        settings_in(&self.client().await?, project).await
     }
 
     async fn set_signal_settings(
@@ -41,21 +47,44 @@ impl Signals for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         let doc = serde_json::to_string(settings)?;
-        let client = self.client().await?;
-        let written = execute(
-            &client,
-            "INSERT INTO signal_settings (project_id, updated_at, doc)
-             SELECT id, $2, $3 FROM projects WHERE id = $1
-             ON CONFLICT (project_id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc",
-            &[&project.0, &micros(now), &doc],
-        )
-        .await?;
-        if written == 0 {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Exclusive: ingests in flight finish first (they marked their signals by the old
+        // settings, which the re-marking below sees), and later ones read the new settings.
+        if !locks::lock_project(&tx, project, true).await? {
             return Err(StoreError::NotFound {
                 what: "project",
                 id: project.to_string(),
             });
         }
+        let changed = negativity_changes(&settings_in(&tx, project).await?, settings);
+        execute(
+            &tx,
+            "INSERT INTO signal_settings (project_id, updated_at, doc) VALUES ($1, $2, $3)
+             ON CONFLICT (project_id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc",
+            &[&project.0, &micros(now), &doc],
+        )
+        .await?;
+        if !changed.is_empty() {
+            let rows = query(
+                &tx,
+                "SELECT seq, doc FROM feedback WHERE project_id = $1 AND kind = 'signal'",
+                &[&project.0],
+            )
+            .await?
+            .into_iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<Vec<(i64, String)>>>()?;
+            for (seq, negative) in remarked(rows, &changed, settings)? {
+                execute(
+                    &tx,
+                    "UPDATE feedback SET negative = $2 WHERE seq = $1",
+                    &[&seq, &i16::from(negative)],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -32,6 +32,8 @@ struct PreparedTrace {
 /// A feedback item with its stored columns computed.
 pub struct PreparedFeedback {
     pub feedback: Feedback,
+    /// By the built-in polarities until [`ingest`] reads the project's settings (for signals).
+    pub negative: bool,
     doc: String,
     hash: [u8; 32],
     supersession_key: Option<i64>,
@@ -49,6 +51,7 @@ impl PreparedFeedback {
             hash: feedback.content_hash(),
             supersession_key: feedback.supersession_key().map(|key| key.digest()),
             categories_json,
+            negative: feedback.is_negative(),
             feedback,
         })
     }
@@ -126,7 +129,19 @@ pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Resu
     } else {
         Vec::new()
     };
-    for (index, prepared) in batch.feedback.into_iter().enumerate() {
+    let signal_settings = if batch
+        .feedback
+        .iter()
+        .any(|f| f.feedback.signal_type().is_some())
+    {
+        Some(super::signals::settings_in(tx, project)?)
+    } else {
+        None
+    };
+    for (index, mut prepared) in batch.feedback.into_iter().enumerate() {
+        if let Some(settings) = &signal_settings {
+            prepared.negative = prepared.feedback.is_negative_in(settings);
+        }
         let item = Some(ItemRef {
             list: ItemList::Feedback,
             index,
@@ -367,6 +382,17 @@ fn insert_feedback(
                 error: error.within("annotation"),
             })?;
     }
+    if let FeedbackValue::Signal(signal) = &feedback.value
+        && feedloop_core::signals::has_output_range(signal)
+        && let Some(output) = trace_output(tx, project, &feedback.trace_id)?
+    {
+        feedloop_core::signals::check_copy_range(signal, &output).map_err(|error| {
+            StoreError::Invalid {
+                item,
+                error: error.within("signal"),
+            }
+        })?;
+    }
     if let Some(key) = prepared.supersession_key {
         supersede(tx, project, &feedback.trace_id, key)?;
     }
@@ -408,7 +434,7 @@ pub(super) fn insert_feedback_row(
             prepared.doc,
             superseded_by.map(|id| id.as_str()),
             prepared.supersession_key,
-            feedback.is_negative(),
+            prepared.negative,
         ])?;
     Ok(inserted > 0)
 }

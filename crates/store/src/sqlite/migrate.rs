@@ -17,9 +17,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, include_str!("../../migrations/sqlite/0004_lessons.sql")),
     (5, include_str!("../../migrations/sqlite/0005_signals.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_review.sql")),
+    (7, include_str!("../../migrations/sqlite/0007_datasets.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_clusters.sql")),
     (
-        8,
-        include_str!("../../migrations/sqlite/0008_analytics.sql"),
+        9,
+        include_str!("../../migrations/sqlite/0009_analytics.sql"),
     ),
 ];
 

@@ -8,7 +8,9 @@
 mod admin;
 mod analytics;
 mod checkpoint;
+mod clusters;
 mod coordination;
+mod datasets;
 mod embeddings;
 mod filter;
 mod ingest;
@@ -17,6 +19,7 @@ mod migrate;
 mod pool;
 mod read;
 mod restore;
+mod review;
 mod signals;
 mod webhooks;
 mod writer;

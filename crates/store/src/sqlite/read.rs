@@ -11,7 +11,7 @@ use super::timestamp;
 use crate::{Result, Session, Stats, StoreError, StoredFeedback, StoredTrace, TraceChain};
 
 const TRACE_COLUMNS: &str = "t.seq, t.doc";
-const FEEDBACK_COLUMNS: &str = "f.seq, f.doc, f.received_at, f.superseded_by, EXISTS (SELECT 1 FROM traces l WHERE l.project_id = f.project_id AND l.id = f.trace_id)";
+const FEEDBACK_COLUMNS: &str = "f.seq, f.doc, f.received_at, f.superseded_by, EXISTS (SELECT 1 FROM traces l WHERE l.project_id = f.project_id AND l.id = f.trace_id), f.negative";
 
 fn trace_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, String)> {
     Ok((row.get(0)?, row.get(1)?))
@@ -25,7 +25,7 @@ fn to_trace((seq, doc): (i64, String)) -> Result<StoredTrace> {
     })
 }
 
-type FeedbackRow = (i64, String, i64, Option<String>, bool);
+type FeedbackRow = (i64, String, i64, Option<String>, bool, bool);
 
 fn feedback_from_row(row: &Row<'_>) -> rusqlite::Result<FeedbackRow> {
     Ok((
@@ -34,11 +34,12 @@ fn feedback_from_row(row: &Row<'_>) -> rusqlite::Result<FeedbackRow> {
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
+        row.get(5)?,
     ))
 }
 
 fn to_feedback(
-    (seq, doc, received_at, superseded_by, trace_linked): FeedbackRow,
+    (seq, doc, received_at, superseded_by, trace_linked, negative): FeedbackRow,
 ) -> Result<StoredFeedback> {
     let feedback: Feedback = serde_json::from_str(&doc)?;
     let superseded_by = superseded_by
@@ -51,6 +52,7 @@ fn to_feedback(
         received_at: timestamp(received_at)?,
         superseded_by,
         trace_linked,
+        negative,
     })
 }
 

@@ -115,11 +115,9 @@ impl Restore for SqliteStore {
         let prepared = feedback
             .into_iter()
             .map(|stored| {
-                Ok((
-                    ingest::PreparedFeedback::new(stored.feedback)?,
-                    stored.received_at,
-                    stored.superseded_by,
-                ))
+                let mut prepared = ingest::PreparedFeedback::new(stored.feedback)?;
+                prepared.negative = stored.negative;
+                Ok((prepared, stored.received_at, stored.superseded_by))
             })
             .collect::<Result<Vec<_>>>()?;
         self.writer

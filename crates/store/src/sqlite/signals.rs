@@ -4,35 +4,52 @@
 use async_trait::async_trait;
 use feedloop_core::signals::{Satisfaction, SignalSettings};
 use feedloop_core::{ProjectId, Timestamp, TraceId};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, micros, timestamp};
 use crate::embeddings::vector_from_bytes;
-use crate::signals::{AbandonCandidate, FeedbackChange, SessionNeighbours, Signals, prefix_end};
+use crate::signals::{
+    AbandonCandidate, FeedbackChange, SessionNeighbours, Signals, negativity_changes, prefix_end,
+    remarked, settings_from_doc,
+};
 use crate::{Result, StoreError, StoredTrace};
 
 fn trace_id(field: &str, id: String) -> Result<TraceId> {
     TraceId::parse(field, id).map_err(|e| StoreError::Internal(e.to_string()))
 }
 
+/// The project's settings as `conn` sees them (inside the writer's transaction, or a reader).
+pub(super) fn settings_in(conn: &Connection, project: ProjectId) -> Result<SignalSettings> {
+    let doc: Option<String> = conn
+        .prepare_cached("SELECT doc FROM signal_settings WHERE project_id = ?1")?
+        .query_row(params![project.0], |row| row.get(0))
+        .optional()?;
+    settings_from_doc(doc.as_deref())
+}
+
+/// Re-marks the project's stored signals of the `changed` types by `settings`.
+fn remark_signals(
+    tx: &Connection,
+    project: ProjectId,
+    changed: &[String],
+    settings: &SignalSettings,
+) -> Result<()> {
+    let rows = tx
+        .prepare("SELECT seq, doc FROM feedback WHERE project_id = ?1 AND kind = 'signal'")?
+        .query_map(params![project.0], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<(i64, String)>>>()?;
+    let mut update = tx.prepare("UPDATE feedback SET negative = ?2 WHERE seq = ?1")?;
+    for (seq, negative) in remarked(rows, changed, settings)? {
+        update.execute(params![seq, negative])?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Signals for SqliteStore {
     async fn signal_settings(&self, project: ProjectId) -> Result<SignalSettings> {
         self.readers
-            .run(move |conn| {
-                let doc: Option<String> = conn
-                    .prepare_cached("SELECT doc FROM signal_settings WHERE project_id = ?1")?
-                    .query_row(params![project.0], |row| row.get(0))
-                    .optional()?;
-                match doc {
-                    Some(doc) => {
-                        let mut settings: SignalSettings = serde_json::from_str(&doc)?;
-                        settings.fill_built_in_types();
-                        Ok(settings)
-                    }
-                    None => Ok(SignalSettings::default()),
-                }
-            })
+            .run(move |conn| settings_in(conn, project))
             .await
     }
 
@@ -43,6 +60,7 @@ impl Signals for SqliteStore {
         now: Timestamp,
     ) -> Result<()> {
         let doc = serde_json::to_string(settings)?;
+        let settings = settings.clone();
         self.writer
             .run(1, move |tx| {
                 let exists: Option<i64> = tx
@@ -55,11 +73,15 @@ impl Signals for SqliteStore {
                         id: project.to_string(),
                     });
                 }
+                let changed = negativity_changes(&settings_in(tx, project)?, &settings);
                 tx.prepare_cached(
                     "INSERT INTO signal_settings (project_id, updated_at, doc) VALUES (?1, ?2, ?3)
                      ON CONFLICT (project_id) DO UPDATE SET updated_at = excluded.updated_at, doc = excluded.doc",
                 )?
                 .execute(params![project.0, micros(now), doc])?;
+                if !changed.is_empty() {
+                    remark_signals(tx, project, &changed, &settings)?;
+                }
                 Ok(())
             })
             .await

@@ -8,8 +8,10 @@
 //! store explicitly, so nothing here depends on the wall clock.
 
 mod analytics;
+mod clusters;
 mod concurrency;
 mod coordination;
+mod datasets;
 mod embeddings;
 mod feedback;
 mod fixtures;
@@ -17,6 +19,7 @@ mod lessons;
 mod lists;
 mod pagination;
 mod projects;
+mod review;
 mod sessions;
 mod signals;
 mod supersession;
@@ -24,14 +27,17 @@ mod traces;
 mod validation;
 
 pub use analytics::*;
+pub use clusters::*;
 pub use concurrency::*;
 pub use coordination::*;
+pub use datasets::*;
 pub use embeddings::*;
 pub use feedback::*;
 pub use lessons::*;
 pub use lists::*;
 pub use pagination::*;
 pub use projects::*;
+pub use review::*;
 pub use sessions::*;
 pub use signals::*;
 pub use supersession::*;
@@ -120,6 +126,21 @@ macro_rules! store_contract_suite {
             feedback_aggregates_by_week_tag_metadata_and_filter,
             negative_counts_and_version_traffic_match_hand_counts,
             alerts_are_raised_once_and_queue_their_event_for_subscribers,
+            signal_negativity_follows_the_projects_polarities,
+            cluster_candidates_are_unclustered_negative_embedded_traces,
+            a_copy_range_outside_the_output_is_rejected,
+            review_queues_are_created_listed_updated_and_deleted,
+            a_trace_is_enqueued_once_per_queue,
+            the_item_lifecycle_follows_the_model,
+            an_expired_reservation_is_reservable_again,
+            verdicts_need_labels_and_are_listed_for_agreement,
+            assigned_items_are_reserved_only_by_their_assignee,
+            the_rules_job_lookups_follow_traces_and_filters,
+            datasets_are_named_uniquely_per_project,
+            dataset_items_are_idempotent_per_trace_and_id,
+            dataset_items_page_in_the_order_added,
+            a_dataset_version_freezes_the_items_added_before_it,
+            vectors_of_traces_are_read_by_trace_id,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {

@@ -413,3 +413,134 @@ pub async fn satisfaction_is_stored_filtered_and_removed(store: Arc<dyn Store>) 
         [(trace_id("sad"), estimate(0.9))]
     );
 }
+
+/// A signal marks its trace as a problem by the project's polarity of its type, at ingest and
+/// again for stored signals when the polarity changes.
+pub async fn signal_negativity_follows_the_projects_polarities(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "alpha").await;
+    let other = new_project(&*store, "beta").await;
+    let mut settings = SignalSettings::default();
+    settings.types.insert(
+        "thumb_wave".into(),
+        SignalTypeSettings {
+            polarity: Polarity::Negative,
+            weight: 1.0,
+        },
+    );
+    store
+        .set_signal_settings(project, &settings, at(1))
+        .await
+        .unwrap();
+    let traces = || {
+        ["waved", "copied", "edited"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| trace_part(id, i as i64))
+            .collect::<Vec<_>>()
+    };
+    ingest_traces(&*store, project, traces(), at(2)).await;
+    ingest_traces(&*store, other, traces(), at(2)).await;
+    let signals = || {
+        vec![
+            feedback("wave", "waved", signal("thumb_wave")),
+            feedback("copy", "copied", signal("copy")),
+            feedback("edit", "edited", signal("edit")),
+        ]
+    };
+    ingest_feedback(&*store, project, signals(), at(3)).await;
+    ingest_feedback(&*store, other, signals(), at(3)).await;
+    let negative_traces = |project| {
+        let store = store.clone();
+        async move {
+            let filter = Filter {
+                negative_feedback: true,
+                ..Filter::default()
+            };
+            let mut ids: Vec<String> = all_traces(&*store, project, &filter)
+                .await
+                .into_iter()
+                .map(|t| t.trace.id.as_str().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(negative_traces(project).await, ["edited", "waved"]);
+    assert!(stored_feedback(&*store, project, "wave").await.negative);
+    assert!(!stored_feedback(&*store, project, "copy").await.negative);
+    assert_eq!(
+        negative_traces(other).await,
+        ["edited"],
+        "an undeclared type is not negative, edit is by default"
+    );
+
+    settings.types.get_mut("thumb_wave").unwrap().polarity = Polarity::Neutral;
+    settings.types.get_mut("copy").unwrap().polarity = Polarity::Negative;
+    store
+        .set_signal_settings(project, &settings, at(4))
+        .await
+        .unwrap();
+    assert_eq!(negative_traces(project).await, ["copied", "edited"]);
+    assert!(!stored_feedback(&*store, project, "wave").await.negative);
+    assert_eq!(
+        negative_traces(other).await,
+        ["edited"],
+        "another project's signals keep their marks"
+    );
+}
+
+/// A copied range must lie inside the stored output, as an annotation's does; a rejected copy
+/// leaves its whole batch unstored.
+pub async fn a_copy_range_outside_the_output_is_rejected(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "alpha").await;
+    ingest_traces(
+        &*store,
+        project,
+        vec![said("t", None, 1, "question", Some("short answer"))],
+        at(2),
+    )
+    .await;
+    let copy = |id: &str, start: u64, end: u64| {
+        let mut details = Map::new();
+        details.insert("start".into(), start.into());
+        details.insert("end".into(), end.into());
+        feedback(
+            id,
+            "t",
+            FeedbackValue::Signal(Signal {
+                signal_type: "copy".into(),
+                value: None,
+                details,
+            }),
+        )
+    };
+    let rejected = store
+        .ingest(
+            project,
+            feedloop_store::IngestBatch {
+                traces: vec![],
+                feedback: vec![copy("fits", 0, 5), copy("too_far", 6, 13)],
+            },
+            at(3),
+        )
+        .await;
+    match rejected {
+        Err(StoreError::Invalid { item, error }) => {
+            assert_eq!(item.map(|i| i.index), Some(1));
+            assert_eq!(error.field, "signal.details.end", "{error:?}");
+        }
+        other => panic!("expected an invalid item, got {other:?}"),
+    }
+    assert!(
+        all_feedback(&*store, project, &Filter::default())
+            .await
+            .is_empty()
+    );
+    ingest_feedback(&*store, project, vec![copy("fits", 0, 12)], at(4)).await;
+    assert_eq!(
+        all_feedback(&*store, project, &Filter::default())
+            .await
+            .len(),
+        1
+    );
+}

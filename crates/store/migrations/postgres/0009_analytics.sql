@@ -1,4 +1,4 @@
--- feedloop PostgreSQL schema, version 8: analytics alerts and webhooks.
+-- feedloop PostgreSQL schema, version 9: analytics alerts and webhooks.
 
 -- Alerts raised by the regression and negative-spike detectors. `dedupe_key` names the
 -- condition (a version pair, an hour), so a condition is alerted once.
