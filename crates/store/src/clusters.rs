@@ -101,6 +101,15 @@ pub trait Clusters: Send + Sync {
         cluster: i64,
     ) -> Result<Vec<(String, u64)>>;
 
+    /// The size of the cluster of `model` each of these traces is in (traces in none are left
+    /// out).
+    async fn cluster_sizes_of(
+        &self,
+        project: ProjectId,
+        model: &str,
+        trace_ids: &[TraceId],
+    ) -> Result<Vec<(TraceId, u64)>>;
+
     /// Members per UTC day of their trace's start, from `since` on: `(day start, count)`.
     async fn cluster_trend(
         &self,

@@ -34,7 +34,7 @@ async fn server_with_trace() -> TestServer {
 /// Removes what the server adds to a stored item, leaving what the client sent.
 fn as_sent(mut view: Value) -> Value {
     let object = view.as_object_mut().unwrap();
-    for key in ["received_at", "trace_linked", "superseded_by"] {
+    for key in ["received_at", "trace_linked", "superseded_by", "negative"] {
         object.remove(key);
     }
     view
@@ -81,6 +81,11 @@ async fn every_feedback_kind_round_trips() {
         }
         assert_eq!(as_sent(found.clone()), expected);
         assert_eq!(found["trace_linked"], true);
+        // Every kind but a comment and a copy or a good rating says the answer was a problem.
+        let negative = !matches!(found["kind"].as_str(), Some("comment"))
+            && found["signal"]["type"] != "copy"
+            && found["rating"]["value"].as_f64().is_none_or(|v| v < 3.0);
+        assert_eq!(found["negative"], negative, "{found}");
     }
     let (_, by_kind) = server.get("/api/v1/stats").await;
     for kind in [

@@ -83,6 +83,16 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
     let source =
         TestServer::start_on(TestDatabase::create_sqlite(), None, without_periodic_jobs()).await;
     without_derived_signals(source.store.as_ref()).await;
+    // The loop's settings. Proposals are off before any feedback arrives, so that no server
+    // (this one's first job tick may come during the import) proposes lessons of its own.
+    send(
+        &source,
+        "PUT",
+        "/api/v1/loop/settings",
+        json!({"holdout_fraction": 0.0, "holdout_seed": 7,
+               "proposals": {"enabled": false, "min_feedback": 3, "similarity": 0.6, "window_hours": 168}}),
+    )
+    .await;
     let input = source.dir.path().join("qa.json");
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/qa_feedback/dev_feedback_sample.json");
@@ -118,16 +128,7 @@ async fn data_copied_to_postgres_and_back_is_unchanged() {
         )
         .await;
     source.delete("/api/v1/taxonomy/categories/redundant").await;
-    // The loop's state: settings, a lesson with two versions, and an injection into a trace.
-    // Proposals are off, so that no server proposes lessons of its own from the copied feedback.
-    send(
-        &source,
-        "PUT",
-        "/api/v1/loop/settings",
-        json!({"holdout_fraction": 0.0, "holdout_seed": 7,
-               "proposals": {"enabled": false, "min_feedback": 3, "similarity": 0.6, "window_hours": 168}}),
-    )
-    .await;
+    // The loop's state: a lesson with two versions, and an injection into a trace.
     let query = "how do I reset my password";
     send(
         &source,

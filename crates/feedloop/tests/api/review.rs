@@ -95,6 +95,26 @@ async fn items(server: &TestServer, queue: &str) -> Vec<Value> {
     body["items"].as_array().unwrap().clone()
 }
 
+/// The lines of every split of a dataset's export (`split=all` events), the CSV header left out.
+async fn export_lines(server: &TestServer, dataset: &str, format: &str) -> Vec<String> {
+    let response = server
+        .http
+        .get(format!(
+            "{}/api/v1/datasets/{dataset}/export?format={format}&split=all",
+            server.base
+        ))
+        .header("authorization", format!("Bearer {}", server.key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{format}");
+    let text = response.text().await.unwrap();
+    text.lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter_map(|event| event.get("line").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
 async fn act(server: &TestServer, queue: &str, item: i64, body: Value) -> (StatusCode, Value) {
     server
         .post(
@@ -303,6 +323,21 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
     .await;
     let (_, dataset) = server.get("/api/v1/datasets/qa_sft").await;
     assert!(dataset["num_items"].as_u64().unwrap() >= 1, "{dataset}");
+    // The reviewed item exports in every format (the formats' fields: tests/api/datasets.rs).
+    for format in ["openai", "sft", "preference", "csv"] {
+        let lines = export_lines(&server, "qa_sft", format).await;
+        assert!(!lines.is_empty(), "{format}: no lines");
+        if format == "preference" {
+            for line in &lines {
+                let pair: Value = serde_json::from_str(line).unwrap();
+                assert_ne!(pair["chosen"], pair["rejected"], "{line}");
+            }
+        } else if format != "csv" {
+            for line in &lines {
+                serde_json::from_str::<Value>(line).unwrap();
+            }
+        }
+    }
     let ux = act_ok(
         &server,
         "negative",

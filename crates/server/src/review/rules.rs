@@ -253,6 +253,13 @@ pub async fn priority_facts(
         .await?
         .into_iter()
         .collect();
+    // A problem cluster says how common a trace's problem is even beyond the nearest k.
+    let cluster_sizes: HashMap<TraceId, u64> = state
+        .store
+        .cluster_sizes_of(project, state.clusters.model(), trace_ids)
+        .await?
+        .into_iter()
+        .collect();
     let mut out = HashMap::with_capacity(traces.len());
     for stored in traces {
         let trace = stored.trace;
@@ -264,7 +271,11 @@ pub async fn priority_facts(
             .map(|item| &item.feedback);
         let facts = PriorityFacts {
             severity: severity(current),
-            num_neighbours: neighbourhood_size(state, project, &trace.id).await?,
+            num_neighbours: neighbourhood_size(state, project, &trace.id).await?.max(
+                cluster_sizes
+                    .get(&trace.id)
+                    .map_or(0, |size| size.saturating_sub(1) as usize),
+            ),
             user_role: trace.user_role.clone(),
             started_at: trace.started_at,
         };

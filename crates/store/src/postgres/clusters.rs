@@ -198,6 +198,28 @@ impl Clusters for PostgresStore {
             .collect()
     }
 
+    async fn cluster_sizes_of(
+        &self,
+        project: ProjectId,
+        model: &str,
+        trace_ids: &[TraceId],
+    ) -> Result<Vec<(TraceId, u64)>> {
+        let ids: Vec<&str> = trace_ids.iter().map(TraceId::as_str).collect();
+        let rows = query(
+            &self.client().await?,
+            "SELECT t.id, c.size
+             FROM traces t
+             JOIN cluster_members m ON m.project_id = t.project_id AND m.trace_seq = t.seq
+             JOIN problem_clusters c ON c.id = m.cluster_id AND c.model = $2
+             WHERE t.project_id = $1 AND t.id = ANY($3::TEXT[])",
+            &[&project.0, &model, &ids],
+        )
+        .await?;
+        rows.into_iter()
+            .map(|row| Ok((trace_id(row.try_get(0)?)?, row.try_get::<_, i64>(1)? as u64)))
+            .collect()
+    }
+
     async fn cluster_trend(
         &self,
         project: ProjectId,

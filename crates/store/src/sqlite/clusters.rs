@@ -255,6 +255,36 @@ impl Clusters for SqliteStore {
             .await
     }
 
+    async fn cluster_sizes_of(
+        &self,
+        project: ProjectId,
+        model: &str,
+        trace_ids: &[TraceId],
+    ) -> Result<Vec<(TraceId, u64)>> {
+        let model = model.to_owned();
+        let ids =
+            serde_json::to_string(&trace_ids.iter().map(TraceId::as_str).collect::<Vec<_>>())?;
+        self.readers
+            .run(move |conn| {
+                let rows = conn
+                    .prepare_cached(
+                        "SELECT t.id, c.size
+                         FROM traces t
+                         JOIN cluster_members m ON m.project_id = t.project_id AND m.trace_seq = t.seq
+                         JOIN problem_clusters c ON c.id = m.cluster_id AND c.model = ?2
+                         WHERE t.project_id = ?1 AND t.id IN (SELECT value FROM json_each(?3))",
+                    )?
+                    .query_map(params![project.0, model, ids], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter()
+                    .map(|(id, size)| Ok((trace_id(id)?, size as u64)))
+                    .collect()
+            })
+            .await
+    }
+
     async fn cluster_trend(
         &self,
         project: ProjectId,

@@ -143,6 +143,23 @@ pub async fn cluster_candidates_are_unclustered_negative_embedded_traces(store: 
     );
     assert_eq!(clusters[0].centroid_sum, [2.0, 1.0]);
     assert!(store.problem_clusters(other, "m").await.unwrap().is_empty());
+    let mut sizes = store
+        .cluster_sizes_of(
+            project,
+            "m",
+            &[trace_id("card"), trace_id("card2"), trace_id("fine")],
+        )
+        .await
+        .unwrap();
+    sizes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(sizes, [(trace_id("card"), 2), (trace_id("card2"), 2)]);
+    assert!(
+        store
+            .cluster_sizes_of(other, "m", &[trace_id("card")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     store
         .store_embeddings("m", vec![vector_of("late")], at(12 * 86_400))
