@@ -8,6 +8,7 @@ pub mod auth;
 pub mod clock;
 pub mod dataset;
 pub mod error;
+pub mod events;
 pub mod feedback;
 pub mod filter;
 pub mod ids;
@@ -15,6 +16,7 @@ pub mod lesson;
 pub mod pii;
 pub mod review;
 pub mod signals;
+pub mod stats;
 pub mod taxonomy;
 pub mod trace;
 

@@ -34,6 +34,51 @@ pub struct Config {
     pub store: StoreConfig,
     pub embedding: EmbeddingConfig,
     pub gateway: GatewayConfig,
+    pub analytics: AnalyticsConfig,
+}
+
+/// Regression and negative-spike detection, and webhook delivery retries.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// A new version is a regression when the two-proportion test's p-value is below this.
+    pub regression_alpha: f64,
+    /// Traces each version needs before two versions are compared.
+    pub regression_min_traces: u64,
+    /// How far back the regression detector looks, in hours.
+    pub regression_window_hours: u64,
+    /// A negative spike: the last hour against the baseline with a p-value below this.
+    pub spike_alpha: f64,
+    /// Traces the last hour needs before it is compared.
+    pub spike_min_traces: u64,
+    /// The trailing baseline before the last hour, in hours.
+    pub spike_baseline_hours: u64,
+    /// Attempts of a webhook delivery before it is given up.
+    pub webhook_max_attempts: u32,
+    /// The first retry's delay in seconds; each retry doubles it (with jitter).
+    pub webhook_base_delay_secs: u64,
+    /// The longest delay between two attempts, in seconds.
+    pub webhook_max_delay_secs: u64,
+    /// How long one delivery attempt may take, in seconds.
+    pub webhook_timeout_secs: u64,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        let defaults = feedloop_server::analytics::AnalyticsConfig::default();
+        Self {
+            regression_alpha: defaults.regression_alpha,
+            regression_min_traces: defaults.regression_min_traces,
+            regression_window_hours: (defaults.regression_window.as_secs() / 3_600) as u64,
+            spike_alpha: defaults.spike_alpha,
+            spike_min_traces: defaults.spike_min_traces,
+            spike_baseline_hours: (defaults.spike_baseline.as_secs() / 3_600) as u64,
+            webhook_max_attempts: defaults.webhook_max_attempts,
+            webhook_base_delay_secs: defaults.webhook_base_delay.as_secs() as u64,
+            webhook_max_delay_secs: defaults.webhook_max_delay.as_secs() as u64,
+            webhook_timeout_secs: defaults.webhook_timeout.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -147,6 +192,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             embedding: EmbeddingConfig::default(),
             gateway: GatewayConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -320,6 +366,53 @@ impl Config {
                 "gateway.timeout_secs must be at least 1".into(),
             ));
         }
+        let analytics = &mut config.analytics;
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_REGRESSION_ALPHA") {
+            analytics.regression_alpha = parse("FEEDLOOP_ANALYTICS_REGRESSION_ALPHA", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_REGRESSION_MIN_TRACES") {
+            analytics.regression_min_traces = parse("FEEDLOOP_ANALYTICS_REGRESSION_MIN_TRACES", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_REGRESSION_WINDOW_HOURS") {
+            analytics.regression_window_hours =
+                parse("FEEDLOOP_ANALYTICS_REGRESSION_WINDOW_HOURS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_SPIKE_ALPHA") {
+            analytics.spike_alpha = parse("FEEDLOOP_ANALYTICS_SPIKE_ALPHA", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_SPIKE_MIN_TRACES") {
+            analytics.spike_min_traces = parse("FEEDLOOP_ANALYTICS_SPIKE_MIN_TRACES", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_SPIKE_BASELINE_HOURS") {
+            analytics.spike_baseline_hours = parse("FEEDLOOP_ANALYTICS_SPIKE_BASELINE_HOURS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_WEBHOOK_MAX_ATTEMPTS") {
+            analytics.webhook_max_attempts = parse("FEEDLOOP_ANALYTICS_WEBHOOK_MAX_ATTEMPTS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_WEBHOOK_BASE_DELAY_SECS") {
+            analytics.webhook_base_delay_secs =
+                parse("FEEDLOOP_ANALYTICS_WEBHOOK_BASE_DELAY_SECS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_WEBHOOK_MAX_DELAY_SECS") {
+            analytics.webhook_max_delay_secs =
+                parse("FEEDLOOP_ANALYTICS_WEBHOOK_MAX_DELAY_SECS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_ANALYTICS_WEBHOOK_TIMEOUT_SECS") {
+            analytics.webhook_timeout_secs = parse("FEEDLOOP_ANALYTICS_WEBHOOK_TIMEOUT_SECS", v)?;
+        }
+        for (name, alpha) in [
+            ("analytics.regression_alpha", analytics.regression_alpha),
+            ("analytics.spike_alpha", analytics.spike_alpha),
+        ] {
+            if !(alpha > 0.0 && alpha <= 0.5) {
+                return Err(ConfigError::Invalid(format!("{name} must be in (0, 0.5]")));
+            }
+        }
+        if analytics.webhook_max_attempts == 0 || analytics.webhook_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "analytics.webhook_max_attempts and analytics.webhook_timeout_secs must be at least 1".into(),
+            ));
+        }
         Ok(config)
     }
 
@@ -377,6 +470,24 @@ impl Config {
             format!("sqlite://{}", self.data_dir.join("feedloop.db").display())
         } else {
             self.database_url.clone()
+        }
+    }
+
+    /// The detectors' and webhooks' settings as the server takes them.
+    pub fn analytics_config(&self) -> feedloop_server::analytics::AnalyticsConfig {
+        let analytics = &self.analytics;
+        let secs = |secs: u64| jiff::SignedDuration::from_secs(secs.min(i64::MAX as u64) as i64);
+        feedloop_server::analytics::AnalyticsConfig {
+            regression_alpha: analytics.regression_alpha,
+            regression_min_traces: analytics.regression_min_traces,
+            regression_window: secs(analytics.regression_window_hours.saturating_mul(3_600)),
+            spike_alpha: analytics.spike_alpha,
+            spike_min_traces: analytics.spike_min_traces,
+            spike_baseline: secs(analytics.spike_baseline_hours.saturating_mul(3_600)),
+            webhook_max_attempts: analytics.webhook_max_attempts,
+            webhook_base_delay: secs(analytics.webhook_base_delay_secs),
+            webhook_max_delay: secs(analytics.webhook_max_delay_secs),
+            webhook_timeout: std::time::Duration::from_secs(analytics.webhook_timeout_secs),
         }
     }
 

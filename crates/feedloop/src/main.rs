@@ -19,5 +19,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Model(command) => feedloop::cli::model::run(command).await,
         Command::Reindex(args) => feedloop::cli::model::reindex(args).await,
         Command::Datasets(command) => feedloop::cli::datasets::run(command).await,
+        Command::Analytics(command) => feedloop::cli::analytics::run(command).await,
     }
 }

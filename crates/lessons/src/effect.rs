@@ -6,9 +6,6 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// z for a two-sided 95 % interval.
-const Z: f64 = 1.959_963_984_540_054;
-
 /// Whether a request is in the hold-out: a hash of the seed and the unit (a session id, or
 /// the injection id when there is no session), read as a number in 0..1, below `fraction`.
 pub fn in_holdout(seed: u64, unit: &str, fraction: f64) -> bool {
@@ -71,34 +68,14 @@ pub fn difference(treated: &Rate, holdout: &Rate) -> Option<Difference> {
     })
 }
 
-/// The rate and its 95 % Wilson score interval.
+/// The rate and its 95 % Wilson score interval (see [`feedloop_core::stats::wilson`]).
 fn wilson(successes: u64, trials: u64) -> Option<(f64, f64, f64)> {
-    if trials == 0 {
-        return None;
-    }
-    let n = trials as f64;
-    let p = successes.min(trials) as f64 / n;
-    let z2 = Z * Z;
-    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
-    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
-    Some((p, (centre - half).max(0.0), (centre + half).min(1.0)))
+    feedloop_core::stats::wilson(successes, trials).map(|p| (p.rate, p.low, p.high))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wilson_matches_published_values() {
-        // Newcombe (1998), table I: 81/263 → 0.2553 to 0.3662.
-        let (p, low, high) = wilson(81, 263).unwrap();
-        assert!((p - 0.30798).abs() < 1e-4);
-        assert!((low - 0.2553).abs() < 1e-4 && (high - 0.3662).abs() < 1e-4);
-        let (_, low, high) = wilson(0, 10).unwrap();
-        assert_eq!(low, 0.0);
-        assert!((high - 0.2775).abs() < 1e-4);
-        assert!(wilson(0, 0).is_none());
-    }
 
     #[test]
     fn newcombe_matches_published_values() {

@@ -37,6 +37,7 @@ pub enum ErrorCode {
     KeyNotFound,
     CategoryNotFound,
     LessonNotFound,
+    WebhookNotFound,
     ClusterNotFound,
     /// No dataset of that name, or no such version of it.
     DatasetNotFound,
@@ -70,6 +71,7 @@ impl ErrorCode {
             | Self::KeyNotFound
             | Self::CategoryNotFound
             | Self::LessonNotFound
+            | Self::WebhookNotFound
             | Self::ClusterNotFound
             | Self::DatasetNotFound
             | Self::RouteNotFound
@@ -155,6 +157,7 @@ impl ApiError {
                     "queue" => ErrorCode::QueueNotFound,
                     "review item" => ErrorCode::ReviewItemNotFound,
                     "dataset" => ErrorCode::DatasetNotFound,
+                    "webhook" => ErrorCode::WebhookNotFound,
                     _ => ErrorCode::TraceNotFound,
                 };
                 Self::new(code, format!("{what} {id:?} not found"))

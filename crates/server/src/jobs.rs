@@ -30,18 +30,25 @@ pub enum Job {
     ReviewRules,
     /// Places new negative traces into problem clusters (see `feedloop_clusters`).
     ClusterProblems,
+    /// Looks for regressions of new model and prompt versions and for negative spikes, and
+    /// raises alerts (see `analytics::detect`).
+    DetectAnomalies,
+    /// Sends due webhook deliveries and schedules retries (see `analytics::webhooks`).
+    DeliverWebhooks,
 }
 
 impl Job {
     /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
     /// out cases whose trace is satisfied all told, and before review rules, which may filter
-    /// on satisfaction.
-    pub const ALL: [Job; 5] = [
+    /// on satisfaction. The analytics jobs come last, so a tick sends what it raised.
+    pub const ALL: [Job; 7] = [
         Job::PruneChangeLog,
         Job::DeriveSignals,
         Job::ReviewRules,
         Job::ProposeLessons,
         Job::ClusterProblems,
+        Job::DetectAnomalies,
+        Job::DeliverWebhooks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +58,8 @@ impl Job {
             Self::DeriveSignals => "derive_signals",
             Self::ReviewRules => "review_rules",
             Self::ClusterProblems => "cluster_problems",
+            Self::DetectAnomalies => "detect_anomalies",
+            Self::DeliverWebhooks => "deliver_webhooks",
         }
     }
 
@@ -65,6 +74,9 @@ impl Job {
             Self::ReviewRules => SignedDuration::from_secs(10),
             // Each run reads the window's negative feedback to find what is unclustered.
             Self::ClusterProblems => SignedDuration::from_mins(2),
+            Self::DetectAnomalies => SignedDuration::from_mins(5),
+            // Retries are scheduled in the outbox; each run sends what is due by then.
+            Self::DeliverWebhooks => SignedDuration::from_secs(5),
         }
     }
 
@@ -75,7 +87,9 @@ impl Job {
             | Self::ProposeLessons
             | Self::DeriveSignals
             | Self::ReviewRules
-            | Self::ClusterProblems => SignedDuration::from_mins(5),
+            | Self::ClusterProblems
+            | Self::DetectAnomalies
+            | Self::DeliverWebhooks => SignedDuration::from_mins(5),
         }
     }
 
@@ -98,7 +112,7 @@ impl Job {
             Self::ProposeLessons => {
                 let mut proposed = 0;
                 for project in state.store.list_projects().await? {
-                    match state.lessons.propose(project.id, now).await {
+                    match crate::ops::propose_lessons(state, project.id, now).await {
                         Ok(lessons) => proposed += lessons.len(),
                         Err(feedloop_lessons::LoopError::Store(error)) => return Err(error),
                         // One project's embedding trouble does not stop the others.
@@ -117,6 +131,17 @@ impl Job {
                     report.num_answers_checked,
                     report.num_signals_stored,
                     report.num_estimates_updated
+                ))
+            }
+            Self::DetectAnomalies => {
+                let num_raised = crate::analytics::detect::detect_all(state, now).await?;
+                Ok(format!("raised {num_raised} alerts"))
+            }
+            Self::DeliverWebhooks => {
+                let report = crate::analytics::webhooks::deliver_due(state, now).await?;
+                Ok(format!(
+                    "delivered {}, retrying {}, gave up {}",
+                    report.num_delivered, report.num_retrying, report.num_given_up
                 ))
             }
             Self::ClusterProblems => {

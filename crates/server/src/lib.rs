@@ -16,6 +16,9 @@ pub mod review;
 mod routes;
 pub mod wire;
 
+pub mod analytics;
+pub mod events;
+
 use axum::Router;
 use feedloop_clusters::{ClusterEngine, ClusterSettings};
 use feedloop_core::clock::Clock;
@@ -45,6 +48,8 @@ pub struct ServerConfig {
     pub replica_id: String,
     /// The OpenAI-compatible gateway's upstream.
     pub gateway: gateway::GatewayConfig,
+    /// Regression and spike detection, webhook retries.
+    pub analytics: analytics::AnalyticsConfig,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +65,7 @@ impl Default for ServerConfig {
                 rand::random::<u32>()
             ),
             gateway: gateway::GatewayConfig::default(),
+            analytics: analytics::AnalyticsConfig::default(),
         }
     }
 }
@@ -86,6 +92,8 @@ pub struct AppState {
     pub context_source: Option<Arc<dyn gateway::ContextSource>>,
     /// The gateway's trace writes still running.
     pub recorder: Arc<gateway::Recorder>,
+    /// Detector settings, request metrics and the webhook client.
+    pub analytics: Arc<analytics::AnalyticsState>,
 }
 
 impl AppState {
@@ -106,7 +114,9 @@ impl AppState {
             engine: lessons.clone(),
             clock: clock.clone(),
         });
+        let analytics = Arc::new(analytics::AnalyticsState::new(config.analytics.clone()));
         Self {
+            analytics,
             store,
             clock,
             upstream: Arc::new(gateway::forward::Upstream::new(&config.gateway)),

@@ -38,6 +38,8 @@ pub async fn store_batch(
     batch: IngestBatch,
 ) -> Result<IngestReceipt, StoreError> {
     let has_traces = !batch.traces.is_empty();
+    let num_spans = batch.traces.iter().map(|t| t.spans.len()).sum();
+    let (num_traces, num_feedback) = (batch.traces.len(), batch.feedback.len());
     let receipt = state
         .store
         .ingest(project, batch, state.clock.now())
@@ -45,6 +47,10 @@ pub async fn store_batch(
     if has_traces {
         state.memory.wake_worker();
     }
+    state
+        .analytics
+        .metrics
+        .count_ingest(num_traces, num_spans, num_feedback);
     Ok(receipt)
 }
 
@@ -135,4 +141,33 @@ async fn check_signals(
         })?;
     }
     Ok(())
+}
+
+/// Runs the lesson proposer for the project and announces each proposed lesson to webhooks
+/// (`lesson_proposed`). The proposals are stored first; an announcement that cannot be written
+/// is logged, not an error of the proposal.
+pub async fn propose_lessons(
+    state: &AppState,
+    project: ProjectId,
+    now: feedloop_core::Timestamp,
+) -> Result<Vec<feedloop_core::lesson::Lesson>, feedloop_lessons::LoopError> {
+    let proposed = state.lessons.propose(project, now).await?;
+    for lesson in &proposed {
+        let data = serde_json::json!({
+            "lesson_id": lesson.id.to_string(),
+            "title": lesson.title,
+            "status": lesson.status,
+            "priority": lesson.priority,
+            "version": lesson.version,
+        });
+        let event = feedloop_core::events::Event::new(
+            feedloop_core::events::EventType::LessonProposed,
+            data,
+            now,
+        );
+        if let Err(error) = crate::events::emit(state.store.as_ref(), project, event).await {
+            tracing::warn!(project = project.0, lesson = %lesson.id, %error, "cannot queue the lesson_proposed event");
+        }
+    }
+    Ok(proposed)
 }

@@ -4,6 +4,7 @@
 //! The trait has a read half ([`StoreRead`]) and a write half ([`StoreWrite`]). Writes are
 //! acknowledged only after they are committed. Only this crate contains SQL.
 
+pub mod analytics;
 mod checks;
 pub mod clusters;
 pub mod coordination;
@@ -16,8 +17,10 @@ mod records;
 pub mod restore;
 pub mod review;
 pub mod signals;
+mod sql_analytics;
 mod sql_filter;
 pub mod sqlite;
+pub mod webhooks;
 
 pub use datasets::{DatasetSummary, DatasetVersion, Datasets, StoredDatasetItem};
 pub use error::{ItemList, ItemRef, StoreError};
@@ -141,6 +144,8 @@ pub trait Store:
     + coordination::Coordination
     + restore::Restore
     + signals::Signals
+    + analytics::Analytics
+    + webhooks::Webhooks
     + review::Review
     + clusters::Clusters
     + datasets::Datasets
@@ -155,6 +160,8 @@ impl<T> Store for T where
         + coordination::Coordination
         + restore::Restore
         + signals::Signals
+        + analytics::Analytics
+        + webhooks::Webhooks
         + review::Review
         + clusters::Clusters
         + datasets::Datasets

@@ -111,6 +111,13 @@ impl Conditions {
         }
     }
 
+    /// The conditions joined with AND, placeholders still `?`: for statements that have
+    /// parameters of their own before these and number them all at once (see
+    /// [`number_placeholders`]).
+    pub fn to_anonymous_sql(&self) -> String {
+        self.sql.join(" AND ")
+    }
+
     /// The parameters as `tokio-postgres` expects them, in placeholder order.
     pub fn postgres_params(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
         self.params.iter().map(SqlValue::as_postgres).collect()
@@ -118,7 +125,7 @@ impl Conditions {
 }
 
 /// Rewrites each `?` as `$1`, `$2`, … in order.
-fn number_placeholders(sql: &str) -> String {
+pub fn number_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 16);
     let mut next = 0;
     for c in sql.chars() {

@@ -673,6 +673,7 @@ mod postgres_only {
                             review_progress;
                  DROP TABLE datasets, dataset_items, dataset_versions;
                  DROP TABLE problem_clusters, cluster_members;
+                 DROP TABLE alerts, webhooks, webhook_events, webhook_deliveries, webhook_attempts;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await
@@ -681,8 +682,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            6,
-            "migrations 3 to 8"
+            7,
+            "migrations 3 to 9"
         );
         let negative: Vec<String> = client
             .query(

@@ -139,6 +139,11 @@ mod sqlite_only {
              DROP TABLE dataset_versions;
              DROP TABLE problem_clusters;
              DROP TABLE cluster_members;
+             DROP TABLE alerts;
+             DROP TABLE webhooks;
+             DROP TABLE webhook_events;
+             DROP TABLE webhook_deliveries;
+             DROP TABLE webhook_attempts;
              DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();

@@ -10,6 +10,8 @@ pub mod migrate;
 pub mod model;
 pub mod serve;
 
+pub mod analytics;
+
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -55,6 +57,9 @@ pub enum Command {
     /// Embed every trace that has no vector of the configured model (after changing the model),
     /// with progress.
     Reindex(model::ReindexArgs),
+    /// Feedback trends and alerts from a running server (text table or --json).
+    #[command(subcommand)]
+    Analytics(analytics::AnalyticsCommand),
 }
 
 /// Where the database is; shared by the commands that open it.

@@ -71,6 +71,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         change_poll_interval: std::time::Duration::from_millis(config.change_poll_interval_ms),
         job_tick_interval: std::time::Duration::from_millis(config.job_tick_interval_ms),
         gateway: config.gateway_config(),
+        analytics: config.analytics_config(),
         ..ServerConfig::default()
     };
     tracing::info!(replica = %server_config.replica_id, "replica starting");

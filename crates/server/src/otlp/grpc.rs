@@ -76,6 +76,7 @@ fn status(error: ApiError) -> Status {
         | ErrorCode::KeyNotFound
         | ErrorCode::CategoryNotFound
         | ErrorCode::LessonNotFound
+        | ErrorCode::WebhookNotFound
         | ErrorCode::ClusterNotFound
         | ErrorCode::DatasetNotFound
         | ErrorCode::RouteNotFound

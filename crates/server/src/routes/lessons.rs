@@ -365,7 +365,7 @@ pub async fn propose(
     key: ProjectKey,
 ) -> Result<Json<Proposals>, ApiError> {
     let project = key.require(Permission::Admin)?;
-    let proposed = state.lessons.propose(project, state.clock.now()).await?;
+    let proposed = crate::ops::propose_lessons(&state, project, state.clock.now()).await?;
     Ok(Json(Proposals { proposed }))
 }
 

@@ -190,6 +190,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         );
     }
+    state.analytics.metrics.render(&mut body);
+    crate::analytics::metrics::render_shared(&state, state.clock.now(), &mut body).await?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -14,6 +14,9 @@ pub(crate) mod search;
 mod signals;
 mod taxonomy;
 
+mod analytics;
+mod webhooks;
+
 use axum::Router;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -78,6 +81,12 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(review::post_action))
         .routes(routes!(review::reserve_next))
         .routes(routes!(review::agreement))
+        .routes(routes!(analytics::feedback))
+        .routes(routes!(analytics::compare_sets))
+        .routes(routes!(analytics::alerts))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::deliveries))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -92,6 +101,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/traces", axum::routing::post(otlp::export_traces))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::analytics::metrics::track_requests,
+        ))
         .layer(CatchPanicLayer::custom(|_| internal_error()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path())

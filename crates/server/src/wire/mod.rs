@@ -3,6 +3,7 @@
 //! what clients send (optional ids, shorthand, defaults), rejects unknown fields, and converts
 //! with a [`ValidationError`](feedloop_core::ValidationError) that names the field.
 
+pub mod analytics;
 pub mod chain;
 pub mod dataset;
 pub mod feedback;

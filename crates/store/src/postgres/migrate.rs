@@ -40,6 +40,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_clusters.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_analytics.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

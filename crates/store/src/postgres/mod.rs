@@ -18,6 +18,7 @@
 //! back.
 
 mod admin;
+mod analytics;
 mod clusters;
 mod coordination;
 mod datasets;
@@ -31,6 +32,7 @@ mod restore;
 mod review;
 mod rows;
 mod signals;
+mod webhooks;
 
 pub use migrate::migrate;
 

@@ -20,6 +20,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/sqlite/0006_review.sql")),
     (7, include_str!("../../migrations/sqlite/0007_datasets.sql")),
     (8, include_str!("../../migrations/sqlite/0008_clusters.sql")),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_analytics.sql"),
+    ),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -6,6 +6,7 @@
 //! that commits never wait for a checkpoint. Nothing here blocks the async runtime.
 
 mod admin;
+mod analytics;
 mod checkpoint;
 mod clusters;
 mod coordination;
@@ -20,6 +21,7 @@ mod read;
 mod restore;
 mod review;
 mod signals;
+mod webhooks;
 mod writer;
 
 use async_trait::async_trait;

@@ -7,6 +7,7 @@
 //! case (the pattern of quickwit's `metastore_test_suite!`). Cases pass every timestamp to the
 //! store explicitly, so nothing here depends on the wall clock.
 
+mod analytics;
 mod clusters;
 mod concurrency;
 mod coordination;
@@ -25,6 +26,7 @@ mod supersession;
 mod traces;
 mod validation;
 
+pub use analytics::*;
 pub use clusters::*;
 pub use concurrency::*;
 pub use coordination::*;
@@ -120,6 +122,10 @@ macro_rules! store_contract_suite {
             abandonment_candidates_carry_the_next_start_and_engagement,
             derived_signals_are_deleted_by_rule_prefix_only,
             satisfaction_is_stored_filtered_and_removed,
+            feedback_aggregates_by_day_and_model_match_hand_counts,
+            feedback_aggregates_by_week_tag_metadata_and_filter,
+            negative_counts_and_version_traffic_match_hand_counts,
+            alerts_are_raised_once_and_queue_their_event_for_subscribers,
             signal_negativity_follows_the_projects_polarities,
             cluster_candidates_are_unclustered_negative_embedded_traces,
             a_copy_range_outside_the_output_is_rejected,
