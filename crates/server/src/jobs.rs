@@ -145,7 +145,7 @@ impl Job {
                 ))
             }
             Self::ClusterProblems => {
-                let report = state.clusters.run(now).await?;
+                let report = crate::ops::refresh_clusters(state, None, now).await?;
                 Ok(format!(
                     "placed {} problems, founded {} clusters, grew {}",
                     report.num_placed,

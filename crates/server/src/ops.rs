@@ -171,3 +171,44 @@ pub async fn propose_lessons(
     }
     Ok(proposed)
 }
+
+/// Places unclustered problems (of one project, or of every project) and announces each new
+/// cluster (`new_cluster`) to the project's webhooks; the `cluster_problems` job and
+/// `POST /api/v1/clusters/refresh` both come here.
+pub async fn refresh_clusters(
+    state: &AppState,
+    project: Option<ProjectId>,
+    now: feedloop_core::Timestamp,
+) -> Result<feedloop_clusters::ClusterReport, StoreError> {
+    let report = match project {
+        Some(project) => state.clusters.run_project(project, now).await?,
+        None => state.clusters.run(now).await?,
+    };
+    let mut by_project: std::collections::BTreeMap<ProjectId, Vec<i64>> = Default::default();
+    for &(project, id) in &report.new_clusters {
+        by_project.entry(project).or_default().push(id);
+    }
+    for (project, ids) in by_project {
+        let clusters = state
+            .store
+            .problem_clusters(project, state.clusters.model())
+            .await?;
+        for cluster in clusters.iter().filter(|c| ids.contains(&c.id)) {
+            let data = serde_json::json!({
+                "cluster_id": cluster.id,
+                "name": cluster.terms.join(", "),
+                "terms": cluster.terms,
+                "size": cluster.size,
+            });
+            let event = feedloop_core::events::Event::new(
+                feedloop_core::events::EventType::NewCluster,
+                data,
+                now,
+            );
+            if let Err(error) = crate::events::emit(state.store.as_ref(), project, event).await {
+                tracing::warn!(project = project.0, cluster = cluster.id, %error, "cannot queue the new_cluster event");
+            }
+        }
+    }
+    Ok(report)
+}

@@ -58,6 +58,14 @@ async fn negative_traces_cluster_by_topic_and_later_ones_join() {
         ..ServerConfig::default()
     };
     let server = TestServer::start_with_clock(Arc::new(SystemClock), config, minilm().await).await;
+    // New clusters are announced to webhooks (queued here; nothing listens on the port).
+    let (status, hook) = server
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "event_types": ["new_cluster"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
     for (i, query) in CARDS.iter().enumerate() {
         ask(&server, &format!("card-{i}"), query, true).await;
     }

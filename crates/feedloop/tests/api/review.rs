@@ -136,7 +136,15 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
     let clock = Arc::new(ManualClock::new(start));
     let server =
         TestServer::start_with_clock(clock.clone(), quiet_jobs(), hash_embedder().await).await;
-    // Rules enqueue traces as they arrive: the queues exist before the data does.
+    // Rules enqueue traces as they arrive: the queues exist before the data does. New items are
+    // announced to webhooks (queued here; nothing listens on the port).
+    let (status, hook) = server
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "event_types": ["review_item_created"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{hook}");
 
     let (status, queue) = server
         .post(
@@ -174,6 +182,16 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         .collect();
     assert_eq!(queued.len(), queued_ids.len(), "a trace enqueued twice");
     assert_eq!(queued_ids, negative);
+    let (_, log) = server.get("/api/v1/webhooks/deliveries?limit=1000").await;
+    let announced = log["deliveries"].as_array().unwrap();
+    assert!(
+        announced.len() >= negative.len()
+            && announced
+                .iter()
+                .all(|d| d["event_type"] == "review_item_created"),
+        "every new item is announced: {} events",
+        announced.len()
+    );
     // Sampling is the deterministic draw, nothing else.
     let half: BTreeSet<String> = items(&server, "half")
         .await

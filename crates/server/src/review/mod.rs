@@ -112,10 +112,16 @@ pub async fn enqueue_by_hand(
             (id, priority)
         })
         .collect();
-    Ok(state
+    let outcomes = state
         .store
         .enqueue(project, &queue.name, &traces, author, now)
-        .await?)
+        .await?;
+    for (outcome, (trace_id, _)) in outcomes.iter().zip(&traces) {
+        if let Enqueued::Created(item) = outcome {
+            rules::announce_item(state, project, &queue.name, *item, trace_id, now).await;
+        }
+    }
+    Ok(outcomes)
 }
 
 #[cfg(test)]

@@ -175,10 +175,34 @@ async fn apply_rules(
         .store
         .enqueue(project, &queue.name, &items, RULES_AUTHOR, now)
         .await?;
-    Ok(outcomes
-        .iter()
-        .filter(|o| matches!(o, feedloop_store::review::Enqueued::Created(_)))
-        .count())
+    let mut created = 0;
+    for (outcome, (trace_id, _)) in outcomes.iter().zip(&items) {
+        if let feedloop_store::review::Enqueued::Created(item) = outcome {
+            created += 1;
+            announce_item(state, project, &queue.name, *item, trace_id, now).await;
+        }
+    }
+    Ok(created)
+}
+
+/// Announces a new review item (`review_item_created`) to the project's webhooks; a failure is
+/// logged, not fatal to the enqueue it follows.
+pub async fn announce_item(
+    state: &AppState,
+    project: ProjectId,
+    queue: &str,
+    item: i64,
+    trace_id: &TraceId,
+    now: Timestamp,
+) {
+    let event = feedloop_core::events::Event::new(
+        feedloop_core::events::EventType::ReviewItemCreated,
+        serde_json::json!({"queue": queue, "item_id": item, "trace_id": trace_id}),
+        now,
+    );
+    if let Err(error) = crate::events::emit(state.store.as_ref(), project, event).await {
+        tracing::warn!(project = project.0, queue, item, %error, "cannot queue the review_item_created event");
+    }
 }
 
 /// Recomputes the priority of every open item of these traces; returns how many.

@@ -215,10 +215,7 @@ pub async fn refresh_clusters(
     key: ProjectKey,
 ) -> Result<Json<ClusterRefresh>, ApiError> {
     let project = key.require(Permission::Admin)?;
-    let report = state
-        .clusters
-        .run_project(project, state.clock.now())
-        .await?;
+    let report = crate::ops::refresh_clusters(&state, Some(project), state.clock.now()).await?;
     Ok(Json(ClusterRefresh {
         placed: report.num_placed,
         new_clusters: report.new_clusters.into_iter().map(|(_, id)| id).collect(),
