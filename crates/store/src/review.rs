@@ -63,6 +63,16 @@ impl Enqueued {
     }
 }
 
+/// How many items a queue holds in one state, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSize {
+    pub project: String,
+    pub queue: String,
+    /// `pending` (an expired reservation counts here), `in_progress`, `resolved` or `dismissed`.
+    pub state: String,
+    pub items: u64,
+}
+
 /// A trace written after some position (store order across projects).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceChange {
@@ -183,6 +193,9 @@ pub trait Review: Send + Sync {
 
     /// A named position of the review-rules job; 0 when never set.
     async fn review_progress(&self, name: &str) -> Result<i64>;
+
+    /// Items per project, queue and state at `now`, across every project (for `/metrics`).
+    async fn queue_sizes(&self, now: Timestamp) -> Result<Vec<QueueSize>>;
 
     /// Moves a named position forward to `position` (never back).
     async fn advance_review_progress(&self, name: &str, position: i64) -> Result<()>;

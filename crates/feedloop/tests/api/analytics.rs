@@ -492,6 +492,18 @@ async fn metrics_parse_as_prometheus_text_with_the_expected_series() {
         )
         .await;
     assert_eq!(status, 200);
+    // A review queue with one item by hand, for the queue-size series.
+    let (status, body) = server
+        .post("/api/v1/queues", json!({"name": "triage"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server
+        .post(
+            "/api/v1/queues/triage/items",
+            json!({"trace_ids": ["m1"], "author": "lead"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     server.get("/api/v1/traces").await;
     server.get("/api/v1/no-such-route").await;
     let text = server
@@ -595,6 +607,18 @@ async fn metrics_parse_as_prometheus_text_with_the_expected_series() {
     assert_eq!(
         value("feedloop_webhook_failed_attempts_total", &[]),
         Some(0.0)
+    );
+    assert_eq!(
+        value(
+            "feedloop_review_queue_items",
+            &[
+                ("project", "default"),
+                ("queue", "triage"),
+                ("state", "pending")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
     );
 }
 

@@ -212,6 +212,21 @@ pub async fn render_shared(
     ] {
         let _ = writeln!(out, "{name}{{status=\"{status}\"}} {num}");
     }
+    let name = "feedloop_review_queue_items";
+    let _ = write!(
+        out,
+        "# HELP {name} Review queue items by project, queue and state (an expired reservation is pending).\n# TYPE {name} gauge\n"
+    );
+    for size in state.store.queue_sizes(now).await? {
+        let _ = writeln!(
+            out,
+            "{name}{{project=\"{}\",queue=\"{}\",state=\"{}\"}} {}",
+            label(&size.project),
+            label(&size.queue),
+            label(&size.state),
+            size.items
+        );
+    }
     let name = "feedloop_webhook_failed_attempts_total";
     let _ = write!(
         out,

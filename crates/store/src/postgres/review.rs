@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, execute, micros, query, query_opt, timestamp};
 use crate::review::{
-    Enqueued, ItemChange, ItemQuery, Review, ReviewEvent, TraceChange, item_not_found,
+    Enqueued, ItemChange, ItemQuery, QueueSize, Review, ReviewEvent, TraceChange, item_not_found,
     queue_not_found, transition_error,
 };
 use crate::sql_filter::{self, Dialect, Subject};
@@ -601,6 +601,31 @@ impl Review for PostgresStore {
             })
         })
         .collect()
+    }
+
+    async fn queue_sizes(&self, now: Timestamp) -> Result<Vec<QueueSize>> {
+        let rows = query(
+            &self.client().await?,
+            "SELECT p.name, i.queue,
+                    CASE WHEN i.state = 'in_progress' AND (i.lock_until IS NULL OR i.lock_until <= $1)
+                         THEN 'pending' ELSE i.state END AS item_state,
+                    COUNT(*)
+             FROM review_items i JOIN projects p ON p.id = i.project_id
+             GROUP BY p.name, i.queue, item_state
+             ORDER BY p.name, i.queue, item_state",
+            &[&micros(now)],
+        )
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(QueueSize {
+                    project: row.try_get(0)?,
+                    queue: row.try_get(1)?,
+                    state: row.try_get(2)?,
+                    items: row.try_get::<_, i64>(3)? as u64,
+                })
+            })
+            .collect()
     }
 
     async fn review_progress(&self, name: &str) -> Result<i64> {

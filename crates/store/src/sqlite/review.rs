@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{SqliteStore, filter, micros, timestamp};
 use crate::review::{
-    Enqueued, ItemChange, ItemQuery, Review, ReviewEvent, TraceChange, item_not_found,
+    Enqueued, ItemChange, ItemQuery, QueueSize, Review, ReviewEvent, TraceChange, item_not_found,
     queue_not_found, transition_error,
 };
 use crate::sql_filter::Subject;
@@ -648,6 +648,33 @@ impl Review for SqliteStore {
                     })
                 })
                 .collect()
+            })
+            .await
+    }
+
+    async fn queue_sizes(&self, now: Timestamp) -> Result<Vec<QueueSize>> {
+        self.readers
+            .run(move |conn| {
+                let rows = conn
+                    .prepare_cached(
+                        "SELECT p.name, i.queue,
+                    CASE WHEN i.state = 'in_progress' AND (i.lock_until IS NULL OR i.lock_until <= ?1)
+                         THEN 'pending' ELSE i.state END AS item_state,
+                    COUNT(*)
+             FROM review_items i JOIN projects p ON p.id = i.project_id
+             GROUP BY p.name, i.queue, item_state
+             ORDER BY p.name, i.queue, item_state",
+                    )?
+                    .query_map(params![micros(now)], |row| {
+                        Ok(QueueSize {
+                            project: row.get(0)?,
+                            queue: row.get(1)?,
+                            state: row.get(2)?,
+                            items: row.get::<_, i64>(3)? as u64,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
             })
             .await
     }
