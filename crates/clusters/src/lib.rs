@@ -50,10 +50,19 @@ impl Default for ClusterSettings {
 pub struct ClusterReport {
     /// Negative traces placed into clusters.
     pub num_placed: u64,
-    /// Clusters founded, as `(project, cluster id)`.
-    pub new_clusters: Vec<(ProjectId, i64)>,
+    /// Clusters founded.
+    pub new_clusters: Vec<NewCluster>,
     /// Existing clusters that grew.
     pub num_grown: u64,
+}
+
+/// A cluster a run founded, with what announcing it needs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NewCluster {
+    pub project: ProjectId,
+    pub id: i64,
+    pub terms: Vec<String>,
+    pub size: u64,
 }
 
 /// Clusters the problems of every project for one embedding model.
@@ -128,11 +137,16 @@ impl ClusterEngine {
             .store
             .save_clusters(project, &self.model, &updates, now)
             .await?;
-        let new_clusters: Vec<(ProjectId, i64)> = updates
+        let new_clusters: Vec<NewCluster> = updates
             .iter()
             .zip(&ids)
             .filter(|(update, _)| update.id.is_none())
-            .map(|(_, &id)| (project, id))
+            .map(|(update, &id)| NewCluster {
+                project,
+                id,
+                terms: update.terms.clone(),
+                size: update.size,
+            })
             .collect();
         tracing::debug!(
             project = project.0,

@@ -184,30 +184,21 @@ pub async fn refresh_clusters(
         Some(project) => state.clusters.run_project(project, now).await?,
         None => state.clusters.run(now).await?,
     };
-    let mut by_project: std::collections::BTreeMap<ProjectId, Vec<i64>> = Default::default();
-    for &(project, id) in &report.new_clusters {
-        by_project.entry(project).or_default().push(id);
-    }
-    for (project, ids) in by_project {
-        let clusters = state
-            .store
-            .problem_clusters(project, state.clusters.model())
-            .await?;
-        for cluster in clusters.iter().filter(|c| ids.contains(&c.id)) {
-            let data = serde_json::json!({
-                "cluster_id": cluster.id,
-                "name": cluster.terms.join(", "),
-                "terms": cluster.terms,
-                "size": cluster.size,
-            });
-            let event = feedloop_core::events::Event::new(
-                feedloop_core::events::EventType::NewCluster,
-                data,
-                now,
-            );
-            if let Err(error) = crate::events::emit(state.store.as_ref(), project, event).await {
-                tracing::warn!(project = project.0, cluster = cluster.id, %error, "cannot queue the new_cluster event");
-            }
+    for cluster in &report.new_clusters {
+        let data = serde_json::json!({
+            "cluster_id": cluster.id,
+            "name": cluster.terms.join(", "),
+            "terms": cluster.terms,
+            "size": cluster.size,
+        });
+        let event = feedloop_core::events::Event::new(
+            feedloop_core::events::EventType::NewCluster,
+            data,
+            now,
+        );
+        if let Err(error) = crate::events::emit(state.store.as_ref(), cluster.project, event).await
+        {
+            tracing::warn!(project = cluster.project.0, cluster = cluster.id, %error, "cannot queue the new_cluster event");
         }
     }
     Ok(report)

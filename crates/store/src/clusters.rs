@@ -118,5 +118,3 @@ pub trait Clusters: Send + Sync {
         since: Timestamp,
     ) -> Result<Vec<(Timestamp, u64)>>;
 }
-
-pub(crate) const DAY_MICROS: i64 = 86_400_000_000;

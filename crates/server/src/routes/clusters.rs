@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use feedloop_core::auth::Permission;
+use feedloop_core::stats::Bucket;
 use feedloop_core::{ProjectId, Timestamp};
 use feedloop_store::clusters::ProblemCluster;
 use jiff::SignedDuration;
@@ -218,7 +219,7 @@ pub async fn refresh_clusters(
     let report = crate::ops::refresh_clusters(&state, Some(project), state.clock.now()).await?;
     Ok(Json(ClusterRefresh {
         placed: report.num_placed,
-        new_clusters: report.new_clusters.into_iter().map(|(_, id)| id).collect(),
+        new_clusters: report.new_clusters.into_iter().map(|c| c.id).collect(),
         grown: report.num_grown,
     }))
 }
@@ -236,8 +237,7 @@ async fn view(
             .saturating_sub(SignedDuration::from_hours(24 * days))
             .unwrap_or(now);
         // Whole UTC days, so the first bucket is not cut short.
-        Timestamp::from_microsecond(start.as_microsecond().div_euclid(DAY_MICROS) * DAY_MICROS)
-            .unwrap_or(start)
+        Timestamp::from_microsecond(Bucket::Day.start_of(start.as_microsecond())).unwrap_or(start)
     };
     let since = days_ago(trend_days.max(14));
     let counts = state
@@ -288,5 +288,3 @@ async fn view(
         updated_at: cluster.updated_at,
     })
 }
-
-const DAY_MICROS: i64 = 86_400_000_000;

@@ -1,12 +1,11 @@
 //! Problem clusters on PostgreSQL (see [`crate::clusters`]).
 
 use async_trait::async_trait;
+use feedloop_core::stats::Bucket;
 use feedloop_core::{ProjectId, Timestamp, TraceId};
 
 use super::{PostgresStore, execute, micros, query, query_opt, timestamp};
-use crate::clusters::{
-    ClusterCandidate, ClusterMember, ClusterUpdate, Clusters, DAY_MICROS, ProblemCluster,
-};
+use crate::clusters::{ClusterCandidate, ClusterMember, ClusterUpdate, Clusters, ProblemCluster};
 use crate::embeddings::{vector_from_bytes, vector_to_bytes};
 use crate::{Result, StoreError};
 
@@ -233,7 +232,12 @@ impl Clusters for PostgresStore {
              JOIN traces t ON t.seq = m.trace_seq
              WHERE m.project_id = $1 AND m.cluster_id = $2 AND t.started_at >= $3
              GROUP BY day ORDER BY day",
-            &[&project.0, &cluster, &micros(since), &DAY_MICROS],
+            &[
+                &project.0,
+                &cluster,
+                &micros(since),
+                &Bucket::Day.width_micros(),
+            ],
         )
         .await?;
         rows.into_iter()

@@ -1,13 +1,12 @@
 //! Problem clusters on SQLite (see [`crate::clusters`]).
 
 use async_trait::async_trait;
+use feedloop_core::stats::Bucket;
 use feedloop_core::{ProjectId, Timestamp, TraceId};
 use rusqlite::params;
 
 use super::{SqliteStore, micros, timestamp};
-use crate::clusters::{
-    ClusterCandidate, ClusterMember, ClusterUpdate, Clusters, DAY_MICROS, ProblemCluster,
-};
+use crate::clusters::{ClusterCandidate, ClusterMember, ClusterUpdate, Clusters, ProblemCluster};
 use crate::embeddings::{vector_from_bytes, vector_to_bytes};
 use crate::{Result, StoreError};
 
@@ -302,7 +301,12 @@ impl Clusters for SqliteStore {
                          GROUP BY day ORDER BY day",
                     )?
                     .query_map(
-                        params![project.0, cluster, micros(since), DAY_MICROS],
+                        params![
+                            project.0,
+                            cluster,
+                            micros(since),
+                            Bucket::Day.width_micros()
+                        ],
                         |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -10,11 +10,9 @@ use std::sync::Arc;
 
 use super::fixtures::*;
 
-fn asked(id: &str, day: i64, input: &str) -> TracePart {
-    TracePart {
-        input: Some(input.to_owned()),
-        ..trace_part(id, day * 86_400)
-    }
+/// A trace asked on day `day` (seconds after the suite's epoch).
+fn asked_on(id: &str, day: i64, input: &str) -> TracePart {
+    asked(id, day * 86_400, input)
 }
 
 pub async fn cluster_candidates_are_unclustered_negative_embedded_traces(store: Arc<dyn Store>) {
@@ -24,10 +22,10 @@ pub async fn cluster_candidates_are_unclustered_negative_embedded_traces(store: 
         &*store,
         project,
         vec![
-            asked("card", 1, "my card was declined"),
-            asked("card2", 2, "card declined again"),
-            asked("fine", 2, "what is my balance"),
-            asked("late", 3, "not embedded yet"),
+            asked_on("card", 1, "my card was declined"),
+            asked_on("card2", 2, "card declined again"),
+            asked_on("fine", 2, "what is my balance"),
+            asked_on("late", 3, "not embedded yet"),
         ],
         at(10 * 86_400),
     )
@@ -35,7 +33,7 @@ pub async fn cluster_candidates_are_unclustered_negative_embedded_traces(store: 
     ingest_traces(
         &*store,
         other,
-        vec![asked("card", 1, "theirs")],
+        vec![asked_on("card", 1, "theirs")],
         at(10 * 86_400),
     )
     .await;

@@ -25,13 +25,6 @@ fn new_input(id: &str, input: &str) -> TracePart {
     }
 }
 
-fn asked(id: &str, started: i64, input: &str) -> TracePart {
-    TracePart {
-        input: Some(input.to_owned()),
-        ..trace_part(id, started)
-    }
-}
-
 /// The sequence number of each trace of `project`, by id.
 async fn seq_of(store: &dyn Store, project: ProjectId, id: &str) -> i64 {
     all_traces(store, project, &Filter::default())

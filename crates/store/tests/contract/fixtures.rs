@@ -39,6 +39,14 @@ pub fn trace_part(id: &str, started: i64) -> TracePart {
 
 /// Feedback from an anonymous end user with no time of its own; set other fields with
 /// struct update syntax.
+/// A trace with an input, started at `started` (seconds after the suite's epoch).
+pub fn asked(id: &str, started: i64, input: &str) -> TracePart {
+    TracePart {
+        input: Some(input.to_owned()),
+        ..trace_part(id, started)
+    }
+}
+
 pub fn feedback(id: &str, trace: &str, value: FeedbackValue) -> Feedback {
     Feedback {
         id: feedback_id(id),

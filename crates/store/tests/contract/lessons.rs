@@ -80,13 +80,6 @@ async fn update(store: &dyn Store, project: ProjectId, lesson: &Lesson) {
         .expect("the lesson is updated");
 }
 
-fn asked(id: &str, started: i64, input: &str) -> TracePart {
-    TracePart {
-        input: Some(input.to_owned()),
-        ..trace_part(id, started)
-    }
-}
-
 /// Feedback made at `created` seconds.
 fn made_at(id: &str, trace: &str, value: FeedbackValue, created: i64) -> Feedback {
     Feedback {
