@@ -3,7 +3,7 @@
 use feedloop_core::auth::KeyRole;
 use feedloop_core::feedback::Feedback;
 use feedloop_core::trace::{Span, Trace, TracePart};
-use feedloop_core::{FeedbackId, ProjectId, Timestamp};
+use feedloop_core::{FeedbackId, ProjectId, Timestamp, TraceId};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,4 +125,9 @@ pub struct Stats {
     pub spans: u64,
     pub feedback: u64,
     pub feedback_by_kind: BTreeMap<String, u64>,
+}
+
+/// A trace id read back from the store: it was checked when written, so a bad one is a bug.
+pub(crate) fn trace_id(id: String) -> crate::Result<TraceId> {
+    TraceId::parse("trace_id", id).map_err(|e| crate::StoreError::Internal(e.to_string()))
 }

@@ -7,11 +7,8 @@ use feedloop_core::{ProjectId, Timestamp, TraceId};
 use super::{PostgresStore, execute, micros, query, query_opt, timestamp};
 use crate::clusters::{ClusterCandidate, ClusterMember, ClusterUpdate, Clusters, ProblemCluster};
 use crate::embeddings::{vector_from_bytes, vector_to_bytes};
+use crate::records::trace_id;
 use crate::{Result, StoreError};
-
-fn trace_id(id: String) -> Result<TraceId> {
-    TraceId::parse("trace_id", id).map_err(|e| StoreError::Internal(e.to_string()))
-}
 
 #[async_trait]
 impl Clusters for PostgresStore {

@@ -13,16 +13,13 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, execute, micros, query, query_opt, timestamp};
+use crate::records::trace_id;
 use crate::review::{
     Enqueued, ItemChange, ItemQuery, QueueSize, Review, ReviewEvent, TraceChange, item_not_found,
     queue_not_found, transition_error,
 };
 use crate::sql_filter::{self, Dialect, Subject};
 use crate::{Result, StoreError, StoredTrace};
-
-fn trace_id(id: String) -> Result<TraceId> {
-    TraceId::parse("trace_id", id).map_err(|e| StoreError::Internal(e.to_string()))
-}
 
 const ITEM_COLUMNS: &str = "id, priority, doc";
 

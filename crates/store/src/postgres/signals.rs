@@ -9,15 +9,12 @@ use deadpool_postgres::GenericClient;
 
 use super::{PostgresStore, execute, locks, micros, query, query_opt, timestamp};
 use crate::embeddings::vector_from_bytes;
+use crate::records::trace_id;
 use crate::signals::{
     AbandonCandidate, FeedbackChange, SessionNeighbours, Signals, negativity_changes, prefix_end,
     remarked, settings_from_doc,
 };
 use crate::{Result, StoreError, StoredTrace};
-
-fn trace_id(id: String) -> Result<TraceId> {
-    TraceId::parse("trace_id", id).map_err(|e| StoreError::Internal(e.to_string()))
-}
 
 /// The project's settings as `client` (or a transaction) sees them.
 pub(super) async fn settings_in(

@@ -8,11 +8,8 @@ use rusqlite::params;
 use super::{SqliteStore, micros, timestamp};
 use crate::clusters::{ClusterCandidate, ClusterMember, ClusterUpdate, Clusters, ProblemCluster};
 use crate::embeddings::{vector_from_bytes, vector_to_bytes};
+use crate::records::trace_id;
 use crate::{Result, StoreError};
-
-fn trace_id(id: String) -> Result<TraceId> {
-    TraceId::parse("trace_id", id).map_err(|e| StoreError::Internal(e.to_string()))
-}
 
 #[async_trait]
 impl Clusters for SqliteStore {

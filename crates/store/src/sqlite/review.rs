@@ -8,16 +8,13 @@ use feedloop_core::{ProjectId, Timestamp, TraceId};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{SqliteStore, filter, micros, timestamp};
+use crate::records::trace_id;
 use crate::review::{
     Enqueued, ItemChange, ItemQuery, QueueSize, Review, ReviewEvent, TraceChange, item_not_found,
     queue_not_found, transition_error,
 };
 use crate::sql_filter::Subject;
 use crate::{Result, StoreError, StoredTrace};
-
-fn trace_id(id: String) -> Result<TraceId> {
-    TraceId::parse("trace_id", id).map_err(|e| StoreError::Internal(e.to_string()))
-}
 
 /// An item from its row: the document, with the id and priority the columns own.
 fn item_from_row(id: i64, priority: f64, doc: &str) -> Result<ReviewItem> {

@@ -8,15 +8,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, micros, timestamp};
 use crate::embeddings::vector_from_bytes;
+use crate::records::trace_id;
 use crate::signals::{
     AbandonCandidate, FeedbackChange, SessionNeighbours, Signals, negativity_changes, prefix_end,
     remarked, settings_from_doc,
 };
 use crate::{Result, StoreError, StoredTrace};
-
-fn trace_id(field: &str, id: String) -> Result<TraceId> {
-    TraceId::parse(field, id).map_err(|e| StoreError::Internal(e.to_string()))
-}
 
 /// The project's settings as `conn` sees them (inside the writer's transaction, or a reader).
 pub(super) fn settings_in(conn: &Connection, project: ProjectId) -> Result<SignalSettings> {
@@ -258,10 +255,7 @@ impl Signals for SqliteStore {
                         row.get::<_, String>(0)
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                let mut ids = ids
-                    .into_iter()
-                    .map(|id| trace_id("trace_id", id))
-                    .collect::<Result<Vec<_>>>()?;
+                let mut ids = ids.into_iter().map(trace_id).collect::<Result<Vec<_>>>()?;
                 ids.sort();
                 ids.dedup();
                 Ok(ids)
@@ -285,7 +279,7 @@ impl Signals for SqliteStore {
                         Ok(FeedbackChange {
                             seq,
                             project: ProjectId(project),
-                            trace_id: trace_id("trace_id", id)?,
+                            trace_id: trace_id(id)?,
                         })
                     })
                     .collect()
