@@ -35,6 +35,58 @@ pub struct Config {
     pub embedding: EmbeddingConfig,
     pub gateway: GatewayConfig,
     pub analytics: AnalyticsConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+}
+
+/// `[limits]`: per-caller rate limits and the request time-out.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per second each key (each public key per client address, each signed-in
+    /// person) may make, sustained; 0 turns rate limiting off.
+    pub requests_per_second: f64,
+    /// Requests a caller may make at once after a quiet spell.
+    pub burst: u32,
+    /// Longest a request may take, in seconds (not the gateway); 0: no limit.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 1_000.0,
+            burst: 2_000,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+/// `[auth]`: web sessions and feedback tokens.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A session unused this long ends, in seconds.
+    pub session_idle_secs: u64,
+    /// A session ends this long after sign-in, in seconds.
+    pub session_max_secs: u64,
+    /// Mark the session cookie `Secure`; turn off only to sign in over plain http from
+    /// another host during development.
+    pub secure_cookies: bool,
+    /// The longest life a feedback token may be given, in seconds.
+    pub max_feedback_token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let defaults = feedloop_server::access::AccessConfig::default();
+        Self {
+            session_idle_secs: defaults.session_idle.as_secs(),
+            session_max_secs: defaults.session_max.as_secs(),
+            secure_cookies: defaults.secure_cookies,
+            max_feedback_token_ttl_secs: defaults.max_token_ttl.as_secs(),
+        }
+    }
 }
 
 /// Regression and negative-spike detection, and webhook delivery retries.
@@ -193,6 +245,8 @@ impl Default for Config {
             embedding: EmbeddingConfig::default(),
             gateway: GatewayConfig::default(),
             analytics: AnalyticsConfig::default(),
+            limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -413,6 +467,43 @@ impl Config {
                 "analytics.webhook_max_attempts and analytics.webhook_timeout_secs must be at least 1".into(),
             ));
         }
+        let limits = &mut config.limits;
+        if let Some(v) = var("FEEDLOOP_LIMITS_REQUESTS_PER_SECOND") {
+            limits.requests_per_second = parse("FEEDLOOP_LIMITS_REQUESTS_PER_SECOND", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_LIMITS_BURST") {
+            limits.burst = parse("FEEDLOOP_LIMITS_BURST", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_LIMITS_REQUEST_TIMEOUT_SECS") {
+            limits.request_timeout_secs = parse("FEEDLOOP_LIMITS_REQUEST_TIMEOUT_SECS", v)?;
+        }
+        if !(limits.requests_per_second >= 0.0 && limits.requests_per_second.is_finite())
+            || (limits.requests_per_second > 0.0 && limits.burst == 0)
+        {
+            return Err(ConfigError::Invalid(
+                "limits.requests_per_second must be 0 (off) or positive, with a burst of at least 1"
+                    .into(),
+            ));
+        }
+        let auth = &mut config.auth;
+        if let Some(v) = var("FEEDLOOP_AUTH_SESSION_IDLE_SECS") {
+            auth.session_idle_secs = parse("FEEDLOOP_AUTH_SESSION_IDLE_SECS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_AUTH_SESSION_MAX_SECS") {
+            auth.session_max_secs = parse("FEEDLOOP_AUTH_SESSION_MAX_SECS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_AUTH_SECURE_COOKIES") {
+            auth.secure_cookies = parse("FEEDLOOP_AUTH_SECURE_COOKIES", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_AUTH_MAX_FEEDBACK_TOKEN_TTL_SECS") {
+            auth.max_feedback_token_ttl_secs =
+                parse("FEEDLOOP_AUTH_MAX_FEEDBACK_TOKEN_TTL_SECS", v)?;
+        }
+        if auth.session_idle_secs == 0 || auth.session_max_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.session_idle_secs and auth.session_max_secs must be at least 1".into(),
+            ));
+        }
         Ok(config)
     }
 
@@ -488,6 +579,23 @@ impl Config {
             webhook_base_delay: secs(analytics.webhook_base_delay_secs),
             webhook_max_delay: secs(analytics.webhook_max_delay_secs),
             webhook_timeout: std::time::Duration::from_secs(analytics.webhook_timeout_secs),
+        }
+    }
+
+    /// Sessions, tokens, rate limits and the time-out as the server takes them.
+    pub fn access_config(&self) -> feedloop_server::access::AccessConfig {
+        use std::time::Duration;
+        feedloop_server::access::AccessConfig {
+            rate_limit: feedloop_server::access::limits::RateLimit {
+                requests_per_second: self.limits.requests_per_second,
+                burst: self.limits.burst,
+            },
+            request_timeout: (self.limits.request_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.limits.request_timeout_secs)),
+            session_idle: Duration::from_secs(self.auth.session_idle_secs),
+            session_max: Duration::from_secs(self.auth.session_max_secs),
+            secure_cookies: self.auth.secure_cookies,
+            max_token_ttl: Duration::from_secs(self.auth.max_feedback_token_ttl_secs),
         }
     }
 
@@ -648,6 +756,29 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn limits_and_auth_are_set_by_file_and_environment() {
+        let file =
+            "[limits]\nrequests_per_second = 5\nburst = 10\n[auth]\nsecure_cookies = false\n";
+        let config = Config::load(
+            Some(file),
+            &env(&[
+                ("FEEDLOOP_LIMITS_BURST", "20"),
+                ("FEEDLOOP_AUTH_SESSION_IDLE_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        let access = config.access_config();
+        assert_eq!(access.rate_limit.requests_per_second, 5.0);
+        assert_eq!(access.rate_limit.burst, 20);
+        assert!(!access.secure_cookies);
+        assert_eq!(access.session_idle, std::time::Duration::from_secs(60));
+        assert!(Config::load(Some("[limits]\nrequests_per_second = -1\n"), &env(&[])).is_err());
+        assert!(Config::load(Some("[limits]\nburst = 0\n"), &env(&[])).is_err());
+        let off = Config::load(Some("[limits]\nrequest_timeout_secs = 0\n"), &env(&[])).unwrap();
+        assert_eq!(off.access_config().request_timeout, None);
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub enum ErrorCode {
     Unauthorized,
     /// The key's role does not allow this call.
     Forbidden,
+    /// A request authenticated by a session cookie changes state without the session's
+    /// `X-CSRF-Token`.
+    Csrf,
+    /// Too many requests for this key (or public key and client address); see `Retry-After`.
+    RateLimited,
+    /// The request took longer than the configured time-out.
+    RequestTimeout,
+    UserNotFound,
+    /// The user is not a member of the project.
+    MemberNotFound,
     TraceNotFound,
     SessionNotFound,
     KeyNotFound,
@@ -65,7 +75,9 @@ impl ErrorCode {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Csrf => StatusCode::FORBIDDEN,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TraceNotFound
             | Self::SessionNotFound
             | Self::KeyNotFound
@@ -76,7 +88,9 @@ impl ErrorCode {
             | Self::DatasetNotFound
             | Self::RouteNotFound
             | Self::QueueNotFound
-            | Self::ReviewItemNotFound => StatusCode::NOT_FOUND,
+            | Self::ReviewItemNotFound
+            | Self::UserNotFound
+            | Self::MemberNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -95,6 +109,9 @@ pub struct ApiError {
     /// The field or parameter at fault, as a path (`[3].rating.value`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds to wait before retrying, sent as `Retry-After` (rate limits).
+    #[serde(skip)]
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The body of every error response.
@@ -109,7 +126,18 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after_secs: None,
         }
+    }
+
+    /// Too many requests: retry after `seconds`.
+    pub fn rate_limited(seconds: u64) -> Self {
+        let mut error = Self::new(
+            ErrorCode::RateLimited,
+            format!("rate limit exceeded; retry in {seconds} s"),
+        );
+        error.retry_after_secs = Some(seconds);
+        error
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -158,6 +186,8 @@ impl ApiError {
                     "review item" => ErrorCode::ReviewItemNotFound,
                     "dataset" => ErrorCode::DatasetNotFound,
                     "webhook" => ErrorCode::WebhookNotFound,
+                    "user" => ErrorCode::UserNotFound,
+                    "member" => ErrorCode::MemberNotFound,
                     _ => ErrorCode::TraceNotFound,
                 };
                 Self::new(code, format!("{what} {id:?} not found"))
@@ -189,8 +219,14 @@ impl From<ValidationError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
+        let retry_after = self.retry_after_secs;
         let mut response = (status, axum::Json(ErrorBody { error: self })).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),

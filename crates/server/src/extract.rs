@@ -1,16 +1,22 @@
 //! Extractors that hold the line at the edge: JSON bodies with content-type, size and field
-//! checks ([`ValidatedJson`]), and API keys ([`ProjectKey`]).
+//! checks ([`ValidatedJson`]), and who is calling ([`ProjectKey`]: keys, feedback tokens,
+//! session cookies).
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN};
 use axum::http::request::Parts;
 use bytes::Bytes;
-use feedloop_core::ProjectId;
-use feedloop_core::auth::{KeyRole, Permission, hash_key};
+use feedloop_core::auth::{KeyRole, Permission, UserRole, hash_key};
+use feedloop_core::{ProjectId, TraceId};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::AppState;
+use crate::access::token::{self, TOKEN_PREFIX};
+use crate::access::{limits, session};
 use crate::error::{ApiError, ErrorCode};
 use crate::replica::KeyState;
 
@@ -109,29 +115,125 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The project and role of the API key that authenticated the request.
-#[derive(Debug, Clone, Copy)]
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Caller {
+    /// An API key, secret or public.
+    Key { id: i64, role: KeyRole },
+    /// A person signed in to the web UI, with their role in the project.
+    User { id: i64, role: UserRole },
+    /// A signed feedback token: feedback and signals about one trace.
+    FeedbackToken { trace: TraceId },
+}
+
+/// The project of an authenticated request and who is calling: an API key (`Authorization:
+/// Bearer` or `X-API-Key`), a feedback token (`Bearer fl_ft_…`), or a session cookie. Public
+/// keys are checked against their allowed origins, cookie requests that change state against
+/// the CSRF token, and every caller against its rate limit.
+#[derive(Debug, Clone)]
 pub struct ProjectKey {
     pub project: ProjectId,
-    pub role: KeyRole,
-    pub key_id: i64,
+    pub caller: Caller,
 }
 
 impl ProjectKey {
-    /// Who acts, as recorded in lesson versions and approvals.
-    pub fn actor(self) -> String {
-        format!("key {}", self.key_id)
+    /// Who acts, as recorded in lesson versions, approvals and the audit log.
+    pub fn actor(&self) -> String {
+        match &self.caller {
+            Caller::Key { id, .. } => format!("key {id}"),
+            Caller::User { id, .. } => format!("user {id}"),
+            Caller::FeedbackToken { trace } => format!("feedback token for {}", trace.as_str()),
+        }
     }
 
-    pub fn require(self, permission: Permission) -> Result<ProjectId, ApiError> {
-        if self.role.allows(permission) {
+    /// The caller's role, as `GET /api/v1/project` reports it.
+    pub fn role_name(&self) -> &'static str {
+        match &self.caller {
+            Caller::Key { role, .. } => role.as_str(),
+            Caller::User { role, .. } => role.as_str(),
+            Caller::FeedbackToken { .. } => "feedback_token",
+        }
+    }
+
+    pub fn allows(&self, permission: Permission) -> bool {
+        match &self.caller {
+            Caller::Key { role, .. } => role.allows(permission),
+            Caller::User { role, .. } => role.allows(permission),
+            Caller::FeedbackToken { .. } => permission == Permission::Feedback,
+        }
+    }
+
+    /// The project, if the caller may do what `permission` covers; 403 otherwise.
+    pub fn require(&self, permission: Permission) -> Result<ProjectId, ApiError> {
+        if self.allows(permission) {
             Ok(self.project)
         } else {
+            let who = match &self.caller {
+                Caller::Key { role, .. } => format!("a key with role {}", role.as_str()),
+                Caller::User { role, .. } => format!("a {}", role.as_str()),
+                Caller::FeedbackToken { .. } => "a feedback token".to_owned(),
+            };
             Err(ApiError::new(
                 ErrorCode::Forbidden,
-                format!("a key with role {} cannot do this", self.role.as_str()),
+                format!("{who} cannot do this"),
             ))
         }
+    }
+
+    /// A feedback token may only write about its own trace; every other caller about any.
+    /// `field` names the trace id in the body (`trace_id`, `[2].trace_id`).
+    pub fn may_write_about(&self, trace_id: &str, field: &str) -> Result<(), ApiError> {
+        match &self.caller {
+            Caller::FeedbackToken { trace } if trace.as_str() != trace_id => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this feedback token is for trace {:?} only", trace.as_str()),
+            )
+            .with_field(field)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The bucket this caller's requests are counted in. Public keys and tokens are shared by
+    /// many clients, so each client address has its own.
+    fn rate_bucket(&self, client: Option<SocketAddr>) -> String {
+        let client = client.map_or_else(|| "unknown".to_owned(), |addr| addr.ip().to_string());
+        match &self.caller {
+            Caller::Key { id, role } if role.is_public() => format!("key {id} from {client}"),
+            Caller::Key { id, .. } => format!("key {id}"),
+            Caller::User { id, .. } => format!("user {id}"),
+            Caller::FeedbackToken { .. } => format!("tokens of {} from {client}", self.project),
+        }
+    }
+}
+
+/// The secret of `Authorization: Bearer …` or `X-API-Key: …`.
+pub fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header(AUTHORIZATION.as_str())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| header("x-api-key"))
+        .map(str::trim)
+}
+
+/// The client's address, when the server was started with connection info.
+pub fn client_addr(parts: &Parts) -> Option<SocketAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0)
+}
+
+/// The client's address (when the server has connection info), for per-client limits.
+pub struct ClientAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_addr(parts)))
     }
 }
 
@@ -139,50 +241,142 @@ impl FromRequestParts<AppState> for ProjectKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let secret = header(AUTHORIZATION.as_str())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .or_else(|| header("x-api-key"))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthorized,
-                    "an api key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                )
-            })?;
-        ProjectKey::from_secret(state, secret).await
+        // The permission layer authenticated this request already (and counted it).
+        if let Some(key) = parts.extensions.get::<ProjectKey>() {
+            return Ok(key.clone());
+        }
+        let key = if let Some(secret) = bearer_secret(&parts.headers) {
+            if secret.starts_with(TOKEN_PREFIX) {
+                ProjectKey::from_feedback_token(state, secret).await?
+            } else {
+                let known = known_key(state, secret).await?;
+                if known.role.is_public() {
+                    check_origin(&parts.headers, &known.allowed_origins)?;
+                }
+                known.into()
+            }
+        } else if let Some(signed_in) = session::signed_in(state, &parts.headers).await? {
+            if !session::is_safe(&parts.method) {
+                session::check_csrf(&parts.headers, &signed_in.session)?;
+            }
+            let (project, role) =
+                session::project_role(state, &parts.headers, &signed_in.user).await?;
+            ProjectKey {
+                project,
+                caller: Caller::User {
+                    id: signed_in.user.id,
+                    role,
+                },
+            }
+        } else {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "an api key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' \
+                 (or sign in: POST /api/v1/auth/login)",
+            ));
+        };
+        state
+            .access
+            .limiter
+            .check(
+                &key.rate_bucket(client_addr(parts)),
+                tokio::time::Instant::now(),
+            )
+            .map_err(|wait| ApiError::rate_limited(limits::retry_after_secs(wait)))?;
+        Ok(key)
+    }
+}
+
+/// 403 unless the request's `Origin` is one the public key allows.
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    match origin {
+        Some(origin) if allowed.iter().any(|o| o == origin) => Ok(()),
+        Some(origin) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("origin {origin:?} is not allowed for this public key"),
+        )
+        .with_field("origin")),
+        None => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "a public key is only accepted from a browser origin it allows (no Origin header \
+             was sent); servers use a secret ingest key",
+        )
+        .with_field("origin")),
+    }
+}
+
+/// A key as the replica's cache holds it.
+#[derive(Debug, Clone)]
+pub struct KnownKey {
+    pub project: ProjectId,
+    pub id: i64,
+    pub role: KeyRole,
+    pub allowed_origins: Arc<[String]>,
+}
+
+impl From<KnownKey> for ProjectKey {
+    fn from(key: KnownKey) -> Self {
+        ProjectKey {
+            project: key.project,
+            caller: Caller::Key {
+                id: key.id,
+                role: key.role,
+            },
+        }
+    }
+}
+
+/// Looks a key secret up through the replica's key cache: the key, or 401.
+async fn known_key(state: &AppState, secret: &str) -> Result<KnownKey, ApiError> {
+    let hash = hash_key(secret);
+    let known = match state.keys.get(&hash) {
+        Some(known) => known,
+        None => {
+            let known = match state.store.key_by_hash(hash).await? {
+                Some(key) if key.revoked_at.is_none() => KeyState::Valid(KnownKey {
+                    project: key.project_id,
+                    id: key.id,
+                    role: key.role,
+                    allowed_origins: key.allowed_origins.into(),
+                }),
+                Some(_) => KeyState::Revoked,
+                None => KeyState::Unknown,
+            };
+            state.keys.put(hash, known.clone());
+            known
+        }
+    };
+    match known {
+        KeyState::Valid(key) => Ok(key),
+        KeyState::Revoked => Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "this api key has been revoked",
+        )),
+        KeyState::Unknown => Err(ApiError::new(ErrorCode::Unauthorized, "unknown api key")),
     }
 }
 
 impl ProjectKey {
     /// Looks a key secret up (through the replica's key cache): its project and role, or 401.
-    /// The gateway calls this too, with a key from its own headers.
+    /// The gateway and OTLP/gRPC call this too, with a key from their own headers; a public
+    /// key found here has no origin to check and only ever gets `Permission::Feedback`, which
+    /// neither of them asks for.
     pub async fn from_secret(state: &AppState, secret: &str) -> Result<Self, ApiError> {
-        let hash = hash_key(secret);
-        let known = match state.keys.get(&hash) {
-            Some(known) => known,
-            None => {
-                let known = match state.store.key_by_hash(hash).await? {
-                    Some(key) if key.revoked_at.is_none() => KeyState::Valid(ProjectKey {
-                        project: key.project_id,
-                        role: key.role,
-                        key_id: key.id,
-                    }),
-                    Some(_) => KeyState::Revoked,
-                    None => KeyState::Unknown,
-                };
-                state.keys.put(hash, known);
-                known
-            }
-        };
-        match known {
-            KeyState::Valid(key) => Ok(key),
-            KeyState::Revoked => Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "this api key has been revoked",
-            )),
-            KeyState::Unknown => Err(ApiError::new(ErrorCode::Unauthorized, "unknown api key")),
-        }
+        known_key(state, secret).await.map(ProjectKey::from)
+    }
+
+    /// Verifies a feedback token against its project's secret.
+    async fn from_feedback_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        let project = token::claimed_project(token)?;
+        let secret = state.access.token_secrets.get(state, project).await?;
+        let claims = token::verify(&secret, token, token::unix_secs(state.clock.now()))?;
+        Ok(ProjectKey {
+            project: claims.project,
+            caller: Caller::FeedbackToken {
+                trace: claims.trace,
+            },
+        })
     }
 }
 
@@ -201,6 +395,22 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OneOrMany<T> {
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'[') => parse_json(&bytes).map(OneOrMany::Many),
             _ => parse_json(&bytes).map(OneOrMany::One),
+        }
+    }
+}
+
+impl<T> OneOrMany<T> {
+    /// Runs `check` on every item with the path of its `trace_id` (`trace_id`, `[2].trace_id`).
+    pub fn check_each(
+        &self,
+        check: impl Fn(&T, &str) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        match self {
+            OneOrMany::One(item) => check(item, "trace_id"),
+            OneOrMany::Many(items) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(index, item)| check(item, &format!("[{index}].trace_id"))),
         }
     }
 }

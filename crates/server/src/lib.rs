@@ -3,6 +3,7 @@
 //! Handlers are thin: they extract (see [`extract`]), call an operation (see [`ops`]) and map the
 //! result. The binary calls [`serve`]; tests call it too, on port 0.
 
+pub mod access;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -50,6 +51,8 @@ pub struct ServerConfig {
     pub gateway: gateway::GatewayConfig,
     /// Regression and spike detection, webhook retries.
     pub analytics: analytics::AnalyticsConfig,
+    /// Sessions, feedback tokens, rate limits and the request time-out.
+    pub access: access::AccessConfig,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             ),
             gateway: gateway::GatewayConfig::default(),
             analytics: analytics::AnalyticsConfig::default(),
+            access: access::AccessConfig::default(),
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct AppState {
     pub recorder: Arc<gateway::Recorder>,
     /// Detector settings, request metrics and the webhook client.
     pub analytics: Arc<analytics::AnalyticsState>,
+    /// Rate-limit buckets and feedback-token secrets.
+    pub access: Arc<access::AccessState>,
 }
 
 impl AppState {
@@ -117,6 +123,7 @@ impl AppState {
         let analytics = Arc::new(analytics::AnalyticsState::new(config.analytics.clone()));
         Self {
             analytics,
+            access: Arc::new(access::AccessState::new(&config.access)),
             store,
             clock,
             upstream: Arc::new(gateway::forward::Upstream::new(&config.gateway)),
@@ -208,7 +215,9 @@ pub async fn serve_with_otlp_grpc(
         }
     });
     let recorder = state.recorder.clone();
-    let served = axum::serve(listener, router(state))
+    // Connection info gives rate limits the client address of public keys and logins.
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(when_shutdown(shutdown_requested))
         .await;
     if let Some(grpc) = grpc {

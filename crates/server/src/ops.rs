@@ -2,7 +2,7 @@
 //! gateway) goes through these functions.
 
 use feedloop_core::ProjectId;
-use feedloop_core::auth::{KeyRole, display_prefix, hash_key, key_from_random};
+use feedloop_core::auth::{KeyRole, display_prefix, hash_key, secret_from_random};
 use feedloop_store::{IngestBatch, IngestReceipt, ItemList, ItemRef, NewKey, Outcome, StoreError};
 use rand::Rng;
 
@@ -12,14 +12,46 @@ use crate::wire::{FeedbackBody, IngestReceiptBody, ItemReceipt, ItemStatus, Trac
 
 /// Generates a key secret and the record to store for it (the hash, never the secret).
 pub fn generate_key(name: String, role: KeyRole) -> (String, NewKey) {
-    let secret = key_from_random(rand::random());
+    generate_key_with_origins(name, role, Vec::new())
+}
+
+/// A new key's secret (`fl_pk_…` for public keys, `fl_sk_…` otherwise) and what to store.
+pub fn generate_key_with_origins(
+    name: String,
+    role: KeyRole,
+    allowed_origins: Vec<String>,
+) -> (String, NewKey) {
+    let secret = secret_from_random(role.prefix(), rand::random());
     let record = NewKey {
         name,
         role,
         hash: hash_key(&secret),
         prefix: display_prefix(&secret),
+        allowed_origins,
     };
     (secret, record)
+}
+
+/// Records an administrative action in the project's audit log, by the caller.
+pub async fn audit(
+    state: &AppState,
+    caller: &crate::extract::ProjectKey,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    state
+        .store
+        .record_audit(
+            caller.project,
+            &caller.actor(),
+            action,
+            target,
+            &details,
+            state.clock.now(),
+        )
+        .await?;
+    Ok(())
 }
 
 /// A new time-ordered id: the prefix, 13 hex digits of microseconds and 16 random hex digits.

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-use crate::extract::ProjectKey;
+use crate::extract::KnownKey;
 
 /// What a key hash resolved to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum KeyState {
-    Valid(ProjectKey),
+    Valid(KnownKey),
     Revoked,
     Unknown,
 }
@@ -35,7 +35,7 @@ impl KeyCache {
     }
 
     pub fn get(&self, hash: &[u8; 32]) -> Option<KeyState> {
-        self.lock().get(hash).copied()
+        self.lock().get(hash).cloned()
     }
 
     pub fn put(&self, hash: [u8; 32], state: KeyState) {

@@ -4,6 +4,7 @@
 //! The trait has a read half ([`StoreRead`]) and a write half ([`StoreWrite`]). Writes are
 //! acknowledged only after they are committed. Only this crate contains SQL.
 
+pub mod access;
 pub mod analytics;
 mod checks;
 pub mod clusters;
@@ -139,6 +140,7 @@ pub trait StoreRead: Send + Sync {
 pub trait Store:
     StoreRead
     + StoreWrite
+    + access::Access
     + embeddings::Embeddings
     + lessons::Lessons
     + coordination::Coordination
@@ -155,6 +157,7 @@ pub trait Store:
 impl<T> Store for T where
     T: StoreRead
         + StoreWrite
+        + access::Access
         + embeddings::Embeddings
         + lessons::Lessons
         + coordination::Coordination

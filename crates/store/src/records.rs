@@ -24,6 +24,8 @@ pub struct ApiKey {
     pub prefix: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// Origins a public key may be used from (`https://app.example.com`); empty for secret keys.
+    pub allowed_origins: Vec<String>,
 }
 
 /// A key to store: its hash, never the secret.
@@ -33,6 +35,8 @@ pub struct NewKey {
     pub role: KeyRole,
     pub hash: [u8; 32],
     pub prefix: String,
+    /// Origins a public key may be used from; empty for secret keys.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Trace parts and feedback to store in one transaction. Traces go first, so feedback may refer

@@ -674,6 +674,8 @@ mod postgres_only {
                  DROP TABLE datasets, dataset_items, dataset_versions;
                  DROP TABLE problem_clusters, cluster_members;
                  DROP TABLE alerts, webhooks, webhook_events, webhook_deliveries, webhook_attempts;
+                 DROP TABLE memberships, sessions, users, feedback_token_secrets, audit_log;
+                 ALTER TABLE api_keys DROP COLUMN allowed_origins;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await

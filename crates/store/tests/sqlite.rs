@@ -144,6 +144,12 @@ mod sqlite_only {
              DROP TABLE webhook_events;
              DROP TABLE webhook_deliveries;
              DROP TABLE webhook_attempts;
+             DROP TABLE memberships;
+             DROP TABLE sessions;
+             DROP TABLE users;
+             DROP TABLE feedback_token_secrets;
+             DROP TABLE audit_log;
+             ALTER TABLE api_keys DROP COLUMN allowed_origins;
              DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();

@@ -37,6 +37,10 @@ pub struct CreateKeyArgs {
     /// A name to tell the key apart.
     #[arg(long, env = "FEEDLOOP_KEY_NAME", default_value = "cli")]
     pub name: String,
+    /// For a public key (`--role public`): an origin it may be used from
+    /// (`https://app.example.com`); repeat for more.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -66,7 +70,8 @@ pub struct CreateProjectArgs {
 }
 
 fn parse_role(text: &str) -> Result<KeyRole, String> {
-    KeyRole::parse(text).ok_or_else(|| format!("{text:?} is not a role: use admin, ingest or read"))
+    KeyRole::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a role: use admin, ingest, read or public"))
 }
 
 async fn project_id(store: &dyn Store, name: &str) -> anyhow::Result<feedloop_core::ProjectId> {
@@ -83,7 +88,18 @@ pub async fn run_keys(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Create(args) => {
             let store = args.project.store.open_store().await?;
             let project = project_id(store.as_ref(), &args.project.project).await?;
-            let (secret, record) = feedloop_server::ops::generate_key(args.name, args.role);
+            if args.role.is_public() == args.allowed_origins.is_empty() {
+                anyhow::bail!("public keys need --allowed-origin, and only public keys take it");
+            }
+            for origin in &args.allowed_origins {
+                feedloop_core::auth::check_origin(origin)
+                    .map_err(|message| anyhow::anyhow!("--allowed-origin {origin:?}: {message}"))?;
+            }
+            let (secret, record) = feedloop_server::ops::generate_key_with_origins(
+                args.name,
+                args.role,
+                args.allowed_origins,
+            );
             let key = store.create_key(project, record, clock.now()).await?;
             eprintln!(
                 "created key {} ({}) for project {:?}",

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod migrate;
 pub mod model;
 pub mod serve;
+pub mod users;
 
 pub mod analytics;
 
@@ -42,6 +43,9 @@ pub enum Command {
     /// Manage projects (works on the database directly).
     #[command(subcommand)]
     Projects(keys::ProjectsCommand),
+    /// Manage web UI accounts and their roles (works on the database directly).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Apply the database's schema migrations and exit (serve does this at start too).
     Migrate(migrate::MigrateArgs),
     /// Copy all data from one database to another (SQLite ↔ PostgreSQL), verifying the counts.

@@ -46,6 +46,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = feedloop_store::open(&url, &config.store_options()).await?;
     tracing::info!(database = %url, "store open");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    first_admin(store.as_ref(), clock.as_ref(), &std::env::vars().collect()).await?;
     if let Some(secret) = bootstrap(store.as_ref(), clock.as_ref()).await? {
         println!(
             "Created project {DEFAULT_PROJECT:?} and its admin API key (shown once, stored hashed):\n\n    {secret}\n\n\
@@ -72,6 +73,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         job_tick_interval: std::time::Duration::from_millis(config.job_tick_interval_ms),
         gateway: config.gateway_config(),
         analytics: config.analytics_config(),
+        access: config.access_config(),
         ..ServerConfig::default()
     };
     tracing::info!(replica = %server_config.replica_id, "replica starting");
@@ -100,6 +102,28 @@ pub async fn bootstrap(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<O
         "created the default project and its admin key"
     );
     Ok(Some(secret))
+}
+
+/// With FEEDLOOP_ADMIN_EMAIL and FEEDLOOP_ADMIN_PASSWORD set and no account yet, creates that
+/// server admin (so a container can start signed-in-able without a shell). Returns whether it
+/// did.
+pub async fn first_admin(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    env: &std::collections::HashMap<String, String>,
+) -> anyhow::Result<bool> {
+    let (Some(email), Some(password)) = (
+        env.get("FEEDLOOP_ADMIN_EMAIL"),
+        env.get("FEEDLOOP_ADMIN_PASSWORD"),
+    ) else {
+        return Ok(false);
+    };
+    if store.count_users().await? > 0 {
+        return Ok(false);
+    }
+    let user = super::users::create_user(store, clock, email, password, true).await?;
+    tracing::info!(user = user.id, email = %user.email, "created the first admin");
+    Ok(true)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -58,7 +58,9 @@ fn status(error: ApiError) -> Status {
     let message = error.message;
     match error.code {
         ErrorCode::Unauthorized => Status::unauthenticated(message),
-        ErrorCode::Forbidden => Status::permission_denied(message),
+        ErrorCode::Forbidden | ErrorCode::Csrf => Status::permission_denied(message),
+        ErrorCode::RateLimited => Status::resource_exhausted(message),
+        ErrorCode::RequestTimeout => Status::deadline_exceeded(message),
         ErrorCode::Unavailable => Status::unavailable(message),
         ErrorCode::PayloadTooLarge => Status::resource_exhausted(message),
         ErrorCode::Internal => Status::internal(message),
@@ -81,7 +83,9 @@ fn status(error: ApiError) -> Status {
         | ErrorCode::DatasetNotFound
         | ErrorCode::RouteNotFound
         | ErrorCode::QueueNotFound
-        | ErrorCode::ReviewItemNotFound => Status::not_found(message),
+        | ErrorCode::ReviewItemNotFound
+        | ErrorCode::UserNotFound
+        | ErrorCode::MemberNotFound => Status::not_found(message),
         ErrorCode::MethodNotAllowed => Status::unimplemented(message),
     }
 }

@@ -215,7 +215,7 @@ pub async fn refresh_clusters(
     State(state): State<AppState>,
     key: ProjectKey,
 ) -> Result<Json<ClusterRefresh>, ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let report = crate::ops::refresh_clusters(&state, Some(project), state.clock.now()).await?;
     Ok(Json(ClusterRefresh {
         placed: report.num_placed,

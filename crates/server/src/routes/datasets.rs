@@ -68,7 +68,7 @@ pub async fn create_dataset(
     key: ProjectKey,
     ValidatedJson(body): ValidatedJson<NewDatasetBody>,
 ) -> Result<(StatusCode, Json<DatasetView>), ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let dataset = Dataset {
         name: body.name,
         description: body.description,
@@ -118,7 +118,7 @@ pub async fn add_items(
     Path(name): Path<String>,
     ValidatedJson(body): ValidatedJson<NewItemsBody>,
 ) -> Result<Json<BatchReceipt>, ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     check_name("name", &name)?;
     if body.items.is_empty() || body.items.len() > MAX_ITEMS_PER_REQUEST {
         return Err(ValidationError::new(
@@ -251,7 +251,7 @@ pub async fn from_feedback(
     Path(name): Path<String>,
     ValidatedJson(body): ValidatedJson<FromFeedbackBody>,
 ) -> Result<Json<FromFeedbackReport>, ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let filter = filter_from_body(body.filter)?;
     let max_traces = body.max_traces.unwrap_or(MAX_TRACES);
     if !(1..=MAX_TRACES).contains(&max_traces) {
@@ -300,7 +300,7 @@ pub async fn create_version(
     Path(name): Path<String>,
     ValidatedJson(body): ValidatedJson<NewVersionBody>,
 ) -> Result<(StatusCode, Json<VersionView>), ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let author = body.author.unwrap_or_else(|| key.actor());
     let version = state
         .store
@@ -379,10 +379,18 @@ pub async fn export(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let project = key.require(Permission::Read)?;
+    let project = key.require(Permission::Review)?;
     let (options, lines) = parse_export_query(raw.as_deref())?;
     find(&state, project, &name).await?;
     version_end(&state, project, &name, options.version).await?;
+    crate::ops::audit(
+        &state,
+        &key,
+        "dataset.export",
+        &name,
+        serde_json::json!({"query": raw.as_deref().unwrap_or("")}),
+    )
+    .await?;
     let (sender, receiver) = mpsc::channel(EXPORT_BUFFER);
     let export = tokio::spawn({
         let (store, memory, name, options) = (

@@ -59,7 +59,8 @@ pub async fn post_feedback(
     key: ProjectKey,
     body: OneOrMany<FeedbackBody>,
 ) -> Result<Response, ApiError> {
-    let project = key.require(Permission::Ingest)?;
+    let project = key.require(Permission::Feedback)?;
+    body.check_each(|item, field| key.may_write_about(&item.trace_id, field))?;
     ingest_one_or_many(
         &state,
         project,

@@ -147,7 +147,7 @@ pub async fn create_lesson(
     key: ProjectKey,
     ValidatedJson(body): ValidatedJson<NewLesson>,
 ) -> Result<(StatusCode, Json<Lesson>), ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let now = state.clock.now();
     let id = match body.id {
         Some(id) => LessonId::parse("id", id)?,
@@ -215,7 +215,7 @@ pub async fn change_lesson(
     Path(id): Path<String>,
     ValidatedJson(change): ValidatedJson<LessonChange>,
 ) -> Result<Json<Lesson>, ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let mut lesson = find(&state, project, &id).await?;
     if change.version != lesson.version {
         return Err(ApiError::new(
@@ -324,7 +324,7 @@ pub async fn from_feedback(
     key: ProjectKey,
     ValidatedJson(body): ValidatedJson<FromFeedback>,
 ) -> Result<(StatusCode, Json<Lesson>), ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let trace_ids = body
         .trace_ids
         .into_iter()
@@ -364,7 +364,7 @@ pub async fn propose(
     State(state): State<AppState>,
     key: ProjectKey,
 ) -> Result<Json<Proposals>, ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let proposed = crate::ops::propose_lessons(&state, project, state.clock.now()).await?;
     Ok(Json(Proposals { proposed }))
 }
@@ -434,6 +434,14 @@ pub async fn put_settings(
     settings.check()?;
     state.store.set_loop_settings(project, &settings).await?;
     state.lessons.invalidate(project);
+    crate::ops::audit(
+        &state,
+        &key,
+        "loop_settings.set",
+        "loop",
+        serde_json::to_value(&settings).unwrap_or_default(),
+    )
+    .await?;
     Ok(Json(settings))
 }
 

@@ -126,7 +126,7 @@ pub async fn stats(
 pub struct ProjectBody {
     pub id: i64,
     pub name: String,
-    /// The role of the key that asked.
+    /// The role of the caller: a key's role, a person's role, or `feedback_token`.
     pub role: String,
 }
 
@@ -149,7 +149,7 @@ pub async fn project(
     Ok(Json(ProjectBody {
         id: project.id.0,
         name: project.name,
-        role: key.role.as_str().into(),
+        role: key.role_name().into(),
     }))
 }
 

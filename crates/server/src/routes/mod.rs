@@ -15,6 +15,10 @@ mod signals;
 mod taxonomy;
 
 mod analytics;
+mod audit;
+mod auth;
+mod members;
+mod tokens;
 mod webhooks;
 
 use axum::Router;
@@ -43,6 +47,14 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(taxonomy::retire_category))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::rotate_key))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(members::list_members, members::add_member))
+        .routes(routes!(members::change_member, members::remove_member))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(tokens::create_feedback_token))
         .routes(routes!(lessons::list_lessons, lessons::create_lesson))
         .routes(routes!(lessons::get_lesson, lessons::change_lesson))
         .routes(routes!(lessons::lesson_versions))
@@ -101,6 +113,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/traces", axum::routing::post(otlp::export_traces))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::permissions::check_permission,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(crate::access::public_key_cors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::analytics::metrics::track_requests,

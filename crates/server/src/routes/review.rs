@@ -1,7 +1,7 @@
 //! Review queues: queue CRUD, items (list, manual enqueue, one item, its history), reserving
-//! the next item, actions on an item, and reviewer agreement. Reads need `read`; everything
-//! that changes a queue or an item needs `admin` (a reviewer role comes later); the person
-//! acting is the body's `author`/`reviewer`.
+//! the next item, actions on an item, and reviewer agreement. Reads need `read`; working items
+//! (enqueue, reserve, act) needs `review`; defining queues (create, change, delete: project
+//! settings) needs `admin`. The person acting is the body's `author`/`reviewer`.
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -64,6 +64,14 @@ pub async fn create_queue(
     check_queue(&queue)?;
     state.store.create_queue(project, &queue).await?;
     crate::review::rules::backfill(&state, project, &queue, now).await?;
+    crate::ops::audit(
+        &state,
+        &key,
+        "queue.create",
+        &queue.name,
+        serde_json::json!({}),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(queue)))
 }
 
@@ -135,6 +143,14 @@ pub async fn update_queue(
     check_queue(&queue)?;
     state.store.update_queue(project, &queue).await?;
     crate::review::rules::backfill(&state, project, &queue, queue.updated_at).await?;
+    crate::ops::audit(
+        &state,
+        &key,
+        "queue.update",
+        &queue.name,
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(Json(queue))
 }
 
@@ -153,6 +169,7 @@ pub async fn delete_queue(
 ) -> Result<StatusCode, ApiError> {
     let project = key.require(Permission::Admin)?;
     state.store.delete_queue(project, &name).await?;
+    crate::ops::audit(&state, &key, "queue.delete", &name, serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -266,7 +283,7 @@ pub async fn enqueue(
     Path(name): Path<String>,
     ValidatedJson(body): ValidatedJson<EnqueueBody>,
 ) -> Result<Json<EnqueueReceipt>, ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     check_person("author", &body.author)?;
     if body.trace_ids.is_empty() || body.trace_ids.len() > MAX_ENQUEUE {
         return Err(ValidationError::new(
@@ -380,7 +397,7 @@ pub async fn post_action(
     Path((name, item_id)): Path<(String, i64)>,
     ValidatedJson(body): ValidatedJson<ActionBody>,
 ) -> Result<Json<ActionAnswer>, ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     let queue = find_queue(&state, project, &name).await?;
     let now = state.clock.now();
     let (item, event) = act(&state, project, &queue, item_id, body, now).await?;
@@ -405,7 +422,7 @@ pub async fn reserve_next(
     Path(name): Path<String>,
     ValidatedJson(body): ValidatedJson<ReserveBody>,
 ) -> Result<Json<ReserveAnswer>, ApiError> {
-    let project = key.require(Permission::Admin)?;
+    let project = key.require(Permission::Review)?;
     check_person("reviewer", &body.reviewer)?;
     let now = state.clock.now();
     let item = state

@@ -34,7 +34,8 @@ pub async fn post_signals(
     key: ProjectKey,
     body: OneOrMany<SignalBody>,
 ) -> Result<Response, ApiError> {
-    let project = key.require(Permission::Ingest)?;
+    let project = key.require(Permission::Feedback)?;
+    body.check_each(|item, field| key.may_write_about(&item.trace_id, field))?;
     fn split(signals: Vec<SignalBody>) -> IngestLists {
         let feedback = signals
             .into_iter()
@@ -93,6 +94,14 @@ pub async fn put_settings(
         .set_signal_settings(project, &settings, state.clock.now())
         .await?;
     state.signals.reset_estimates().await?;
+    crate::ops::audit(
+        &state,
+        &key,
+        "signal_settings.set",
+        "signals",
+        serde_json::to_value(&settings).unwrap_or_default(),
+    )
+    .await?;
     Ok(Json(settings))
 }
 
@@ -132,5 +141,14 @@ pub async fn recompute(
         .signals
         .recompute(project, &rules, state.clock.now())
         .await?;
+    let rule_names: Vec<String> = rules.iter().map(|rule| format!("{rule:?}")).collect();
+    crate::ops::audit(
+        &state,
+        &key,
+        "signals.recompute",
+        "derived signals",
+        serde_json::json!({"rules": rule_names}),
+    )
+    .await?;
     Ok(Json(report))
 }

@@ -88,6 +88,14 @@ pub async fn add_category(
         .store
         .add_category(project, &body.name, body.description.as_deref(), now)
         .await?;
+    crate::ops::audit(
+        &state,
+        &key,
+        "taxonomy.add",
+        &body.name,
+        serde_json::json!({"description": body.description}),
+    )
+    .await?;
     Ok(Json(category.into()))
 }
 
@@ -108,5 +116,13 @@ pub async fn retire_category(
         .store
         .retire_category(project, &name, state.clock.now())
         .await?;
+    crate::ops::audit(
+        &state,
+        &key,
+        "taxonomy.retire",
+        &name,
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(Json(category.into()))
 }

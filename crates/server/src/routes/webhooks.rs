@@ -83,6 +83,14 @@ pub async fn create_webhook(
         .store
         .create_webhook(project, &webhook, state.clock.now())
         .await?;
+    crate::ops::audit(
+        &state,
+        &key,
+        "webhook.create",
+        &created.id.to_string(),
+        serde_json::json!({"url": created.url, "event_types": created.event_types}),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(WebhookView::new(created, true))))
 }
 
@@ -126,6 +134,14 @@ pub async fn delete_webhook(
         .store
         .delete_webhook(project, id, state.clock.now())
         .await?;
+    crate::ops::audit(
+        &state,
+        &key,
+        "webhook.delete",
+        &id.to_string(),
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -93,7 +93,8 @@ pub async fn list_projects(conn: &impl GenericClient) -> Result<Vec<Project>> {
     .collect()
 }
 
-const KEY_COLUMNS: &str = "id, project_id, name, role, prefix, created_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, project_id, name, role, prefix, created_at, revoked_at, allowed_origins";
 
 fn to_key(row: &Row) -> Result<ApiKey> {
     let role: String = row.try_get(3)?;
@@ -109,6 +110,7 @@ fn to_key(row: &Row) -> Result<ApiKey> {
             .try_get::<_, Option<i64>>(6)?
             .map(timestamp)
             .transpose()?,
+        allowed_origins: serde_json::from_str(row.try_get(7)?)?,
     })
 }
 
@@ -119,7 +121,7 @@ fn to_key(row: &Row) -> Result<ApiKey> {
 /// commit, and two transactions could commit in the other order. The advisory lock, held until
 /// the transaction ends, makes appends one at a time, so sequence order is commit order. These
 /// writes are rare (keys and taxonomy), so the lock costs nothing that matters.
-async fn log_change(
+pub(super) async fn log_change(
     tx: &impl GenericClient,
     project: ProjectId,
     topic: ChangeTopic,
@@ -154,8 +156,8 @@ pub async fn create_key(
     }
     let row = super::query_one(
         tx,
-        "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at, allowed_origins)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         &[
             &project.0,
             &key.name,
@@ -163,6 +165,7 @@ pub async fn create_key(
             &key.prefix,
             &&key.hash[..],
             &micros(now),
+            &serde_json::to_string(&key.allowed_origins)?,
         ],
     )
     .await?;
@@ -175,6 +178,7 @@ pub async fn create_key(
         prefix: key.prefix.clone(),
         created_at: now,
         revoked_at: None,
+        allowed_origins: key.allowed_origins.clone(),
     })
 }
 

@@ -17,6 +17,7 @@
 //! from the pool and replaced by a new one, so the store recovers by itself once the database is
 //! back.
 
+mod access;
 mod admin;
 mod analytics;
 mod clusters;

@@ -52,8 +52,8 @@ impl Restore for PostgresStore {
         for KeyRecord { key, hash } in &keys {
             execute(
                 &tx,
-                "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at, revoked_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING",
+                "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at, revoked_at, allowed_origins)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hash) DO NOTHING",
                 &[
                     &project.0,
                     &key.name,
@@ -62,6 +62,7 @@ impl Restore for PostgresStore {
                     &&hash[..],
                     &micros(key.created_at),
                     &key.revoked_at.map(micros),
+                    &serde_json::to_string(&key.allowed_origins)?,
                 ],
             )
             .await?;

@@ -72,9 +72,10 @@ pub fn list_projects(conn: &Connection) -> Result<Vec<Project>> {
     rows.into_iter().map(to_project).collect()
 }
 
-const KEY_COLUMNS: &str = "id, project_id, name, role, prefix, created_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, project_id, name, role, prefix, created_at, revoked_at, allowed_origins";
 
-type KeyRow = (i64, i64, String, String, String, i64, Option<i64>);
+type KeyRow = (i64, i64, String, String, String, i64, Option<i64>, String);
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok((
@@ -85,10 +86,13 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRow> {
         row.get(4)?,
         row.get(5)?,
         row.get(6)?,
+        row.get(7)?,
     ))
 }
 
-fn to_key((id, project_id, name, role, prefix, created_at, revoked_at): KeyRow) -> Result<ApiKey> {
+fn to_key(
+    (id, project_id, name, role, prefix, created_at, revoked_at, origins): KeyRow,
+) -> Result<ApiKey> {
     Ok(ApiKey {
         id,
         project_id: ProjectId(project_id),
@@ -98,11 +102,12 @@ fn to_key((id, project_id, name, role, prefix, created_at, revoked_at): KeyRow) 
         prefix,
         created_at: timestamp(created_at)?,
         revoked_at: revoked_at.map(timestamp).transpose()?,
+        allowed_origins: serde_json::from_str(&origins)?,
     })
 }
 
 /// Appends to the change log, in the caller's transaction (see [`crate::coordination`]).
-fn log_change(
+pub(super) fn log_change(
     tx: &Connection,
     project: ProjectId,
     topic: ChangeTopic,
@@ -126,8 +131,17 @@ pub fn create_key(
         });
     }
     tx.execute(
-        "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![project.0, key.name, key.role.as_str(), key.prefix, &key.hash[..], micros(now)],
+        "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at, allowed_origins)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            project.0,
+            key.name,
+            key.role.as_str(),
+            key.prefix,
+            &key.hash[..],
+            micros(now),
+            serde_json::to_string(&key.allowed_origins)?
+        ],
     )?;
     let id = tx.last_insert_rowid();
     log_change(tx, project, ChangeTopic::Keys, now)?;
@@ -139,6 +153,7 @@ pub fn create_key(
         prefix: key.prefix.clone(),
         created_at: now,
         revoked_at: None,
+        allowed_origins: key.allowed_origins.clone(),
     })
 }
 

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/sqlite/0009_analytics.sql"),
     ),
+    (11, include_str!("../../migrations/sqlite/0011_access.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -5,6 +5,7 @@
 //! threads ([`pool`]); a third thread moves the WAL into the database file ([`checkpoint`]), so
 //! that commits never wait for a checkpoint. Nothing here blocks the async runtime.
 
+mod access;
 mod admin;
 mod analytics;
 mod checkpoint;

@@ -53,8 +53,8 @@ impl Restore for SqliteStore {
             .run(keys.len(), move |tx| {
                 for KeyRecord { key, hash } in &keys {
                     tx.execute(
-                        "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at, revoked_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (hash) DO NOTHING",
+                        "INSERT INTO api_keys (project_id, name, role, prefix, hash, created_at, revoked_at, allowed_origins)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (hash) DO NOTHING",
                         params![
                             project.0,
                             key.name,
@@ -62,7 +62,8 @@ impl Restore for SqliteStore {
                             key.prefix,
                             &hash[..],
                             micros(key.created_at),
-                            key.revoked_at.map(micros)
+                            key.revoked_at.map(micros),
+                            serde_json::to_string(&key.allowed_origins)?
                         ],
                     )?;
                 }

@@ -13,6 +13,7 @@ fn new_key(name: &str) -> NewKey {
         role: KeyRole::Read,
         hash: [name.len() as u8; 32],
         prefix: "fl_sk_test".into(),
+        allowed_origins: Vec::new(),
     }
 }
 

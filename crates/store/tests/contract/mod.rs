@@ -7,6 +7,7 @@
 //! case (the pattern of quickwit's `metastore_test_suite!`). Cases pass every timestamp to the
 //! store explicitly, so nothing here depends on the wall clock.
 
+mod access;
 mod analytics;
 mod clusters;
 mod concurrency;
@@ -26,6 +27,7 @@ mod supersession;
 mod traces;
 mod validation;
 
+pub use access::*;
 pub use analytics::*;
 pub use clusters::*;
 pub use concurrency::*;
@@ -73,6 +75,11 @@ macro_rules! store_contract_suite {
     ($backend:ident, $constructor:expr) => {
         store_contract_suite!(@cases $backend, $constructor, [
             create_project_seeds_default_taxonomy,
+            users_are_unique_by_email_and_members_have_one_role,
+            sessions_are_found_by_hash_touched_and_deleted,
+            the_first_token_secret_stays,
+            rotation_revokes_and_replaces_a_key_in_one_change,
+            the_audit_log_pages_newest_first_per_project,
             keys_are_found_by_hash_listed_and_revoked,
             projects_isolate_their_data,
             stats_count_what_is_stored,

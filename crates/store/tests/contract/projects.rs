@@ -55,6 +55,7 @@ fn new_key(name: &str, byte: u8, role: KeyRole) -> NewKey {
         role,
         hash: [byte; 32],
         prefix: format!("fl_sk_{byte:04}"),
+        allowed_origins: Vec::new(),
     }
 }
 
