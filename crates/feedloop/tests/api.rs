@@ -5,6 +5,7 @@
 mod common;
 
 mod api {
+    mod access;
     mod analytics;
     mod bad_input;
     mod clusters;

@@ -146,6 +146,12 @@ pub async fn project_role(
         })
     });
     let memberships = state.store.memberships_of_user(user.id).await?;
+    if memberships.is_empty() && !user.is_admin {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "you are not a member of any project; ask a project admin",
+        ));
+    }
     let name = match named.transpose()? {
         Some(name) => name.to_owned(),
         None if !user.is_admin && memberships.len() == 1 => memberships[0].project_name.clone(),
