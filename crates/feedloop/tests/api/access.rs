@@ -420,7 +420,12 @@ async fn fixture(server: &TestServer) -> Fixture {
 }
 
 fn concrete(path: &str, fixture: &Fixture) -> String {
-    path.replace("/traces/{id}", "/traces/t1")
+    let query = if path.contains("/export") {
+        "?format=openai"
+    } else {
+        ""
+    };
+    let path = path.replace("/traces/{id}", "/traces/t1")
         .replace("/sessions/{id}", "/sessions/s1")
         .replace("/clusters/{id}", "/clusters/1")
         .replace("/lessons/{id}", &format!("/lessons/{}", fixture.lesson_id))
@@ -430,7 +435,8 @@ fn concrete(path: &str, fixture: &Fixture) -> String {
         .replace("/categories/{name}", "/categories/matrix_only")
         .replace("/keys/{id}", &format!("/keys/{}", fixture.victim_key))
         .replace("{user_id}", &fixture.victim_user.to_string())
-        .replace("/webhooks/{id}", &format!("/webhooks/{}", fixture.webhook_id))
+        .replace("/webhooks/{id}", &format!("/webhooks/{}", fixture.webhook_id));
+    format!("{path}{query}")
 }
 
 #[tokio::test]
