@@ -65,7 +65,9 @@ async fn send(
     body: Option<Value>,
 ) -> reqwest::Response {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = server.http.request(method, format!("{}{path}", server.base));
+    let mut request = server
+        .http
+        .request(method, format!("{}{path}", server.base));
     for (name, value) in &credentials.headers {
         request = request.header(*name, value);
     }
@@ -294,11 +296,19 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("GET", "/api/v1/datasets/{name}", Needs::Read),
     ("GET", "/api/v1/datasets/{name}/items", Needs::Read),
     ("POST", "/api/v1/datasets/{name}/items", Needs::Review),
-    ("POST", "/api/v1/datasets/{name}/items/from-feedback", Needs::Review),
+    (
+        "POST",
+        "/api/v1/datasets/{name}/items/from-feedback",
+        Needs::Review,
+    ),
     ("GET", "/api/v1/datasets/{name}/versions", Needs::Read),
     ("POST", "/api/v1/datasets/{name}/versions", Needs::Review),
     ("GET", "/api/v1/datasets/{name}/export", Needs::Review),
-    ("GET", "/api/v1/datasets/{name}/export/manifest", Needs::Read),
+    (
+        "GET",
+        "/api/v1/datasets/{name}/export/manifest",
+        Needs::Read,
+    ),
     ("GET", "/api/v1/queues", Needs::Read),
     ("POST", "/api/v1/queues", Needs::Admin),
     ("GET", "/api/v1/queues/{queue}", Needs::Read),
@@ -306,8 +316,16 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("GET", "/api/v1/queues/{queue}/items", Needs::Read),
     ("POST", "/api/v1/queues/{queue}/items", Needs::Review),
     ("GET", "/api/v1/queues/{queue}/items/{item}", Needs::Read),
-    ("GET", "/api/v1/queues/{queue}/items/{item}/history", Needs::Read),
-    ("POST", "/api/v1/queues/{queue}/items/{item}/actions", Needs::Review),
+    (
+        "GET",
+        "/api/v1/queues/{queue}/items/{item}/history",
+        Needs::Read,
+    ),
+    (
+        "POST",
+        "/api/v1/queues/{queue}/items/{item}/actions",
+        Needs::Review,
+    ),
     ("POST", "/api/v1/queues/{queue}/reserve", Needs::Review),
     ("PUT", "/api/v1/queues/{queue}", Needs::Admin),
     ("GET", "/api/v1/webhooks", Needs::Read),
@@ -378,7 +396,11 @@ async fn fixture(server: &TestServer) -> Fixture {
     )
     .await;
     ingest("/api/v1/datasets", json!({"name": "d1"})).await;
-    ingest("/api/v1/taxonomy/categories", json!({"name": "matrix_only"})).await;
+    ingest(
+        "/api/v1/taxonomy/categories",
+        json!({"name": "matrix_only"}),
+    )
+    .await;
     let webhook = ingest(
         "/api/v1/webhooks",
         json!({"url": "http://127.0.0.1:9/hook", "event_types": ["regression"]}),
@@ -425,7 +447,8 @@ fn concrete(path: &str, fixture: &Fixture) -> String {
     } else {
         ""
     };
-    let path = path.replace("/traces/{id}", "/traces/t1")
+    let path = path
+        .replace("/traces/{id}", "/traces/t1")
         .replace("/sessions/{id}", "/sessions/s1")
         .replace("/clusters/{id}", "/clusters/1")
         .replace("/lessons/{id}", &format!("/lessons/{}", fixture.lesson_id))
@@ -435,7 +458,10 @@ fn concrete(path: &str, fixture: &Fixture) -> String {
         .replace("/categories/{name}", "/categories/matrix_only")
         .replace("/keys/{id}", &format!("/keys/{}", fixture.victim_key))
         .replace("{user_id}", &fixture.victim_user.to_string())
-        .replace("/webhooks/{id}", &format!("/webhooks/{}", fixture.webhook_id));
+        .replace(
+            "/webhooks/{id}",
+            &format!("/webhooks/{}", fixture.webhook_id),
+        );
     format!("{path}{query}")
 }
 
@@ -461,7 +487,10 @@ async fn every_route_answers_every_kind_of_caller_as_allowed() {
     let (_, ingest) = new_key(&server, "ingest", &[]).await;
     let (_, read) = new_key(&server, "read", &[]).await;
     let (revoked_id, revoked) = new_key(&server, "admin", &[]).await;
-    assert_eq!(server.delete(&format!("/api/v1/keys/{revoked_id}")).await.0, 200);
+    assert_eq!(
+        server.delete(&format!("/api/v1/keys/{revoked_id}")).await.0,
+        200
+    );
     let other = server.new_project("other").await;
     let expired = feedback_token(&server, "t1", 1).await;
     let token = feedback_token(&server, "t1", 3600).await;
@@ -476,9 +505,18 @@ async fn every_route_answers_every_kind_of_caller_as_allowed() {
         (Principal::PublicKey, Credentials::public(&public, ORIGIN)),
         (Principal::IngestKey, Credentials::bearer(&ingest)),
         (Principal::ReadKey, Credentials::bearer(&read)),
-        (Principal::Viewer, Credentials::session(&viewer.0, &viewer.1)),
-        (Principal::Reviewer, Credentials::session(&reviewer.0, &reviewer.1)),
-        (Principal::AdminSession, Credentials::session(&admin.0, &admin.1)),
+        (
+            Principal::Viewer,
+            Credentials::session(&viewer.0, &viewer.1),
+        ),
+        (
+            Principal::Reviewer,
+            Credentials::session(&reviewer.0, &reviewer.1),
+        ),
+        (
+            Principal::AdminSession,
+            Credentials::session(&admin.0, &admin.1),
+        ),
         (Principal::AdminKey, Credentials::bearer(&server.key)),
         (Principal::OtherProjectKey, Credentials::bearer(&other)),
         (Principal::RevokedKey, Credentials::bearer(&revoked)),
@@ -537,7 +575,14 @@ async fn a_cookie_request_that_changes_state_needs_the_csrf_token() {
     let mut wrong = session.without("x-csrf-token");
     wrong.headers.push(("x-csrf-token", format!("{csrf}x")));
     assert_error(
-        &call(&server, &wrong, "POST", "/api/v1/taxonomy/categories", Some(body.clone())).await,
+        &call(
+            &server,
+            &wrong,
+            "POST",
+            "/api/v1/taxonomy/categories",
+            Some(body.clone()),
+        )
+        .await,
         403,
         "csrf",
         Some("x-csrf-token"),
@@ -554,20 +599,43 @@ async fn a_cookie_request_that_changes_state_needs_the_csrf_token() {
     )
     .await;
     assert_eq!(status, 200);
-    let (status, _) = call(&server, &session, "POST", "/api/v1/taxonomy/categories", Some(body)).await;
+    let (status, _) = call(
+        &server,
+        &session,
+        "POST",
+        "/api/v1/taxonomy/categories",
+        Some(body),
+    )
+    .await;
     assert_eq!(status, 200);
     let (_, audit) = server.get("/api/v1/audit").await;
     assert_eq!(audit["entries"][0]["action"], "taxonomy.add");
     assert_eq!(audit["entries"][0]["target"], "billing_question");
-    assert!(audit["entries"][0]["actor"].as_str().unwrap().starts_with("user "));
+    assert!(
+        audit["entries"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("user ")
+    );
     // Logging out needs the token too, then the cookie is dead.
     assert_eq!(
-        call(&server, &session.without("x-csrf-token"), "POST", "/api/v1/auth/logout", None)
-            .await
-            .0,
+        call(
+            &server,
+            &session.without("x-csrf-token"),
+            "POST",
+            "/api/v1/auth/logout",
+            None
+        )
+        .await
+        .0,
         403
     );
-    assert_eq!(call(&server, &session, "POST", "/api/v1/auth/logout", None).await.0, 204);
+    assert_eq!(
+        call(&server, &session, "POST", "/api/v1/auth/logout", None)
+            .await
+            .0,
+        204
+    );
     assert_error(
         &call(&server, &session, "GET", "/api/v1/auth/me", None).await,
         401,
@@ -624,7 +692,10 @@ async fn sign_in_refuses_wrong_passwords_and_sessions_expire_when_idle() {
 async fn public_keys_answer_only_their_allowed_origins() {
     let server = TestServer::start().await;
     server
-        .post("/api/v1/traces", json!({"id": "t1", "input": "q", "output": "a"}))
+        .post(
+            "/api/v1/traces",
+            json!({"id": "t1", "input": "q", "output": "a"}),
+        )
         .await;
     let (_, public) = new_key(&server, "public", &[ORIGIN]).await;
     let feedback = json!({"id": "f1", "trace_id": "t1", "rating": {"value": 1}});
@@ -632,10 +703,16 @@ async fn public_keys_answer_only_their_allowed_origins() {
     // The preflight answers with the asking origin and the headers a page needs.
     let preflight = server
         .http
-        .request(reqwest::Method::OPTIONS, format!("{}/api/v1/feedback", server.base))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/feedback", server.base),
+        )
         .header("origin", ORIGIN)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
         .send()
         .await
         .unwrap();
@@ -648,7 +725,12 @@ async fn public_keys_answer_only_their_allowed_origins() {
             .unwrap()
             .contains("authorization")
     );
-    assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(
+        headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
 
     // An allowed origin: stored, and the origin echoed.
     let allowed = send(
@@ -676,7 +758,12 @@ async fn public_keys_answer_only_their_allowed_origins() {
         )
         .await;
         assert_eq!(refused.status(), 403);
-        assert!(refused.headers().get("access-control-allow-origin").is_none());
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
         let body: Value = refused.json().await.unwrap();
         assert_eq!(body["error"]["field"], "origin");
     }
@@ -705,7 +792,12 @@ async fn public_keys_answer_only_their_allowed_origins() {
     )
     .await;
     assert_eq!(answer.status(), 200);
-    assert!(answer.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 
     // Public keys need origins of the right form; secret keys take none.
     assert_error(
@@ -772,13 +864,24 @@ async fn a_feedback_token_writes_about_its_trace_only_until_it_expires() {
     );
     assert_eq!(server.counts().await, (2, 1));
     // A token is no key: it reads nothing and asks for no tokens.
-    assert_eq!(call(&server, &as_token, "GET", "/api/v1/traces/t1", None).await.0, 403);
+    assert_eq!(
+        call(&server, &as_token, "GET", "/api/v1/traces/t1", None)
+            .await
+            .0,
+        403
+    );
     // A tampered token is refused.
     let tampered = format!("{}A", token);
     assert_eq!(
-        call(&server, &Credentials::bearer(&tampered), "GET", "/api/v1/project", None)
-            .await
-            .0,
+        call(
+            &server,
+            &Credentials::bearer(&tampered),
+            "GET",
+            "/api/v1/project",
+            None
+        )
+        .await
+        .0,
         401
     );
     tokio::time::sleep(Duration::from_millis(2_100)).await;
@@ -795,7 +898,10 @@ async fn a_feedback_token_writes_about_its_trace_only_until_it_expires() {
     // Bad requests for tokens name the field.
     assert_error(
         &server
-            .post("/api/v1/feedback-tokens", json!({"trace_id": "t1", "ttl_secs": 0}))
+            .post(
+                "/api/v1/feedback-tokens",
+                json!({"trace_id": "t1", "ttl_secs": 0}),
+            )
             .await,
         422,
         "invalid_value",
@@ -846,8 +952,14 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
 
 /// A key made through the store, so that making it costs the limited key nothing.
 async fn new_key_unlimited(server: &TestServer) -> (i64, String) {
-    let project = server.store.project_by_name("default").await.unwrap().unwrap();
-    let (secret, record) = feedloop_server::ops::generate_key("other".into(), feedloop_core::auth::KeyRole::Read);
+    let project = server
+        .store
+        .project_by_name("default")
+        .await
+        .unwrap()
+        .unwrap();
+    let (secret, record) =
+        feedloop_server::ops::generate_key("other".into(), feedloop_core::auth::KeyRole::Read);
     let key = server
         .store
         .create_key(project.id, record, SystemClock.now())
@@ -864,7 +976,15 @@ async fn project_admins_manage_members_and_every_change_is_audited() {
     let (status, _) = call(&server, &viewer, "GET", "/api/v1/lessons", None).await;
     assert_eq!(status, 200);
     assert_eq!(
-        call(&server, &viewer, "POST", "/api/v1/datasets", Some(json!({"name": "d"}))).await.0,
+        call(
+            &server,
+            &viewer,
+            "POST",
+            "/api/v1/datasets",
+            Some(json!({"name": "d"}))
+        )
+        .await
+        .0,
         403
     );
 
@@ -872,16 +992,30 @@ async fn project_admins_manage_members_and_every_change_is_audited() {
     let (_, members) = server.get("/api/v1/members").await;
     let user_id = members["members"][0]["user_id"].as_i64().unwrap();
     let (status, changed) = server
-        .put(&format!("/api/v1/members/{user_id}"), json!({"role": "reviewer"}))
+        .put(
+            &format!("/api/v1/members/{user_id}"),
+            json!({"role": "reviewer"}),
+        )
         .await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["role"], "reviewer");
     assert_eq!(
-        call(&server, &viewer, "POST", "/api/v1/datasets", Some(json!({"name": "d"}))).await.0,
+        call(
+            &server,
+            &viewer,
+            "POST",
+            "/api/v1/datasets",
+            Some(json!({"name": "d"}))
+        )
+        .await
+        .0,
         201
     );
     // Removed: the session no longer reaches the project.
-    assert_eq!(server.delete(&format!("/api/v1/members/{user_id}")).await.0, 204);
+    assert_eq!(
+        server.delete(&format!("/api/v1/members/{user_id}")).await.0,
+        204
+    );
     assert_error(
         &call(&server, &viewer, "GET", "/api/v1/lessons", None).await,
         403,
@@ -890,7 +1024,10 @@ async fn project_admins_manage_members_and_every_change_is_audited() {
     );
     assert_error(
         &server
-            .post("/api/v1/members", json!({"email": "nobody@example.com", "role": "viewer"}))
+            .post(
+                "/api/v1/members",
+                json!({"email": "nobody@example.com", "role": "viewer"}),
+            )
             .await,
         404,
         "user_not_found",
@@ -912,9 +1049,16 @@ async fn project_admins_manage_members_and_every_change_is_audited() {
         .collect();
     assert_eq!(actions, ["member.remove", "member.change"]);
     let cursor = audit["next_cursor"].as_str().unwrap();
-    let (_, older) = server.get(&format!("/api/v1/audit?limit=2&cursor={cursor}")).await;
+    let (_, older) = server
+        .get(&format!("/api/v1/audit?limit=2&cursor={cursor}"))
+        .await;
     assert!(older["entries"].as_array().unwrap().len() <= 2);
-    assert_error(&server.get("/api/v1/audit?limit=0").await, 400, "invalid_query", Some("limit"));
+    assert_error(
+        &server.get("/api/v1/audit?limit=0").await,
+        400,
+        "invalid_query",
+        Some("limit"),
+    );
 }
 
 #[tokio::test]
@@ -932,7 +1076,9 @@ async fn a_rotated_key_stops_at_once_and_its_successor_works() {
     assert_eq!(server.get_as(&old, "/api/v1/project").await.0, 401);
     assert_eq!(server.get_as(new, "/api/v1/project").await.0, 200);
     assert_error(
-        &server.post(&format!("/api/v1/keys/{id}/rotate"), json!({})).await,
+        &server
+            .post(&format!("/api/v1/keys/{id}/rotate"), json!({}))
+            .await,
         409,
         "conflict",
         Some("id"),

@@ -100,8 +100,11 @@ async fn a_key_rotated_through_one_replica_stops_working_on_the_other() {
 async fn a_feedback_token_from_one_replica_is_accepted_by_the_other() {
     let a = TestServer::start_with(fast_follow()).await;
     let b = a.replica(fast_follow()).await;
-    a.post("/api/v1/traces", json!({"id": "t1", "input": "q", "output": "a"}))
-        .await;
+    a.post(
+        "/api/v1/traces",
+        json!({"id": "t1", "input": "q", "output": "a"}),
+    )
+    .await;
     let (status, token) = a
         .post("/api/v1/feedback-tokens", json!({"trace_id": "t1"}))
         .await;
