@@ -1084,3 +1084,54 @@ async fn a_rotated_key_stops_at_once_and_its_successor_works() {
         Some("id"),
     );
 }
+
+#[tokio::test]
+async fn the_first_admin_comes_from_the_environment_once_and_names_its_project() {
+    let server = TestServer::start().await;
+    let env: std::collections::HashMap<String, String> = [
+        ("FEEDLOOP_ADMIN_EMAIL", "Root@Example.com"),
+        ("FEEDLOOP_ADMIN_PASSWORD", "a long enough password"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let first_admin = feedloop::cli::serve::first_admin;
+    assert!(
+        first_admin(server.store.as_ref(), &SystemClock, &env)
+            .await
+            .unwrap()
+    );
+    // Only while there is no account.
+    assert!(
+        !first_admin(server.store.as_ref(), &SystemClock, &env)
+            .await
+            .unwrap()
+    );
+    assert_eq!(server.store.count_users().await.unwrap(), 1);
+
+    let (cookie, csrf) = login(&server, "root@example.com", "a long enough password").await;
+    let session = Credentials::session(&cookie, &csrf);
+    let (_, me) = call(&server, &session, "GET", "/api/v1/auth/me", None).await;
+    assert_eq!(me["is_admin"], true);
+    // A server admin is a member of nothing, so names the project.
+    assert_error(
+        &call(&server, &session, "GET", "/api/v1/traces", None).await,
+        422,
+        "invalid_field",
+        Some("x-feedloop-project"),
+    );
+    let mut named = session.clone();
+    named.headers.push(("x-feedloop-project", "default".into()));
+    assert_eq!(
+        call(&server, &named, "GET", "/api/v1/keys", None).await.0,
+        200
+    );
+    let mut unknown = session.clone();
+    unknown.headers.push(("x-feedloop-project", "nope".into()));
+    assert_error(
+        &call(&server, &unknown, "GET", "/api/v1/traces", None).await,
+        403,
+        "forbidden",
+        Some("x-feedloop-project"),
+    );
+}

@@ -30,13 +30,17 @@ pub enum Requirement {
     Needs(Permission),
 }
 
-/// The requirement of a route (its method and path template); `None` for routes this table
-/// does not know, which then rely on their handler alone.
+/// The requirement of a route (its method and path template); `None` for routes outside
+/// `/api/v1` and for routes this table does not know, which then rely on their handler alone.
 pub fn requirement(method: &Method, path: &str) -> Option<Requirement> {
     use Permission::{Admin, Feedback, Ingest, Read, Review};
     use Requirement::{Authenticated, Needs, Open, Session};
+    if !path.starts_with("/api/v1/") && !matches!(path, "/healthz" | "/readyz") {
+        // The gateway, OTLP and /metrics: their handlers authenticate (or are open).
+        return None;
+    }
     let requirement = match (method.as_str(), path) {
-        (_, "/healthz" | "/readyz" | "/api/v1/auth/login") => Open,
+        (_, "/healthz" | "/readyz" | "/api/v1/openapi.json" | "/api/v1/auth/login") => Open,
         (_, "/api/v1/auth/me" | "/api/v1/auth/logout") => Session,
         (_, "/api/v1/project") => Authenticated,
         // What apps write.
@@ -115,4 +119,34 @@ pub async fn check_permission(
     }
     parts.extensions.insert(key);
     next.run(Request::from_parts(parts, body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_outside_the_json_api_are_left_to_their_handlers() {
+        for path in [
+            "/metrics",
+            "/v1/models",
+            "/v1/chat/completions",
+            "/v1/traces",
+        ] {
+            assert_eq!(requirement(&Method::GET, path), None, "{path}");
+            assert_eq!(requirement(&Method::POST, path), None, "{path}");
+        }
+        assert_eq!(
+            requirement(&Method::GET, "/api/v1/openapi.json"),
+            Some(Requirement::Open)
+        );
+        assert_eq!(
+            requirement(&Method::GET, "/api/v1/traces"),
+            Some(Requirement::Needs(Permission::Read))
+        );
+        assert_eq!(
+            requirement(&Method::GET, "/api/v1/datasets/{name}/export"),
+            Some(Requirement::Needs(Permission::Review))
+        );
+    }
 }
