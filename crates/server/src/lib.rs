@@ -39,6 +39,8 @@ pub use openapi::openapi_document;
 pub struct ServerConfig {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Most traces and feedback items one JSON ingest request may carry (413 above).
+    pub max_batch_items: usize,
     /// Most traces a session view returns.
     pub max_session_traces: u32,
     /// How often the replica reads the change log (how soon it sees a key revoked elsewhere).
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 16 * 1024 * 1024,
+            max_batch_items: 10_000,
             max_session_traces: 1_000,
             change_poll_interval: Duration::from_millis(200),
             job_tick_interval: Duration::from_secs(10),

@@ -95,6 +95,15 @@ pub async fn ingest(
     feedback: Vec<FeedbackBody>,
     item_path: impl Fn(ItemRef) -> String,
 ) -> Result<IngestReceiptBody, ApiError> {
+    let num_items = traces.len() + feedback.len();
+    let limit = state.config.max_batch_items;
+    if num_items > limit {
+        // One request is one transaction: a bounded batch keeps it from holding the writer.
+        return Err(ApiError::new(
+            crate::error::ErrorCode::PayloadTooLarge,
+            format!("a batch holds at most {limit} items; this one has {num_items}: split it"),
+        ));
+    }
     let now = state.clock.now();
     let micros = now.as_microsecond();
     let mut batch = IngestBatch {

@@ -684,8 +684,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            7,
-            "migrations 3 to 9"
+            8,
+            "migrations 3 to 9 and 11"
         );
         let negative: Vec<String> = client
             .query(

@@ -69,6 +69,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
+        max_batch_items: config.max_batch_items,
         change_poll_interval: std::time::Duration::from_millis(config.change_poll_interval_ms),
         job_tick_interval: std::time::Duration::from_millis(config.job_tick_interval_ms),
         gateway: config.gateway_config(),

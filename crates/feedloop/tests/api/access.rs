@@ -1135,3 +1135,30 @@ async fn the_first_admin_comes_from_the_environment_once_and_names_its_project()
         Some("x-feedloop-project"),
     );
 }
+
+#[tokio::test]
+async fn a_batch_over_the_item_limit_is_refused_whole() {
+    let server = TestServer::start_with(ServerConfig {
+        max_batch_items: 3,
+        ..ServerConfig::default()
+    })
+    .await;
+    let traces: Vec<Value> = (0..4).map(|i| json!({"id": format!("t{i}")})).collect();
+    let answer = server.post("/api/v1/traces", json!(traces)).await;
+    assert_eq!(answer.0, 413, "{}", answer.1);
+    assert_eq!(answer.1["error"]["code"], "payload_too_large");
+    let answer = server
+        .post(
+            "/api/v1/ingest",
+            json!({"traces": traces[..2], "feedback": [
+                {"id": "f0", "trace_id": "t0", "rating": {"value": 1}},
+                {"id": "f1", "trace_id": "t1", "rating": {"value": 1}}]}),
+        )
+        .await;
+    assert_eq!(answer.0, 413, "{}", answer.1);
+    assert_eq!(server.counts().await, (0, 0));
+    assert_eq!(
+        server.post("/api/v1/traces", json!(traces[..3])).await.0,
+        200
+    );
+}
