@@ -29,33 +29,45 @@ async fn rows(
         .await?)
 }
 
-/// The feedback counts of `queries` (over disjoint ranges), computed from the records.
+/// The feedback counts of `queries` (over disjoint ranges), computed from the records. The
+/// four statements of a query read the same rows; each runs on a connection of its own, so
+/// they run side by side.
 async fn compute(
-    client: &impl GenericClient,
+    store: &PostgresStore,
     project: ProjectId,
     queries: &[FeedbackQuery],
 ) -> Result<Vec<FeedbackCounts>> {
+    let on_own_connection = |statement: &Statement| {
+        let statement = statement.clone();
+        async move { rows(&store.client().await?, &statement).await }
+    };
     let mut counts = CountsBuilder::default();
     for query in queries {
         let statements = sql_analytics::feedback_statements(Dialect::Postgres, project.0, query);
-        for row in rows(client, &statements.main).await? {
+        let (main, categories, signals, satisfaction) = tokio::try_join!(
+            on_own_connection(&statements.main),
+            on_own_connection(&statements.categories),
+            on_own_connection(&statements.signals),
+            on_own_connection(&statements.satisfaction),
+        )?;
+        for row in main {
             let mut values = [0i64; MAIN_VALUES];
             for (i, value) in values.iter_mut().enumerate() {
                 *value = row.try_get::<_, Option<i64>>(2 + i)?.unwrap_or(0);
             }
             counts.main(row.try_get(0)?, row.try_get(1)?, values);
         }
-        for row in rows(client, &statements.categories).await? {
+        for row in categories {
             if let Some(label) = row.try_get::<_, Option<String>>(2)? {
                 counts.category(row.try_get(0)?, row.try_get(1)?, label, row.try_get(3)?);
             }
         }
-        for row in rows(client, &statements.signals).await? {
+        for row in signals {
             if let Some(label) = row.try_get::<_, Option<String>>(2)? {
                 counts.signal(row.try_get(0)?, row.try_get(1)?, label, row.try_get(3)?);
             }
         }
-        for row in rows(client, &statements.satisfaction).await? {
+        for row in satisfaction {
             counts.satisfaction(
                 row.try_get(0)?,
                 row.try_get(1)?,
@@ -140,17 +152,18 @@ impl Analytics for PostgresStore {
         project: ProjectId,
         query: &FeedbackQuery,
     ) -> Result<Vec<FeedbackCounts>> {
-        let mut client = self.client().await?;
         let Some(plan) = Plan::new(query) else {
-            return compute(&client, project, std::slice::from_ref(query)).await;
+            return compute(self, project, std::slice::from_ref(query)).await;
         };
+        let mut client = self.client().await?;
         let work = plan.work(cached_buckets(&client, project, &plan).await?);
         if work.recomputed.is_empty() {
-            let computed = compute(&client, project, &work.raw).await?;
+            let computed = compute(self, project, &work.raw).await?;
             return Ok(plan.assemble(work, computed)?.0);
         }
-        // Buckets are stored under the project's analytics lock, taken before computing; if
-        // writes of old feedback hold it (shared) now, this answer is not kept.
+        // Buckets are stored under the project's analytics lock, taken before computing (on
+        // other connections, which see every write committed before the lock); if writes of
+        // old feedback hold it (shared) now, this answer is not kept.
         let tx = client.transaction().await?;
         let locked: bool = tx
             .query_one(
@@ -159,7 +172,7 @@ impl Analytics for PostgresStore {
             )
             .await?
             .try_get(0)?;
-        let computed = compute(&tx, project, &work.raw).await?;
+        let computed = compute(self, project, &work.raw).await?;
         let (answer, fresh) = plan.assemble(work, computed)?;
         if locked {
             store_buckets(&tx, project, &plan.key, &fresh).await?;
