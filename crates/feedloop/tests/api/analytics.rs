@@ -653,6 +653,10 @@ async fn metrics_parse_as_prometheus_text_with_the_expected_series() {
         value("feedloop_webhook_failed_attempts_total", &[]),
         Some(0.0)
     );
+    assert!(
+        value("feedloop_analytics_stored_buckets", &[]).is_some_and(|n| n >= 0.0),
+        "{text}"
+    );
     assert_eq!(
         value(
             "feedloop_review_queue_items",
