@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod analytics;
+mod analytics_cache;
 mod checks;
 pub mod clusters;
 pub mod coordination;
