@@ -13,6 +13,7 @@ pub mod embeddings;
 mod error;
 pub mod lessons;
 pub mod postgres;
+pub mod privacy;
 mod records;
 pub mod restore;
 pub mod review;
@@ -149,6 +150,7 @@ pub trait Store:
     + review::Review
     + clusters::Clusters
     + datasets::Datasets
+    + privacy::Privacy
 {
 }
 
@@ -165,6 +167,7 @@ impl<T> Store for T where
         + review::Review
         + clusters::Clusters
         + datasets::Datasets
+        + privacy::Privacy
 {
 }
 

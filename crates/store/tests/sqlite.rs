@@ -144,6 +144,9 @@ mod sqlite_only {
              DROP TABLE webhook_events;
              DROP TABLE webhook_deliveries;
              DROP TABLE webhook_attempts;
+             DROP TABLE privacy_settings;
+             DROP TABLE erasure_receipts;
+             DROP TABLE vector_removals;
              DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();

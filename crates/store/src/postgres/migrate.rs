@@ -44,6 +44,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         9,
         include_str!("../../migrations/postgres/0009_analytics.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_privacy.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

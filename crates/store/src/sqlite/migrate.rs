@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/sqlite/0009_analytics.sql"),
     ),
+    (12, include_str!("../../migrations/sqlite/0012_privacy.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

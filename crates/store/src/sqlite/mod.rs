@@ -17,6 +17,7 @@ mod ingest;
 mod lessons;
 mod migrate;
 mod pool;
+mod privacy;
 mod read;
 mod restore;
 mod review;
