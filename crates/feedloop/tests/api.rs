@@ -18,6 +18,7 @@ mod api {
     mod otlp;
     mod otlp_interop;
     mod outage;
+    mod privacy;
     mod replicas;
     mod review;
     mod search;

@@ -6,7 +6,8 @@
 //! spans, tags, feedback (and the lesson provenance links to that feedback), the embedding
 //! queue entry and vectors of every model, the satisfaction estimate, review items with their
 //! verdicts and history, problem-cluster membership (the cluster's size and centroid sum drop
-//! the member; a cluster left empty is deleted) and lesson injections recorded for it. Each
+//! the member; a cluster left empty is deleted, and one left with members loses its name, which
+//! may quote the erased member, until its next growth names it again) and lesson injections recorded for it. Each
 //! removed vector is logged in `vector_removals` (numbered in commit order, like vectors), so
 //! indexes drop it on every replica. Erasure also deletes dataset items built from the user's
 //! traces or feedback and webhook events naming them; retention leaves dataset items alone,
@@ -158,12 +159,18 @@ pub(crate) fn item_built_from(
             .any(|id| feedback_ids.contains(id.as_str())))
 }
 
-/// Whether a webhook event's payload names any of these ids (as a whole JSON string).
-pub(crate) fn payload_names(payload: &str, ids: &std::collections::HashSet<String>) -> bool {
+/// Whether a webhook event's payload names any of these ids (as a whole JSON string) or is
+/// about one of these problem clusters (`data.cluster_id`), whose name may quote the user.
+pub(crate) fn payload_names(
+    payload: &str,
+    ids: &std::collections::HashSet<String>,
+    clusters: &std::collections::HashSet<i64>,
+) -> bool {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(payload) else {
         return false;
     };
-    names_any(&value, ids)
+    let cluster = value["data"]["cluster_id"].as_i64();
+    names_any(&value, ids) || cluster.is_some_and(|id| clusters.contains(&id))
 }
 
 fn names_any(value: &serde_json::Value, ids: &std::collections::HashSet<String>) -> bool {
@@ -193,10 +200,33 @@ mod tests {
     #[test]
     fn payloads_name_ids_only_as_whole_strings() {
         let ids = ["tr-1".to_owned()].into_iter().collect();
-        assert!(payload_names(r#"{"data":{"trace_id":"tr-1"}}"#, &ids));
-        assert!(payload_names(r#"{"data":{"examples":["x","tr-1"]}}"#, &ids));
-        assert!(!payload_names(r#"{"data":{"trace_id":"tr-10"}}"#, &ids));
-        assert!(!payload_names("not json", &ids));
+        let clusters = [7].into_iter().collect();
+        assert!(payload_names(
+            r#"{"data":{"trace_id":"tr-1"}}"#,
+            &ids,
+            &clusters
+        ));
+        assert!(payload_names(
+            r#"{"data":{"examples":["x","tr-1"]}}"#,
+            &ids,
+            &clusters
+        ));
+        assert!(payload_names(
+            r#"{"data":{"cluster_id":7}}"#,
+            &ids,
+            &clusters
+        ));
+        assert!(!payload_names(
+            r#"{"data":{"cluster_id":8}}"#,
+            &ids,
+            &clusters
+        ));
+        assert!(!payload_names(
+            r#"{"data":{"trace_id":"tr-10"}}"#,
+            &ids,
+            &clusters
+        ));
+        assert!(!payload_names("not json", &ids, &clusters));
     }
 
     #[test]

@@ -67,11 +67,12 @@ async fn delete_traces(
     traces: &[(i64, String)],
     now: Timestamp,
     deleted: &mut DeletedRows,
+    clusters: &mut HashSet<i64>,
 ) -> Result<Vec<String>> {
     let seqs: Vec<i64> = traces.iter().map(|(seq, _)| *seq).collect();
     let ids: Vec<&str> = traces.iter().map(|(_, id)| id.as_str()).collect();
     let p = &project.0;
-    remove_from_clusters(tx, project, &seqs, deleted).await?;
+    clusters.extend(remove_from_clusters(tx, project, &seqs, deleted).await?);
     delete(
         tx,
         deleted,
@@ -154,13 +155,15 @@ async fn delete_traces(
     Ok(feedback.into_iter().map(|(_, id)| id).collect())
 }
 
-/// Takes the traces out of their problem clusters (see the SQLite twin).
+/// Takes the traces out of their problem clusters (see the SQLite twin); returns the clusters
+/// touched.
 async fn remove_from_clusters(
     tx: &Tx<'_>,
     project: ProjectId,
     seqs: &[i64],
     deleted: &mut DeletedRows,
-) -> Result<()> {
+) -> Result<HashSet<i64>> {
+    let mut touched = HashSet::new();
     let members = query(
         tx,
         "SELECT m.cluster_id, e.vector FROM cluster_members m
@@ -173,6 +176,7 @@ async fn remove_from_clusters(
     .await?;
     for row in members {
         let cluster: i64 = row.try_get(0)?;
+        touched.insert(cluster);
         let vector: Option<Vec<u8>> = row.try_get(1)?;
         let sum_row = query_opt(
             tx,
@@ -209,7 +213,15 @@ async fn remove_from_clusters(
            AND NOT EXISTS (SELECT 1 FROM cluster_members m WHERE m.cluster_id = c.id)",
         &[&project.0],
     )
-    .await
+    .await?;
+    let touched_ids: Vec<i64> = touched.iter().copied().collect();
+    execute(
+        tx,
+        "UPDATE problem_clusters SET terms = '[]' WHERE id = ANY ($1)",
+        &[&touched_ids],
+    )
+    .await?;
+    Ok(touched)
 }
 
 async fn delete_review_items(
@@ -360,6 +372,7 @@ async fn delete_webhook_events(
     tx: &Tx<'_>,
     project: ProjectId,
     ids: &HashSet<String>,
+    clusters: &HashSet<i64>,
     deleted: &mut DeletedRows,
 ) -> Result<()> {
     let mut events: Vec<i64> = Vec::new();
@@ -370,7 +383,7 @@ async fn delete_webhook_events(
     )
     .await?
     {
-        if payload_names(row.try_get(1)?, ids) {
+        if payload_names(row.try_get(1)?, ids, clusters) {
             events.push(row.try_get(0)?);
         }
     }
@@ -434,7 +447,8 @@ async fn erase(
     .await?;
     let mut feedback_ids: HashSet<String> = authored.iter().map(|(_, id)| id.clone()).collect();
     let lessons_to_review = lessons_citing(tx, project, &feedback_ids, &traces).await?;
-    feedback_ids.extend(delete_traces(tx, project, &traces, now, deleted).await?);
+    let mut clusters = HashSet::new();
+    feedback_ids.extend(delete_traces(tx, project, &traces, now, deleted, &mut clusters).await?);
     delete_feedback(tx, project, &authored, deleted).await?;
     let sessions: Vec<&str> = sessions.iter().map(String::as_str).collect();
     delete_injections(tx, project, "session_id = ANY ($2)", &sessions, deleted).await?;
@@ -443,7 +457,7 @@ async fn erase(
     let mut named = trace_ids;
     named.extend(feedback_ids);
     named.insert(user_id.to_owned());
-    delete_webhook_events(tx, project, &named, deleted).await?;
+    delete_webhook_events(tx, project, &named, &clusters, deleted).await?;
     Ok(lessons_to_review)
 }
 
@@ -490,7 +504,8 @@ async fn delete_expired_batch(
         )
         .await?;
         batch.num_traces = traces.len() as u64;
-        delete_traces(tx, project, &traces, now, &mut batch.deleted).await?;
+        let mut clusters = HashSet::new();
+        delete_traces(tx, project, &traces, now, &mut batch.deleted, &mut clusters).await?;
     }
     if let Some(before) = cutoffs.feedback_before {
         let feedback = ids_of(

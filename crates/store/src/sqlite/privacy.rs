@@ -39,11 +39,12 @@ fn delete_traces(
     traces: &[(i64, String)],
     now: Timestamp,
     deleted: &mut DeletedRows,
+    clusters: &mut HashSet<i64>,
 ) -> Result<Vec<String>> {
     let seqs = json_list(&traces.iter().map(|(seq, _)| *seq).collect::<Vec<_>>())?;
     let ids = json_list(&traces.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>())?;
     let p = project.0;
-    remove_from_clusters(tx, p, &seqs, deleted)?;
+    clusters.extend(remove_from_clusters(tx, p, &seqs, deleted)?);
     tx.execute(
         "INSERT INTO vector_removals (project_id, trace_seq, removed_at)
          SELECT DISTINCT project_id, trace_seq, ?3 FROM embeddings
@@ -114,13 +115,14 @@ fn delete_traces(
 }
 
 /// Takes the traces out of their problem clusters: the member row goes, the cluster's size and
-/// centroid sum drop it, and a cluster left empty goes too.
+/// centroid sum drop it, a cluster left empty goes too, and one left with members loses its
+/// terms (they may be the erased member's words). Returns the clusters touched.
 fn remove_from_clusters(
     tx: &Connection,
     project: i64,
     seqs: &str,
     deleted: &mut DeletedRows,
-) -> Result<()> {
+) -> Result<HashSet<i64>> {
     let members = tx
         .prepare(
             "SELECT m.cluster_id, e.vector FROM cluster_members m
@@ -164,7 +166,12 @@ fn remove_from_clusters(
             params![project],
         )? as u64,
     );
-    Ok(())
+    let touched: HashSet<i64> = members.iter().map(|(cluster, _)| *cluster).collect();
+    tx.execute(
+        "UPDATE problem_clusters SET terms = '[]' WHERE id IN (SELECT value FROM json_each(?1))",
+        params![json_list(&touched.iter().collect::<Vec<_>>())?],
+    )?;
+    Ok(touched)
 }
 
 fn delete_review_items(
@@ -310,13 +317,14 @@ fn delete_webhook_events(
     tx: &Connection,
     project: i64,
     ids: &HashSet<String>,
+    clusters: &HashSet<i64>,
     deleted: &mut DeletedRows,
 ) -> Result<()> {
     let mut doomed = Vec::new();
     let mut rows = tx.prepare("SELECT seq, payload FROM webhook_events WHERE project_id = ?1")?;
     let mut rows = rows.query(params![project])?;
     while let Some(row) = rows.next()? {
-        if payload_names(&row.get::<_, String>(1)?, ids) {
+        if payload_names(&row.get::<_, String>(1)?, ids, clusters) {
             doomed.push(row.get::<_, i64>(0)?);
         }
     }
@@ -357,7 +365,15 @@ fn erase(
     )?;
     let mut feedback_ids: HashSet<String> = authored.iter().map(|(_, id)| id.clone()).collect();
     let lessons_to_review = lessons_citing(tx, p, &feedback_ids, &traces)?;
-    feedback_ids.extend(delete_traces(tx, project, &traces, now, deleted)?);
+    let mut clusters = HashSet::new();
+    feedback_ids.extend(delete_traces(
+        tx,
+        project,
+        &traces,
+        now,
+        deleted,
+        &mut clusters,
+    )?);
     delete_feedback(tx, project, &authored, deleted)?;
     delete_injections(
         tx,
@@ -371,7 +387,7 @@ fn erase(
     let mut named: HashSet<String> = trace_ids;
     named.extend(feedback_ids);
     named.insert(user_id.to_owned());
-    delete_webhook_events(tx, p, &named, deleted)?;
+    delete_webhook_events(tx, p, &named, &clusters, deleted)?;
     Ok(lessons_to_review)
 }
 
@@ -442,7 +458,8 @@ fn delete_expired_batch(
             params![project.0, micros(before), keep_before, limit],
         )?;
         batch.num_traces = traces.len() as u64;
-        delete_traces(tx, project, &traces, now, &mut batch.deleted)?;
+        let mut clusters = HashSet::new();
+        delete_traces(tx, project, &traces, now, &mut batch.deleted, &mut clusters)?;
     }
     if let Some(before) = cutoffs.feedback_before {
         let feedback = ids_of(
