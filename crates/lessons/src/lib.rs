@@ -302,11 +302,14 @@ impl LessonEngine {
                 score: a.score,
             })
             .collect();
+        // The recorded query is stored text like a trace's input: redacted by the project's
+        // PII mode (the match above used the query as sent, which is never stored).
+        let pii_mode = self.store.privacy_settings(project).await?.pii_mode;
         let injection = Injection {
             id: injection_id.clone(),
             trace_id: request.trace_id,
             session_id: request.session_id,
-            query: request.query,
+            query: feedloop_core::pii::scrub(&request.query, pii_mode).0,
             holdout,
             lessons: recorded,
             created_at: now,

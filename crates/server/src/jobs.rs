@@ -43,16 +43,17 @@ pub enum Job {
 impl Job {
     /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
     /// out cases whose trace is satisfied all told, and before review rules, which may filter
-    /// on satisfaction. The analytics jobs come last, so a tick sends what it raised.
+    /// on satisfaction. The analytics jobs come next, so a tick sends what it raised; retention
+    /// runs last, so its deletions never delay the others' first tick.
     pub const ALL: [Job; 8] = [
         Job::PruneChangeLog,
-        Job::EnforceRetention,
         Job::DeriveSignals,
         Job::ReviewRules,
         Job::ProposeLessons,
         Job::ClusterProblems,
         Job::DetectAnomalies,
         Job::DeliverWebhooks,
+        Job::EnforceRetention,
     ];
 
     pub fn name(self) -> &'static str {
