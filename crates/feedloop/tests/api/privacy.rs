@@ -575,8 +575,28 @@ async fn pii_is_redacted_on_ingest_before_it_reaches_the_store() {
     }
     assert_eq!(annotation("f-same-batch")["quote"], "Thanks!");
     assert_eq!(annotation("f-later")["quote"], "[EMAIL]");
+    // A lesson context request records its query (an injection): redacted too.
+    post_ok(
+        &server,
+        "/api/v1/lessons",
+        json!({"id": "ls-mail", "title": "Mail changes", "status": "active",
+               "trigger": {"examples": ["how do I change my email address"], "threshold": 0.01},
+               "action": {"instruction": "Point to the account settings."}}),
+    )
+    .await;
+    post_ok(
+        &server,
+        "/api/v1/context",
+        json!({"query": "how do I change my email address jane.doe@example.com", "session_id": "s1"}),
+    )
+    .await;
     // Nowhere in the database either.
     let dump = dump_tables(&server).await;
+    assert!(
+        dump["injections"].iter().any(|row| row.contains("[EMAIL]")),
+        "{:?}",
+        dump["injections"]
+    );
     assert!(
         rows_containing(&dump, &originals).is_empty(),
         "{:#?}",
