@@ -674,6 +674,8 @@ mod postgres_only {
                  DROP TABLE datasets, dataset_items, dataset_versions;
                  DROP TABLE problem_clusters, cluster_members;
                  DROP TABLE alerts, webhooks, webhook_events, webhook_deliveries, webhook_attempts;
+                 DROP TABLE privacy_settings, erasure_receipts, vector_removals;
+                 DROP INDEX feedback_by_author;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await
@@ -682,8 +684,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            7,
-            "migrations 3 to 9"
+            8,
+            "migrations 3 to 9 and 12"
         );
         let negative: Vec<String> = client
             .query(
