@@ -591,9 +591,19 @@ impl LessonEngine {
             .negative_cases(project, &model, since, true, MAX_CASES)
             .await?;
         let negatives = self.without_satisfied(project, negatives).await?;
-        let cases = self.cases_of(negatives).await?;
+        let mut cases = self.cases_of(negatives).await?;
         if cases.is_empty() {
             return Ok(Vec::new());
+        }
+        let ids: Vec<TraceId> = cases.iter().map(|case| case.trace_id.clone()).collect();
+        let sizes: HashMap<TraceId, u64> = self
+            .store
+            .cluster_sizes_of(project, &model, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        for case in &mut cases {
+            case.problem_cluster_size = sizes.get(&case.trace_id).copied().unwrap_or(0);
         }
         let existing = self.existing_cases(project).await?;
         let groups = propose::cluster(

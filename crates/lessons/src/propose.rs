@@ -25,6 +25,8 @@ pub struct Case {
     pub categories: Vec<String>,
     pub comment: Option<String>,
     pub fingerprint: Fingerprint,
+    /// Members of the trace's problem cluster (see `feedloop-clusters`); 0 when it is in none.
+    pub problem_cluster_size: u64,
 }
 
 impl Case {
@@ -38,6 +40,7 @@ impl Case {
             categories: Vec::new(),
             comment: None,
             fingerprint: Fingerprint::default(),
+            problem_cluster_size: 0,
         }
     }
 }
@@ -71,9 +74,11 @@ pub fn similarity(a: &Fingerprint, b: &Fingerprint) -> f32 {
     }
 }
 
-/// Groups cases into neighbourhoods of at least `min_size` whose members are all at least
-/// `threshold` alike with the group's leader; cases in no such group are left out. Returns
-/// indexes into `cases`, leader first.
+/// Groups cases into neighbourhoods whose members are all at least `threshold` alike with the
+/// group's leader, and keeps those of at least `min_size` cases, or whose leader's problem
+/// cluster has that many members: a problem that recurs by meaning deserves a lesson even when
+/// the cases at hand are too spread out to make a neighbourhood. Cases in no kept group are
+/// left out. Returns indexes into `cases`, leader first.
 pub fn cluster(cases: &[Case], threshold: f32, min_size: usize) -> Vec<Vec<usize>> {
     let n = cases.len();
     let near: Vec<Vec<usize>> = (0..n)
@@ -99,7 +104,8 @@ pub fn cluster(cases: &[Case], threshold: f32, min_size: usize) -> Vec<Vec<usize
             .copied()
             .filter(|&j| !taken[j])
             .collect();
-        if members.len() < min_size.max(1) {
+        let min_size = min_size.max(1);
+        if members.len() < min_size && cases[leader].problem_cluster_size < min_size as u64 {
             continue;
         }
         members.sort_by_key(|&j| (j != leader, j));
@@ -223,6 +229,17 @@ mod tests {
         members.sort();
         assert_eq!(members, [0, 1, 2]);
         assert!(cluster(&cases, 0.7, 4).is_empty());
+    }
+
+    #[test]
+    fn a_lone_case_of_a_recurring_problem_cluster_is_kept() {
+        let mut recurring = case("1", [1.0, 0.0], Some([1.0, 0.0]));
+        recurring.problem_cluster_size = 3;
+        let mut rare = case("2", [0.0, 1.0], Some([0.0, 1.0]));
+        rare.problem_cluster_size = 2;
+        let cases = [recurring, rare, case("3", [-1.0, 0.0], None)];
+        assert_eq!(cluster(&cases, 0.9, 3), [vec![0]]);
+        assert_eq!(cluster(&cases, 0.9, 2), [vec![0], vec![1]]);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct FeedbackQuery {
     pub bucket: Bucket,
     pub group_by: Option<Dimension>,
     pub filter: Filter,
+    /// Compute every bucket from the records, neither reading nor keeping stored buckets
+    /// (see the bucket cache in `analytics_cache.rs`).
+    pub fresh: bool,
 }
 
 /// The counts of one bucket and group. Buckets and groups without feedback are absent.
@@ -201,6 +204,10 @@ pub trait Analytics: Send + Sync {
 
     /// The project's alerts, newest first, at most `limit`.
     async fn list_alerts(&self, project: ProjectId, limit: u32) -> Result<Vec<Alert>>;
+
+    /// How many whole buckets of aggregations are stored, over all projects (see the bucket
+    /// cache in `analytics_cache.rs`).
+    async fn stored_buckets(&self) -> Result<u64>;
 
     /// When each of these background jobs last finished a run (on any replica); jobs that
     /// never finished one are left out.

@@ -5,6 +5,7 @@
 //! acknowledged only after they are committed. Only this crate contains SQL.
 
 pub mod analytics;
+mod analytics_cache;
 mod checks;
 pub mod clusters;
 pub mod coordination;

@@ -674,6 +674,11 @@ mod postgres_only {
                  DROP TABLE datasets, dataset_items, dataset_versions;
                  DROP TABLE problem_clusters, cluster_members;
                  DROP TABLE alerts, webhooks, webhook_events, webhook_deliveries, webhook_attempts;
+                 DROP TABLE analytics_buckets;
+                 DROP FUNCTION feedloop_analytics_feedback_changed, feedloop_analytics_trace_changed,
+                               feedloop_analytics_tag_changed, feedloop_analytics_satisfaction_changed,
+                               feedloop_analytics_invalidate, feedloop_analytics_invalidate_trace,
+                               feedloop_analytics_old_before, feedloop_analytics_lock_key CASCADE;
                  DROP TABLE privacy_settings, erasure_receipts, vector_removals;
                  DROP INDEX feedback_by_author;
                  DELETE FROM schema_migrations WHERE version >= 3",
@@ -684,8 +689,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            8,
-            "migrations 3 to 9 and 12"
+            9,
+            "migrations 3 to 10 and 12"
         );
         let negative: Vec<String> = client
             .query(

@@ -144,6 +144,17 @@ mod sqlite_only {
              DROP TABLE webhook_events;
              DROP TABLE webhook_deliveries;
              DROP TABLE webhook_attempts;
+             DROP TABLE analytics_buckets;
+             DROP TABLE analytics_epochs;
+             DROP TABLE analytics_invalidations;
+             DROP TRIGGER analytics_feedback_insert;
+             DROP TRIGGER analytics_feedback_update;
+             DROP TRIGGER analytics_feedback_delete;
+             DROP TRIGGER analytics_trace_insert;
+             DROP TRIGGER analytics_trace_update;
+             DROP TRIGGER analytics_trace_delete;
+             DROP TRIGGER analytics_tag_insert;
+             DROP TRIGGER analytics_tag_delete;
              DROP TABLE privacy_settings;
              DROP TABLE erasure_receipts;
              DROP TABLE vector_removals;

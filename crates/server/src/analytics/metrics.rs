@@ -182,7 +182,8 @@ pub async fn track_requests(
 }
 
 /// The series read from the store at scrape time (shared by all replicas): seconds since each
-/// job last finished a run, and webhook deliveries by status with the failed attempts.
+/// job last finished a run, webhook deliveries by status with the failed attempts, review queue
+/// sizes and the stored aggregation buckets.
 pub async fn render_shared(
     state: &AppState,
     now: Timestamp,
@@ -227,6 +228,12 @@ pub async fn render_shared(
             size.items
         );
     }
+    let name = "feedloop_analytics_stored_buckets";
+    let _ = write!(
+        out,
+        "# HELP {name} Closed buckets of feedback aggregations stored for reuse (all projects).\n# TYPE {name} gauge\n{name} {}\n",
+        state.store.stored_buckets().await?
+    );
     let name = "feedloop_webhook_failed_attempts_total";
     let _ = write!(
         out,

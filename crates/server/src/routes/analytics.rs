@@ -33,12 +33,16 @@ pub struct AnalyticsParams {
     /// model, model_version, prompt_name, prompt_version, environment, user_role, tag or
     /// metadata.<key> (of the trace).
     group_by: Option<String>,
+    /// true: count every bucket from the records, ignoring the stored results of closed
+    /// buckets (they are kept true by the store; this is for checking that).
+    fresh: Option<bool>,
 }
 
 /// Parses `from`, `to` (both required), `bucket`, `group_by` and the list filters.
 fn parse_query(raw: Option<&str>) -> Result<FeedbackQuery, ApiError> {
     let mut bucket = Bucket::Day;
     let mut group_by = None;
+    let mut fresh = false;
     let mut rest = Vec::new();
     for (key, value) in parse_pairs(raw)? {
         match key.as_str() {
@@ -58,6 +62,11 @@ fn parse_query(raw: Option<&str>) -> Result<FeedbackQuery, ApiError> {
                     check_metadata_key("group_by", key).map_err(|e| bad("group_by", e.message))?;
                 }
                 group_by = Some(dimension);
+            }
+            "fresh" => {
+                fresh = value
+                    .parse()
+                    .map_err(|_| bad("fresh", format!("{value:?} is not true or false")))?
             }
             "limit" | "cursor" | "order" | "with_spans" => {
                 return Err(bad(&key, "aggregations are not paged"));
@@ -84,6 +93,7 @@ fn parse_query(raw: Option<&str>) -> Result<FeedbackQuery, ApiError> {
         bucket,
         group_by,
         filter,
+        fresh,
     })
 }
 

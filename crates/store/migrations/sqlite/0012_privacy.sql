@@ -32,6 +32,20 @@ CREATE TABLE vector_removals (
 -- followers (review rules, satisfaction) resume after the last trace or feedback seq they saw.
 -- Without AUTOINCREMENT SQLite hands out max(seq) + 1, which repeats after deleting the newest
 -- row, so both tables are rebuilt with it (same columns, same indexes).
+-- The analytics triggers of migration 10 sit on (or read) both tables: dropped here and created
+-- again, unchanged, after the rebuild.
+DROP TRIGGER analytics_feedback_insert;
+DROP TRIGGER analytics_feedback_update;
+DROP TRIGGER analytics_feedback_delete;
+DROP TRIGGER analytics_trace_insert;
+DROP TRIGGER analytics_trace_update;
+DROP TRIGGER analytics_trace_delete;
+DROP TRIGGER analytics_tag_insert;
+DROP TRIGGER analytics_tag_delete;
+DROP TRIGGER analytics_satisfaction_insert;
+DROP TRIGGER analytics_satisfaction_update;
+DROP TRIGGER analytics_satisfaction_delete;
+
 CREATE TABLE traces_new (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     project_id     INTEGER NOT NULL,
@@ -86,3 +100,89 @@ CREATE INDEX feedback_by_trace ON feedback (project_id, trace_id, supersession_k
 CREATE INDEX feedback_by_time ON feedback (project_id, created_at, seq);
 -- Erasure finds the feedback a user authored.
 CREATE INDEX feedback_by_author ON feedback (project_id, author) WHERE author IS NOT NULL;
+
+-- Migration 10's analytics triggers, as they were.
+CREATE TRIGGER analytics_feedback_insert AFTER INSERT ON feedback
+WHEN NEW.created_at < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000
+BEGIN
+    INSERT INTO analytics_invalidations VALUES (NEW.project_id, NEW.created_at, NEW.created_at);
+END;
+
+CREATE TRIGGER analytics_feedback_update AFTER UPDATE ON feedback
+WHEN MIN(OLD.created_at, NEW.created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000
+BEGIN
+    INSERT INTO analytics_invalidations VALUES (OLD.project_id, OLD.created_at, OLD.created_at);
+    INSERT INTO analytics_invalidations VALUES (NEW.project_id, NEW.created_at, NEW.created_at);
+END;
+
+CREATE TRIGGER analytics_feedback_delete AFTER DELETE ON feedback
+WHEN OLD.created_at < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000
+BEGIN
+    INSERT INTO analytics_invalidations VALUES (OLD.project_id, OLD.created_at, OLD.created_at);
+END;
+
+CREATE TRIGGER analytics_trace_insert AFTER INSERT ON traces
+BEGIN
+    INSERT INTO analytics_invalidations
+    SELECT NEW.project_id, MIN(created_at), MAX(created_at) FROM feedback
+     WHERE project_id = NEW.project_id AND trace_id = NEW.id
+    HAVING MIN(created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000;
+END;
+
+CREATE TRIGGER analytics_trace_update AFTER UPDATE ON traces
+BEGIN
+    INSERT INTO analytics_invalidations
+    SELECT OLD.project_id, MIN(created_at), MAX(created_at) FROM feedback
+     WHERE project_id = OLD.project_id AND trace_id = OLD.id
+    HAVING MIN(created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000;
+END;
+
+CREATE TRIGGER analytics_trace_delete AFTER DELETE ON traces
+BEGIN
+    INSERT INTO analytics_invalidations
+    SELECT OLD.project_id, MIN(created_at), MAX(created_at) FROM feedback
+     WHERE project_id = OLD.project_id AND trace_id = OLD.id
+    HAVING MIN(created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000;
+END;
+
+CREATE TRIGGER analytics_tag_insert AFTER INSERT ON trace_tags
+BEGIN
+    INSERT INTO analytics_invalidations
+    SELECT NEW.project_id, MIN(f.created_at), MAX(f.created_at)
+      FROM traces t JOIN feedback f ON f.project_id = t.project_id AND f.trace_id = t.id
+     WHERE t.seq = NEW.trace_seq
+    HAVING MIN(f.created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000;
+END;
+
+CREATE TRIGGER analytics_tag_delete AFTER DELETE ON trace_tags
+BEGIN
+    INSERT INTO analytics_invalidations
+    SELECT OLD.project_id, MIN(f.created_at), MAX(f.created_at)
+      FROM traces t JOIN feedback f ON f.project_id = t.project_id AND f.trace_id = t.id
+     WHERE t.seq = OLD.trace_seq
+    HAVING MIN(f.created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000;
+END;
+
+CREATE TRIGGER analytics_satisfaction_insert AFTER INSERT ON trace_satisfaction
+BEGIN
+    INSERT INTO analytics_invalidations
+    SELECT NEW.project_id, MIN(created_at), MAX(created_at) FROM feedback
+     WHERE project_id = NEW.project_id AND trace_id = NEW.trace_id
+    HAVING MIN(created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000;
+END;
+
+CREATE TRIGGER analytics_satisfaction_update AFTER UPDATE ON trace_satisfaction
+BEGIN
+    INSERT INTO analytics_invalidations
+    SELECT OLD.project_id, MIN(created_at), MAX(created_at) FROM feedback
+     WHERE project_id = OLD.project_id AND trace_id = OLD.trace_id
+    HAVING MIN(created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000;
+END;
+
+CREATE TRIGGER analytics_satisfaction_delete AFTER DELETE ON trace_satisfaction
+BEGIN
+    INSERT INTO analytics_invalidations
+    SELECT OLD.project_id, MIN(created_at), MAX(created_at) FROM feedback
+     WHERE project_id = OLD.project_id AND trace_id = OLD.trace_id
+    HAVING MIN(created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000;
+END;

@@ -6,14 +6,16 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use feedloop_core::filter::Filter;
 use feedloop_core::{ProjectId, Timestamp};
+use std::collections::BTreeMap;
 
 use super::webhooks::queue_event;
-use super::{PostgresStore, micros, query, query_opt, timestamp};
+use super::{PostgresStore, execute, micros, query, query_opt, timestamp};
 use crate::Result;
 use crate::analytics::{
     Alert, Analytics, CountsBuilder, FeedbackCounts, FeedbackQuery, MAIN_VALUES, NegativeCounts,
     NewAlert, VersionKind, VersionTraffic,
 };
+use crate::analytics_cache::{self, CLOSED_AFTER_MICROS, NewBucket, Plan};
 use crate::sql_analytics::{self, Statement};
 use crate::sql_filter::Dialect;
 use crate::webhooks::NewEvent;
@@ -25,6 +27,111 @@ async fn rows(
     Ok(client
         .query(statement.sql.as_str(), &statement.postgres_params())
         .await?)
+}
+
+/// The feedback counts of `queries` (over disjoint ranges), computed from the records. The
+/// four statements of a query read the same rows; each runs on a connection of its own, so
+/// they run side by side.
+async fn compute(
+    store: &PostgresStore,
+    project: ProjectId,
+    queries: &[FeedbackQuery],
+) -> Result<Vec<FeedbackCounts>> {
+    let on_own_connection = |statement: &Statement| {
+        let statement = statement.clone();
+        async move { rows(&store.client().await?, &statement).await }
+    };
+    let mut counts = CountsBuilder::default();
+    for query in queries {
+        let statements = sql_analytics::feedback_statements(Dialect::Postgres, project.0, query);
+        let (main, categories, signals, satisfaction) = tokio::try_join!(
+            on_own_connection(&statements.main),
+            on_own_connection(&statements.categories),
+            on_own_connection(&statements.signals),
+            on_own_connection(&statements.satisfaction),
+        )?;
+        for row in main {
+            let mut values = [0i64; MAIN_VALUES];
+            for (i, value) in values.iter_mut().enumerate() {
+                *value = row.try_get::<_, Option<i64>>(2 + i)?.unwrap_or(0);
+            }
+            counts.main(row.try_get(0)?, row.try_get(1)?, values);
+        }
+        for row in categories {
+            if let Some(label) = row.try_get::<_, Option<String>>(2)? {
+                counts.category(row.try_get(0)?, row.try_get(1)?, label, row.try_get(3)?);
+            }
+        }
+        for row in signals {
+            if let Some(label) = row.try_get::<_, Option<String>>(2)? {
+                counts.signal(row.try_get(0)?, row.try_get(1)?, label, row.try_get(3)?);
+            }
+        }
+        for row in satisfaction {
+            counts.satisfaction(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            );
+        }
+    }
+    Ok(counts.finish())
+}
+
+/// The stored whole buckets of `plan`, by start.
+async fn cached_buckets(
+    client: &impl GenericClient,
+    project: ProjectId,
+    plan: &Plan,
+) -> Result<BTreeMap<i64, Vec<FeedbackCounts>>> {
+    let rows = query(
+        client,
+        "SELECT bucket_start, counts FROM analytics_buckets
+         WHERE project_id = $1 AND bucket_start >= $2 AND bucket_start < $3 AND query_key = $4",
+        &[&project.0, &plan.whole.start, &plan.whole.end, &plan.key],
+    )
+    .await?;
+    let mut cached = BTreeMap::new();
+    for row in rows {
+        cached.insert(
+            row.try_get(0)?,
+            analytics_cache::parse_counts(row.try_get(1)?)?,
+        );
+    }
+    Ok(cached)
+}
+
+/// Stores computed buckets closed long enough by the database's clock (see
+/// [`crate::analytics_cache`]); the caller holds the project's analytics lock.
+async fn store_buckets(
+    tx: &impl GenericClient,
+    project: ProjectId,
+    key: &str,
+    fresh: &[NewBucket],
+) -> Result<()> {
+    let starts: Vec<i64> = fresh.iter().map(|bucket| bucket.start).collect();
+    let ends: Vec<i64> = fresh.iter().map(|bucket| bucket.end).collect();
+    let counts: Vec<&str> = fresh.iter().map(|bucket| bucket.counts.as_str()).collect();
+    execute(
+        tx,
+        "INSERT INTO analytics_buckets (project_id, bucket_start, query_key, bucket_end, counts)
+         SELECT $1, b.start, $2, b.finish, b.counts
+           FROM UNNEST($3::BIGINT[], $4::BIGINT[], $5::TEXT[]) AS b(start, finish, counts)
+          WHERE b.finish <= (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT - $6
+         ON CONFLICT (project_id, bucket_start, query_key)
+         DO UPDATE SET bucket_end = EXCLUDED.bucket_end, counts = EXCLUDED.counts",
+        &[
+            &project.0,
+            &key,
+            &starts,
+            &ends,
+            &counts,
+            &CLOSED_AFTER_MICROS,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 fn alert_from_row(row: &tokio_postgres::Row) -> Result<Alert> {
@@ -45,35 +152,42 @@ impl Analytics for PostgresStore {
         project: ProjectId,
         query: &FeedbackQuery,
     ) -> Result<Vec<FeedbackCounts>> {
-        let statements = sql_analytics::feedback_statements(Dialect::Postgres, project.0, query);
+        let Some(plan) = Plan::new(query) else {
+            return compute(self, project, std::slice::from_ref(query)).await;
+        };
+        let mut client = self.client().await?;
+        let work = plan.work(cached_buckets(&client, project, &plan).await?);
+        if work.recomputed.is_empty() {
+            let computed = compute(self, project, &work.raw).await?;
+            return Ok(plan.assemble(work, computed)?.0);
+        }
+        // Buckets are stored under the project's analytics lock, taken before computing (on
+        // other connections, which see every write committed before the lock); if writes of
+        // old feedback hold it (shared) now, this answer is not kept.
+        let tx = client.transaction().await?;
+        let locked: bool = tx
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock(feedloop_analytics_lock_key($1))",
+                &[&project.0],
+            )
+            .await?
+            .try_get(0)?;
+        let computed = compute(self, project, &work.raw).await?;
+        let (answer, fresh) = plan.assemble(work, computed)?;
+        if locked {
+            store_buckets(&tx, project, &plan.key, &fresh).await?;
+        }
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    async fn stored_buckets(&self) -> Result<u64> {
         let client = self.client().await?;
-        let mut counts = CountsBuilder::default();
-        for row in rows(&client, &statements.main).await? {
-            let mut values = [0i64; MAIN_VALUES];
-            for (i, value) in values.iter_mut().enumerate() {
-                *value = row.try_get::<_, Option<i64>>(2 + i)?.unwrap_or(0);
-            }
-            counts.main(row.try_get(0)?, row.try_get(1)?, values);
-        }
-        for row in rows(&client, &statements.categories).await? {
-            if let Some(label) = row.try_get::<_, Option<String>>(2)? {
-                counts.category(row.try_get(0)?, row.try_get(1)?, label, row.try_get(3)?);
-            }
-        }
-        for row in rows(&client, &statements.signals).await? {
-            if let Some(label) = row.try_get::<_, Option<String>>(2)? {
-                counts.signal(row.try_get(0)?, row.try_get(1)?, label, row.try_get(3)?);
-            }
-        }
-        for row in rows(&client, &statements.satisfaction).await? {
-            counts.satisfaction(
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-            );
-        }
-        Ok(counts.finish())
+        let count: i64 = client
+            .query_one("SELECT COUNT(*) FROM analytics_buckets", &[])
+            .await?
+            .try_get(0)?;
+        Ok(count as u64)
     }
 
     async fn negative_counts(&self, project: ProjectId, filter: &Filter) -> Result<NegativeCounts> {

@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../migrations/postgres/0009_analytics.sql"),
     ),
     (
+        10,
+        include_str!("../../migrations/postgres/0010_analytics_buckets.sql"),
+    ),
+    (
         12,
         include_str!("../../migrations/postgres/0012_privacy.sql"),
     ),

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use feedloop_core::filter::Filter;
 use feedloop_core::{ProjectId, Timestamp};
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use std::collections::BTreeMap;
 
 use super::webhooks::queue_event;
 use super::{SqliteStore, micros, timestamp};
@@ -13,9 +14,108 @@ use crate::analytics::{
     Alert, Analytics, CountsBuilder, FeedbackCounts, FeedbackQuery, MAIN_VALUES, NegativeCounts,
     NewAlert, VersionKind, VersionTraffic,
 };
+use crate::analytics_cache::{self, CLOSED_AFTER_MICROS, NewBucket, Plan};
 use crate::sql_analytics;
 use crate::sql_filter::Dialect;
 use crate::webhooks::NewEvent;
+
+/// The feedback counts of `queries` (over disjoint ranges), computed from the records.
+fn compute(
+    conn: &Connection,
+    project: ProjectId,
+    queries: &[FeedbackQuery],
+) -> Result<Vec<FeedbackCounts>> {
+    let mut counts = CountsBuilder::default();
+    for query in queries {
+        let statements = sql_analytics::feedback_statements(Dialect::Sqlite, project.0, query);
+        let main = &statements.main;
+        let mut statement = conn.prepare_cached(&main.sql)?;
+        let mut rows = statement.query(params_from_iter(main.params.iter()))?;
+        while let Some(row) = rows.next()? {
+            let mut values = [0i64; MAIN_VALUES];
+            for (i, value) in values.iter_mut().enumerate() {
+                *value = row.get::<_, Option<i64>>(2 + i)?.unwrap_or(0);
+            }
+            counts.main(row.get(0)?, row.get(1)?, values);
+        }
+        for (labelled, is_category) in
+            [(&statements.categories, true), (&statements.signals, false)]
+        {
+            let mut statement = conn.prepare_cached(&labelled.sql)?;
+            let mut rows = statement.query(params_from_iter(labelled.params.iter()))?;
+            while let Some(row) = rows.next()? {
+                let label: Option<String> = row.get(2)?;
+                let Some(label) = label else { continue };
+                if is_category {
+                    counts.category(row.get(0)?, row.get(1)?, label, row.get(3)?);
+                } else {
+                    counts.signal(row.get(0)?, row.get(1)?, label, row.get(3)?);
+                }
+            }
+        }
+        let satisfaction = &statements.satisfaction;
+        let mut statement = conn.prepare_cached(&satisfaction.sql)?;
+        let mut rows = statement.query(params_from_iter(satisfaction.params.iter()))?;
+        while let Some(row) = rows.next()? {
+            counts.satisfaction(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        }
+    }
+    Ok(counts.finish())
+}
+
+/// The stored whole buckets of `plan`, by start.
+fn cached_buckets(
+    conn: &Connection,
+    project: ProjectId,
+    plan: &Plan,
+) -> Result<BTreeMap<i64, Vec<FeedbackCounts>>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT bucket_start, counts FROM analytics_buckets
+         WHERE project_id = ?1 AND bucket_start >= ?2 AND bucket_start < ?3 AND query_key = ?4",
+    )?;
+    let mut rows = statement.query(params![
+        project.0,
+        plan.whole.start,
+        plan.whole.end,
+        plan.key
+    ])?;
+    let mut cached = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let counts: String = row.get(1)?;
+        cached.insert(row.get(0)?, analytics_cache::parse_counts(&counts)?);
+    }
+    Ok(cached)
+}
+
+/// Stores computed buckets unless an invalidation moved the project's epoch since `epoch` was
+/// read, and only buckets closed long enough by the database's clock (see
+/// [`crate::analytics_cache`]).
+fn store_buckets(
+    tx: &Connection,
+    project: ProjectId,
+    key: &str,
+    epoch: i64,
+    fresh: &[NewBucket],
+) -> Result<()> {
+    let mut statement = tx.prepare_cached(
+        "INSERT OR REPLACE INTO analytics_buckets (project_id, bucket_start, query_key, bucket_end, counts)
+         SELECT ?1, ?2, ?3, ?4, ?5
+          WHERE (SELECT COALESCE(MAX(epoch), 0) FROM analytics_epochs WHERE project_id = ?1) = ?6
+            AND ?4 <= CAST(unixepoch('subsec') * 1000000 AS INTEGER) - ?7",
+    )?;
+    for bucket in fresh {
+        statement.execute(params![
+            project.0,
+            bucket.start,
+            key,
+            bucket.end,
+            bucket.counts,
+            epoch,
+            CLOSED_AFTER_MICROS
+        ])?;
+    }
+    Ok(())
+}
 
 fn alert_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Alert, String, i64)> {
     Ok((
@@ -45,42 +145,52 @@ impl Analytics for SqliteStore {
         project: ProjectId,
         query: &FeedbackQuery,
     ) -> Result<Vec<FeedbackCounts>> {
-        let statements = sql_analytics::feedback_statements(Dialect::Sqlite, project.0, query);
-        self.readers
+        let Some(plan) = Plan::new(query) else {
+            let query = query.clone();
+            return self
+                .readers
+                .run(move |conn| compute(conn, project, &[query]))
+                .await;
+        };
+        let key = plan.key.clone();
+        let (epoch, answer, fresh) = self
+            .readers
             .run(move |conn| {
-                let mut counts = CountsBuilder::default();
-                let main = &statements.main;
-                let mut statement = conn.prepare_cached(&main.sql)?;
-                let mut rows = statement.query(params_from_iter(main.params.iter()))?;
-                while let Some(row) = rows.next()? {
-                    let mut values = [0i64; MAIN_VALUES];
-                    for (i, value) in values.iter_mut().enumerate() {
-                        *value = row.get::<_, Option<i64>>(2 + i)?.unwrap_or(0);
-                    }
-                    counts.main(row.get(0)?, row.get(1)?, values);
-                }
-                for (labelled, is_category) in
-                    [(&statements.categories, true), (&statements.signals, false)]
-                {
-                    let mut statement = conn.prepare_cached(&labelled.sql)?;
-                    let mut rows = statement.query(params_from_iter(labelled.params.iter()))?;
-                    while let Some(row) = rows.next()? {
-                        let label: Option<String> = row.get(2)?;
-                        let Some(label) = label else { continue };
-                        if is_category {
-                            counts.category(row.get(0)?, row.get(1)?, label, row.get(3)?);
-                        } else {
-                            counts.signal(row.get(0)?, row.get(1)?, label, row.get(3)?);
-                        }
-                    }
-                }
-                let satisfaction = &statements.satisfaction;
-                let mut statement = conn.prepare_cached(&satisfaction.sql)?;
-                let mut rows = statement.query(params_from_iter(satisfaction.params.iter()))?;
-                while let Some(row) = rows.next()? {
-                    counts.satisfaction(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-                }
-                Ok(counts.finish())
+                // One read transaction: the epoch belongs to the snapshot the counts come from.
+                let tx = conn.unchecked_transaction()?;
+                let epoch: i64 = tx.query_row(
+                    "SELECT COALESCE(MAX(epoch), 0) FROM analytics_epochs WHERE project_id = ?1",
+                    [project.0],
+                    |row| row.get(0),
+                )?;
+                let work = plan.work(cached_buckets(&tx, project, &plan)?);
+                let computed = compute(&tx, project, &work.raw)?;
+                let (answer, fresh) = plan.assemble(work, computed)?;
+                Ok((epoch, answer, fresh))
+            })
+            .await?;
+        if !fresh.is_empty() {
+            let stored = self
+                .writer
+                .run(fresh.len(), move |tx| {
+                    store_buckets(tx, project, &key, epoch, &fresh)
+                })
+                .await;
+            if let Err(error) = stored {
+                tracing::warn!(%error, "could not keep the analytics buckets; they are computed again next time");
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn stored_buckets(&self) -> Result<u64> {
+        self.readers
+            .run(|conn| {
+                let count: i64 =
+                    conn.query_row("SELECT COUNT(*) FROM analytics_buckets", [], |row| {
+                        row.get(0)
+                    })?;
+                Ok(count as u64)
             })
             .await
     }

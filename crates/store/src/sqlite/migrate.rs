@@ -24,6 +24,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/sqlite/0009_analytics.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_analytics_buckets.sql"),
+    ),
     (12, include_str!("../../migrations/sqlite/0012_privacy.sql")),
 ];
 

@@ -128,6 +128,7 @@ macro_rules! store_contract_suite {
             feedback_aggregates_by_week_tag_metadata_and_filter,
             negative_counts_and_version_traffic_match_hand_counts,
             alerts_are_raised_once_and_queue_their_event_for_subscribers,
+            stored_aggregate_buckets_follow_every_change_to_old_records,
             signal_negativity_follows_the_projects_polarities,
             cluster_candidates_are_unclustered_negative_embedded_traces,
             a_copy_range_outside_the_output_is_rejected,
