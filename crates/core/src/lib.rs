@@ -14,6 +14,7 @@ pub mod filter;
 pub mod ids;
 pub mod lesson;
 pub mod pii;
+pub mod privacy;
 pub mod review;
 pub mod signals;
 pub mod stats;

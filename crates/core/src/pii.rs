@@ -102,7 +102,7 @@ impl PiiCounts {
         self.secret += other.secret;
     }
 
-    fn count(&mut self, kind: PiiKind) {
+    pub fn count(&mut self, kind: PiiKind) {
         *match kind {
             PiiKind::Email => &mut self.email,
             PiiKind::Phone => &mut self.phone,
@@ -136,23 +136,25 @@ pub fn scrub(text: &str, mode: PiiMode) -> (String, PiiCounts) {
     for finding in findings {
         out.push_str(&text[at..finding.range.start]);
         let found = &text[finding.range.clone()];
-        match mode {
-            PiiMode::Hash => {
-                let digest = sha2::Sha256::digest(found.as_bytes());
-                let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-                out.push_str(&format!("[{}:{hex}]", finding.kind.label()));
-            }
-            PiiMode::Mask | PiiMode::Off => {
-                out.push('[');
-                out.push_str(finding.kind.label());
-                out.push(']');
-            }
-        }
+        out.push_str(&placeholder(finding.kind, found, mode));
         counts.count(finding.kind);
         at = finding.range.end;
     }
     out.push_str(&text[at..]);
     (out, counts)
+}
+
+/// What replaces `found`, a finding of `kind`: `[EMAIL]` in `Mask` mode, `[EMAIL:1f0c9a2b7d3e]`
+/// in `Hash` mode (and in `Off` mode, where [`scrub`] replaces nothing, the mask).
+pub fn placeholder(kind: PiiKind, found: &str, mode: PiiMode) -> String {
+    match mode {
+        PiiMode::Hash => {
+            let digest = sha2::Sha256::digest(found.as_bytes());
+            let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+            format!("[{}:{hex}]", kind.label())
+        }
+        PiiMode::Mask | PiiMode::Off => format!("[{}]", kind.label()),
+    }
 }
 
 /// Every finding in `text`, in order, none overlapping. Detectors run from the most specific
@@ -249,10 +251,23 @@ const PATTERNS: &[(PiiKind, &str, Accept)] = &[
     ),
     // Google API keys.
     (PiiKind::Secret, r"\bAIza[0-9A-Za-z_-]{35}", always),
+    // npm, Hugging Face and GitLab tokens.
+    (
+        PiiKind::Secret,
+        r"\b(?:npm_[A-Za-z0-9]{36}|hf_[A-Za-z0-9]{30,}|glpat-[A-Za-z0-9_-]{20})\b",
+        always,
+    ),
     // Whatever follows `Bearer` in an authorization header or a log line.
     (
         PiiKind::Secret,
         r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)",
+        always,
+    ),
+    // A value assigned to a name that says it is secret (`password: …`, `"client_secret":
+    // "…"`, `API_KEY=…`), whatever its shape; a placeholder (`[SECRET]`) is not taken again.
+    (
+        PiiKind::Secret,
+        r#"(?i)(?:\b|_)(?:password|passwd|pwd|passphrase|client_secret|secret|secret_key|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|private[_-]?key)["']?\s*[:=]\s*["']?([^\s"',;\[][^\s"',;]{5,})"#,
         always,
     ),
     (
@@ -336,6 +351,41 @@ fn continues(text: &str, range: &Range<usize>, joiners: &[char]) -> bool {
     before_joins || after_joins
 }
 
+/// Words that, just before a number, say it is an identifier of a thing (a product, an order,
+/// a device), not a card or a phone: `IMEI 356938035643809`, `part no. 0612-3456-78`.
+const IDENTIFIER_LABELS: &[&str] = &[
+    "article",
+    "batch",
+    "case",
+    "ean",
+    "gtin",
+    "imei",
+    "invoice",
+    "isbn",
+    "item",
+    "order",
+    "part",
+    "po",
+    "product",
+    "ref",
+    "reference",
+    "serial",
+    "sku",
+    "sn",
+    "ticket",
+    "tracking",
+    "upc",
+];
+
+/// Whether one of the two words before `range` is an identifier label.
+fn labelled_as_identifier(text: &str, range: &Range<usize>) -> bool {
+    text[..range.start]
+        .rsplit(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .take(2)
+        .any(|word| IDENTIFIER_LABELS.contains(&word.to_lowercase().as_str()))
+}
+
 /// 13–19 digits, one kind of separator used consistently, a Luhn check digit and the prefix of
 /// a card network (Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro).
 fn is_card(text: &str, range: Range<usize>) -> bool {
@@ -347,7 +397,7 @@ fn is_card(text: &str, range: Range<usize>) -> bool {
     if found.contains(' ') && found.contains('-') {
         return false;
     }
-    luhn(&digits) && card_prefix(&digits)
+    luhn(&digits) && card_prefix(&digits) && !labelled_as_identifier(text, &range)
 }
 
 /// The Luhn checksum: every second digit from the right doubled, the sum divisible by 10.
@@ -425,6 +475,7 @@ fn is_phone(text: &str, range: Range<usize>) -> bool {
     (7..=15).contains(&num_digits)
         && !continues(text, &range, &['.', '-', ':'])
         && !looks_like_date(found)
+        && !labelled_as_identifier(text, &range)
 }
 
 /// A national number (trunk prefix 0): 9–11 digits in at least two groups, so `0 5` or a

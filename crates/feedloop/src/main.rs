@@ -14,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys(command) => feedloop::cli::keys::run_keys(command).await,
         Command::Projects(command) => feedloop::cli::keys::run_projects(command).await,
         Command::Users(command) => feedloop::cli::users::run(command).await,
+        Command::Erase(args) => feedloop::cli::erase::run(args).await,
         Command::Migrate(args) => feedloop::cli::migrate::run_migrate(args).await,
         Command::MigrateData(args) => feedloop::cli::migrate::run_migrate_data(args).await,
         Command::Bench(args) => feedloop::cli::bench::run(args).await,

@@ -19,6 +19,7 @@ mod api {
     mod otlp;
     mod otlp_interop;
     mod outage;
+    mod privacy;
     mod replicas;
     mod review;
     mod search;

@@ -187,6 +187,9 @@ pub struct LessonEngine {
     refresh_interval: Duration,
     snapshots: Mutex<HashMap<ProjectId, Arc<Snapshot>>>,
     rebuilds: tokio::sync::Mutex<()>,
+    /// One proposal run at a time on this replica: two at once (the job and an explicit call)
+    /// would both find a neighbourhood uncovered and propose it twice.
+    proposals: tokio::sync::Mutex<()>,
     /// Vectors of texts embedded for lessons (examples, corrections), by text.
     text_vectors: Mutex<HashMap<String, Arc<Vec<f32>>>>,
 }
@@ -200,6 +203,7 @@ impl LessonEngine {
             refresh_interval: Duration::from_secs(1),
             snapshots: Mutex::default(),
             rebuilds: tokio::sync::Mutex::const_new(()),
+            proposals: tokio::sync::Mutex::const_new(()),
             text_vectors: Mutex::default(),
         }
     }
@@ -302,11 +306,14 @@ impl LessonEngine {
                 score: a.score,
             })
             .collect();
+        // The recorded query is stored text like a trace's input: redacted by the project's
+        // PII mode (the match above used the query as sent, which is never stored).
+        let pii_mode = self.store.privacy_settings(project).await?.pii_mode;
         let injection = Injection {
             id: injection_id.clone(),
             trace_id: request.trace_id,
             session_id: request.session_id,
-            query: request.query,
+            query: feedloop_core::pii::scrub(&request.query, pii_mode).0,
             holdout,
             lessons: recorded,
             created_at: now,
@@ -572,6 +579,7 @@ impl LessonEngine {
     /// covers is added to that lesson's provenance instead (and, while it is only proposed, to
     /// its examples), so the same lesson is never proposed twice.
     pub async fn propose(&self, project: ProjectId, now: Timestamp) -> Result<Vec<Lesson>> {
+        let _one_at_a_time = self.proposals.lock().await;
         let settings = self.store.loop_settings(project).await?;
         let proposals = &settings.proposals;
         if !proposals.enabled {

@@ -7,6 +7,12 @@
 //! replica runs its own follower, so a vector stored through one replica reaches the others'
 //! indexes within a poll interval. Vectors of other models are never read into these indexes,
 //! so a search never mixes models.
+//!
+//! Vectors leave the store with their trace (retention, erasure); each removal is logged
+//! ([`feedloop_store::privacy::Privacy::vector_removals_since`]) and the follower drops the key
+//! after applying the vectors read before it, so an index never keeps a deleted trace's vector
+//! for longer than a poll interval, on any replica. (Trace numbers are never reused, so a
+//! removal cannot hit a later trace's vector.)
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +36,9 @@ struct SavedState {
     model: String,
     dimensions: usize,
     applied_seq: i64,
+    /// The last vector removal applied; absent in files written before removals existed.
+    #[serde(default)]
+    removed_seq: i64,
     projects: Vec<i64>,
 }
 
@@ -42,8 +51,10 @@ pub struct ProjectIndexes {
     indexes: RwLock<HashMap<ProjectId, Arc<VectorIndex>>>,
     /// The last stored vector applied to the indexes.
     applied_seq: AtomicI64,
-    /// `applied_seq` at the last save.
-    saved_seq: AtomicI64,
+    /// The last vector removal applied to the indexes.
+    removed_seq: AtomicI64,
+    /// `(applied_seq, removed_seq)` at the last save.
+    saved_at: std::sync::Mutex<(i64, i64)>,
 }
 
 impl ProjectIndexes {
@@ -56,7 +67,8 @@ impl ProjectIndexes {
             dir,
             indexes: RwLock::default(),
             applied_seq: AtomicI64::new(0),
-            saved_seq: AtomicI64::new(0),
+            removed_seq: AtomicI64::new(0),
+            saved_at: std::sync::Mutex::new((0, 0)),
         };
         if let Some(dir) = &indexes.dir {
             match indexes.load(dir) {
@@ -90,9 +102,57 @@ impl ProjectIndexes {
         self.read_map().values().map(|index| index.len()).sum()
     }
 
-    /// Applies the vectors stored since the last call; returns how many. Insertion (CPU work)
-    /// runs on blocking threads.
+    /// Applies the vectors stored and removed since the last call; returns how many. Insertion
+    /// (CPU work) runs on blocking threads. Removals come after the vectors, so a vector read
+    /// just before its trace was deleted is dropped in the same call.
     pub async fn catch_up(&self, store: &dyn Store) -> Result<usize, MemoryError> {
+        let added = self.apply_vectors(store).await?;
+        let removed = self.apply_removals(store).await?;
+        Ok(added + removed)
+    }
+
+    /// The position in the removal log that the indexes have reached.
+    pub fn removed_seq(&self) -> i64 {
+        self.removed_seq.load(Ordering::Acquire)
+    }
+
+    async fn apply_removals(&self, store: &dyn Store) -> Result<usize, MemoryError> {
+        let mut applied = 0;
+        loop {
+            let batch = store
+                .vector_removals_since(self.removed_seq(), CATCH_UP_BATCH)
+                .await?;
+            let Some(last) = batch.last().map(|r| r.seq) else {
+                return Ok(applied);
+            };
+            let num_read = batch.len();
+            let mut by_project: HashMap<ProjectId, Vec<u64>> = HashMap::new();
+            for removal in batch {
+                by_project
+                    .entry(removal.project)
+                    .or_default()
+                    .push(key_of(removal.trace_seq));
+            }
+            for (project, keys) in by_project {
+                let Some(index) = self.get(project) else {
+                    continue;
+                };
+                tokio::task::spawn_blocking(move || {
+                    keys.iter()
+                        .try_for_each(|key| index.remove(*key).map(|_| ()))
+                })
+                .await
+                .map_err(|e| MemoryError::Internal(format!("index task failed: {e}")))??;
+            }
+            applied += num_read;
+            self.removed_seq.store(last, Ordering::Release);
+            if num_read < CATCH_UP_BATCH as usize {
+                return Ok(applied);
+            }
+        }
+    }
+
+    async fn apply_vectors(&self, store: &dyn Store) -> Result<usize, MemoryError> {
         let mut applied = 0;
         loop {
             let after = self.applied_seq();
@@ -129,10 +189,11 @@ impl ProjectIndexes {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
-        let applied_seq = self.applied_seq();
-        if applied_seq == self.saved_seq.load(Ordering::Acquire) {
+        let position = (self.applied_seq(), self.removed_seq());
+        if position == *self.saved_at.lock().unwrap_or_else(|e| e.into_inner()) {
             return Ok(());
         }
+        let (applied_seq, removed_seq) = position;
         std::fs::create_dir_all(dir).map_err(|e| MemoryError::Io(dir.clone(), e))?;
         let indexes: Vec<(ProjectId, Arc<VectorIndex>)> = self
             .read_map()
@@ -146,6 +207,7 @@ impl ProjectIndexes {
             model: self.model.clone(),
             dimensions: self.dimensions,
             applied_seq,
+            removed_seq,
             projects: indexes.iter().map(|(project, _)| project.0).collect(),
         };
         let state_path = dir.join("state.json");
@@ -153,7 +215,7 @@ impl ProjectIndexes {
         let text = serde_json::to_vec_pretty(&state).map_err(MemoryError::Serialize)?;
         std::fs::write(&temp, text).map_err(|e| MemoryError::Io(temp.clone(), e))?;
         std::fs::rename(&temp, &state_path).map_err(|e| MemoryError::Io(state_path, e))?;
-        self.saved_seq.store(applied_seq, Ordering::Release);
+        *self.saved_at.lock().unwrap_or_else(|e| e.into_inner()) = position;
         Ok(())
     }
 
@@ -181,7 +243,9 @@ impl ProjectIndexes {
         }
         drop(map);
         self.applied_seq.store(state.applied_seq, Ordering::Release);
-        self.saved_seq.store(state.applied_seq, Ordering::Release);
+        self.removed_seq.store(state.removed_seq, Ordering::Release);
+        *self.saved_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            (state.applied_seq, state.removed_seq);
         Ok(Some(state.applied_seq))
     }
 

@@ -35,13 +35,17 @@ pub enum Job {
     DetectAnomalies,
     /// Sends due webhook deliveries and schedules retries (see `analytics::webhooks`).
     DeliverWebhooks,
+    /// Deletes the traces and feedback that projects' retention settings say have expired, in
+    /// batches (see `crate::privacy`).
+    EnforceRetention,
 }
 
 impl Job {
     /// In the order a tick runs them: signals (and satisfaction) before proposals, which leave
     /// out cases whose trace is satisfied all told, and before review rules, which may filter
-    /// on satisfaction. The analytics jobs come last, so a tick sends what it raised.
-    pub const ALL: [Job; 7] = [
+    /// on satisfaction. The analytics jobs come next, so a tick sends what it raised; retention
+    /// runs last, so its deletions never delay the others' first tick.
+    pub const ALL: [Job; 8] = [
         Job::PruneChangeLog,
         Job::DeriveSignals,
         Job::ReviewRules,
@@ -49,6 +53,7 @@ impl Job {
         Job::ClusterProblems,
         Job::DetectAnomalies,
         Job::DeliverWebhooks,
+        Job::EnforceRetention,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +65,7 @@ impl Job {
             Self::ClusterProblems => "cluster_problems",
             Self::DetectAnomalies => "detect_anomalies",
             Self::DeliverWebhooks => "deliver_webhooks",
+            Self::EnforceRetention => "enforce_retention",
         }
     }
 
@@ -77,6 +83,8 @@ impl Job {
             Self::DetectAnomalies => SignedDuration::from_mins(5),
             // Retries are scheduled in the outbox; each run sends what is due by then.
             Self::DeliverWebhooks => SignedDuration::from_secs(5),
+            // Retention is counted in days; an hour late is well inside it.
+            Self::EnforceRetention => SignedDuration::from_hours(1),
         }
     }
 
@@ -90,6 +98,9 @@ impl Job {
             | Self::ClusterProblems
             | Self::DetectAnomalies
             | Self::DeliverWebhooks => SignedDuration::from_mins(5),
+            // A first run over a large backlog deletes many batches; another replica must not
+            // take it over while it is still going.
+            Self::EnforceRetention => SignedDuration::from_mins(30),
         }
     }
 
@@ -136,6 +147,14 @@ impl Job {
             Self::DetectAnomalies => {
                 let num_raised = crate::analytics::detect::detect_all(state, now).await?;
                 Ok(format!("raised {num_raised} alerts"))
+            }
+            Self::EnforceRetention => {
+                let report =
+                    crate::privacy::enforce_retention_everywhere(state.store.as_ref(), now).await?;
+                Ok(format!(
+                    "deleted {} traces and {} feedback in {} batches",
+                    report.num_traces, report.num_feedback, report.num_batches
+                ))
             }
             Self::DeliverWebhooks => {
                 let report = crate::analytics::webhooks::deliver_due(state, now).await?;

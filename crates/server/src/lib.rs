@@ -11,6 +11,7 @@ pub mod jobs;
 mod openapi;
 pub mod ops;
 pub mod otlp;
+pub mod privacy;
 mod query;
 pub mod replica;
 pub mod review;

@@ -63,12 +63,15 @@ pub fn new_id(prefix: &str, clock_micros: i64) -> String {
 }
 
 /// Stores a batch in one transaction, now, and wakes the embedding worker if it held traces.
-/// The JSON API, OTLP and the gateway all store through here.
+/// The JSON API, OTLP and the gateway all store through here, and here the batch is redacted
+/// by the project's PII mode first, so the original never reaches the store, the vectors or
+/// anything that logs stored text.
 pub async fn store_batch(
     state: &AppState,
     project: ProjectId,
-    batch: IngestBatch,
+    mut batch: IngestBatch,
 ) -> Result<IngestReceipt, StoreError> {
+    crate::privacy::redact_batch(state.store.as_ref(), project, &mut batch).await?;
     let has_traces = !batch.traces.is_empty();
     let num_spans = batch.traces.iter().map(|t| t.spans.len()).sum();
     let (num_traces, num_feedback) = (batch.traces.len(), batch.feedback.len());

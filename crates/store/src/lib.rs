@@ -15,6 +15,7 @@ pub mod embeddings;
 mod error;
 pub mod lessons;
 pub mod postgres;
+pub mod privacy;
 mod records;
 pub mod restore;
 pub mod review;
@@ -152,6 +153,7 @@ pub trait Store:
     + review::Review
     + clusters::Clusters
     + datasets::Datasets
+    + privacy::Privacy
 {
 }
 
@@ -169,6 +171,7 @@ impl<T> Store for T where
         + review::Review
         + clusters::Clusters
         + datasets::Datasets
+        + privacy::Privacy
 {
 }
 

@@ -681,6 +681,8 @@ mod postgres_only {
                                feedloop_analytics_old_before, feedloop_analytics_lock_key CASCADE;
                  DROP TABLE memberships, sessions, users, feedback_token_secrets, audit_log;
                  ALTER TABLE api_keys DROP COLUMN allowed_origins;
+                 DROP TABLE privacy_settings, erasure_receipts, vector_removals;
+                 DROP INDEX feedback_by_author;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await
@@ -689,8 +691,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            9,
-            "migrations 3 to 11"
+            10,
+            "migrations 3 to 12"
         );
         let negative: Vec<String> = client
             .query(

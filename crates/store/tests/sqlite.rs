@@ -161,6 +161,9 @@ mod sqlite_only {
              DROP TABLE feedback_token_secrets;
              DROP TABLE audit_log;
              ALTER TABLE api_keys DROP COLUMN allowed_origins;
+             DROP TABLE privacy_settings;
+             DROP TABLE erasure_receipts;
+             DROP TABLE vector_removals;
              DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();

@@ -74,7 +74,10 @@ fn parse_role(text: &str) -> Result<KeyRole, String> {
         .ok_or_else(|| format!("{text:?} is not a role: use admin, ingest, read or public"))
 }
 
-async fn project_id(store: &dyn Store, name: &str) -> anyhow::Result<feedloop_core::ProjectId> {
+pub(crate) async fn project_id(
+    store: &dyn Store,
+    name: &str,
+) -> anyhow::Result<feedloop_core::ProjectId> {
     Ok(store
         .project_by_name(name)
         .await?

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod datasets;
+pub mod erase;
 pub mod export;
 pub mod import;
 pub mod keys;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Manage web UI accounts and their roles (works on the database directly).
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Erase everything about one end user of a project and print the receipt (works on the
+    /// database directly; the same as `POST /api/v1/erasure`).
+    Erase(erase::EraseArgs),
     /// Apply the database's schema migrations and exit (serve does this at start too).
     Migrate(migrate::MigrateArgs),
     /// Copy all data from one database to another (SQLite ↔ PostgreSQL), verifying the counts.

@@ -343,6 +343,11 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("PUT", "/api/v1/members/{user_id}", Needs::Admin),
     ("DELETE", "/api/v1/members/{user_id}", Needs::Admin),
     ("GET", "/api/v1/audit", Needs::Admin),
+    ("GET", "/api/v1/privacy/settings", Needs::Read),
+    ("PUT", "/api/v1/privacy/settings", Needs::Admin),
+    ("POST", "/api/v1/privacy/retention/run", Needs::Admin),
+    ("POST", "/api/v1/erasure", Needs::Admin),
+    ("GET", "/api/v1/erasure", Needs::Admin),
     // Destructive ones last: they remove what the routes above name.
     ("DELETE", "/api/v1/queues/{queue}", Needs::Admin),
     ("POST", "/api/v1/auth/logout", Needs::Session),

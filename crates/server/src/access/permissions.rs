@@ -6,8 +6,8 @@
 //! Deliberate choices: `POST /api/v1/context` is `Ingest` (apps call it before each LLM call and
 //! it records an injection); feedback and signals are `Feedback` (ingest keys, public keys,
 //! feedback tokens, reviewers); queue definitions are settings (`Admin`) while working their
-//! items is `Review`; dataset exports are `Review` (they copy data out); the audit log, keys and
-//! people are `Admin`.
+//! items is `Review`; dataset exports are `Review` (they copy data out); the audit log, keys,
+//! people, privacy settings, retention runs and erasure are `Admin`.
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::Method;
@@ -49,7 +49,9 @@ pub fn requirement(method: &Method, path: &str) -> Option<Requirement> {
         ("POST", "/api/v1/feedback" | "/api/v1/signals") => Needs(Feedback),
         // Reads. Search and compare are POSTs that change nothing.
         ("GET", _) if path == "/api/v1/datasets/{name}/export" => Needs(Review),
-        ("GET", "/api/v1/keys" | "/api/v1/members" | "/api/v1/audit") => Needs(Admin),
+        ("GET", "/api/v1/keys" | "/api/v1/members" | "/api/v1/audit" | "/api/v1/erasure") => {
+            Needs(Admin)
+        }
         ("GET", _) => Needs(Read),
         ("POST", "/api/v1/search" | "/api/v1/analytics/compare") => Needs(Read),
         // Review work: lessons, datasets, queue items, cluster refresh.
@@ -87,6 +89,8 @@ pub fn requirement(method: &Method, path: &str) -> Option<Requirement> {
         ("POST" | "PUT" | "DELETE", "/api/v1/members" | "/api/v1/members/{user_id}") => {
             Needs(Admin)
         }
+        ("PUT", "/api/v1/privacy/settings") => Needs(Admin),
+        ("POST", "/api/v1/privacy/retention/run" | "/api/v1/erasure") => Needs(Admin),
         _ => return None,
     };
     Some(requirement)

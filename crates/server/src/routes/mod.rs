@@ -8,6 +8,7 @@ mod keys;
 mod lessons;
 mod meta;
 mod otlp;
+mod privacy;
 mod read;
 mod review;
 pub(crate) mod search;
@@ -67,6 +68,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(signals::post_signals))
         .routes(routes!(signals::get_settings, signals::put_settings))
         .routes(routes!(signals::recompute))
+        .routes(routes!(privacy::get_settings, privacy::put_settings))
+        .routes(routes!(privacy::run_retention))
+        .routes(routes!(privacy::erase, privacy::list_erasures))
         .routes(routes!(clusters::list_clusters))
         .routes(routes!(clusters::get_cluster))
         .routes(routes!(clusters::refresh_clusters))

@@ -7,6 +7,7 @@ pub mod analytics;
 pub mod chain;
 pub mod dataset;
 pub mod feedback;
+pub mod privacy;
 pub mod review;
 pub mod search;
 pub mod signal;

@@ -28,7 +28,7 @@ use crate::{Result, StoredFeedback, StoredTrace};
 
 /// The advisory lock that serialises writes of vectors (see the module docs); the two-key form,
 /// next to the change log's `("feed", 1)`.
-const EMBEDDINGS_LOCK: (i32, i32) = (0x6665_6564, 2); // "feed", 2
+pub(super) const EMBEDDINGS_LOCK: (i32, i32) = (0x6665_6564, 2); // "feed", 2
 
 /// Attempts of a write that PostgreSQL aborted to break a deadlock (with an ingest re-queueing
 /// the same traces in another order).

@@ -52,6 +52,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         11,
         include_str!("../../migrations/postgres/0011_access.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_privacy.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

@@ -28,6 +28,7 @@ mod ingest;
 mod lessons;
 mod locks;
 mod migrate;
+mod privacy;
 mod read;
 mod restore;
 mod review;

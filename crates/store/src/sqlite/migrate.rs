@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0010_analytics_buckets.sql"),
     ),
     (11, include_str!("../../migrations/sqlite/0011_access.sql")),
+    (12, include_str!("../../migrations/sqlite/0012_privacy.sql")),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -18,6 +18,7 @@ mod ingest;
 mod lessons;
 mod migrate;
 mod pool;
+mod privacy;
 mod read;
 mod restore;
 mod review;

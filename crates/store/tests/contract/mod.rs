@@ -19,6 +19,7 @@ mod fixtures;
 mod lessons;
 mod lists;
 mod pagination;
+mod privacy;
 mod projects;
 mod review;
 mod sessions;
@@ -38,6 +39,7 @@ pub use feedback::*;
 pub use lessons::*;
 pub use lists::*;
 pub use pagination::*;
+pub use privacy::*;
 pub use projects::*;
 pub use review::*;
 pub use sessions::*;
@@ -149,6 +151,10 @@ macro_rules! store_contract_suite {
             dataset_items_page_in_the_order_added,
             a_dataset_version_freezes_the_items_added_before_it,
             vectors_of_traces_are_read_by_trace_id,
+            privacy_settings_default_to_off_and_round_trip,
+            retention_deletes_exactly_the_expired_rows,
+            sequence_numbers_are_not_reused_after_deletion,
+            erasure_deletes_the_users_traces_sessions_and_feedback_only,
         ]);
     };
     (@cases $backend:ident, $constructor:expr, [$($case:ident),* $(,)?]) => {
