@@ -361,9 +361,16 @@ impl ProjectKey {
     /// Looks a key secret up (through the replica's key cache): its project and role, or 401.
     /// The gateway and OTLP/gRPC call this too, with a key from their own headers; a public
     /// key found here has no origin to check and only ever gets `Permission::Feedback`, which
-    /// neither of them asks for.
+    /// neither of them asks for. The call counts against the key's rate limit, as through the
+    /// extractor.
     pub async fn from_secret(state: &AppState, secret: &str) -> Result<Self, ApiError> {
-        known_key(state, secret).await.map(ProjectKey::from)
+        let key = ProjectKey::from(known_key(state, secret).await?);
+        state
+            .access
+            .limiter
+            .check(&key.rate_bucket(None), tokio::time::Instant::now())
+            .map_err(|wait| ApiError::rate_limited(limits::retry_after_secs(wait)))?;
+        Ok(key)
     }
 
     /// Verifies a feedback token against its project's secret.

@@ -947,6 +947,16 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
+    // The gateway takes keys from its own headers and counts them against the same bucket.
+    let gateway = server
+        .http
+        .get(format!("{}/v1/models", server.base))
+        .bearer_auth(&server.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gateway.status(), 429);
+    assert!(gateway.headers().contains_key("retry-after"));
     // Another key has its own bucket; health checks are not limited.
     let (_, other) = new_key_unlimited(&server).await;
     assert_eq!(server.get_as(&other, "/api/v1/traces").await.0, 200);

@@ -19,6 +19,8 @@ pub struct OpenAiError {
     pub param: Option<String>,
     /// A stable machine-readable code (feedloop's error codes, or the gateway's below).
     pub code: String,
+    /// Seconds to wait, sent as `Retry-After` (rate limits).
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +50,7 @@ impl OpenAiError {
             kind,
             param: None,
             code: code.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -123,6 +126,7 @@ impl From<ApiError> for OpenAiError {
         let kind = match status {
             StatusCode::UNAUTHORIZED => "authentication_error",
             StatusCode::FORBIDDEN => "permission_error",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
             status if status.is_server_error() => "server_error",
             _ => "invalid_request_error",
         };
@@ -136,18 +140,25 @@ impl From<ApiError> for OpenAiError {
             kind,
             param: error.field,
             code,
+            retry_after_secs: error.retry_after_secs,
         }
     }
 }
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             self.body(),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
