@@ -186,6 +186,9 @@ pub struct LessonEngine {
     /// How long a snapshot is used before the store is asked whether it changed.
     refresh_interval: Duration,
     snapshots: Mutex<HashMap<ProjectId, Arc<Snapshot>>>,
+    /// Bumped by every [`Self::invalidate`]: a rebuild that began before one does not keep its
+    /// result, which may predate the change.
+    invalidations: std::sync::atomic::AtomicU64,
     rebuilds: tokio::sync::Mutex<()>,
     /// One proposal run at a time on this replica: two at once (the job and an explicit call)
     /// would both find a neighbourhood uncovered and propose it twice.
@@ -202,6 +205,7 @@ impl LessonEngine {
             matching: MatchSettings::default(),
             refresh_interval: Duration::from_secs(1),
             snapshots: Mutex::default(),
+            invalidations: std::sync::atomic::AtomicU64::new(0),
             rebuilds: tokio::sync::Mutex::const_new(()),
             proposals: tokio::sync::Mutex::const_new(()),
             text_vectors: Mutex::default(),
@@ -221,6 +225,7 @@ impl LessonEngine {
     /// Makes the next request of `project` rebuild its snapshot (after a lesson or setting
     /// changed here; changes made elsewhere are noticed within the refresh interval).
     pub fn invalidate(&self, project: ProjectId) {
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
         self.snapshots
             .lock()
             .expect("snapshots lock")
@@ -367,6 +372,7 @@ impl LessonEngine {
         {
             return Ok(snapshot.data.clone());
         }
+        let invalidations = self.invalidations.load(Ordering::Acquire);
         let watermark = self.store.evidence_watermark().await?;
         let data = match current {
             Some(snapshot) if snapshot.watermark == watermark => snapshot.data.clone(),
@@ -378,10 +384,12 @@ impl LessonEngine {
             checked_at: Instant::now(),
             refreshing: AtomicBool::new(false),
         });
-        self.snapshots
-            .lock()
-            .expect("snapshots lock")
-            .insert(project, snapshot);
+        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
+        // Checked under the lock `invalidate` removes under: a change made here while this was
+        // built leaves the map empty, so the next request builds again.
+        if self.invalidations.load(Ordering::Acquire) == invalidations {
+            snapshots.insert(project, snapshot);
+        }
         Ok(data)
     }
 
