@@ -62,6 +62,9 @@ pub(crate) struct Work {
     pub raw: Vec<FeedbackQuery>,
     /// The whole buckets `raw` recomputes, stored ones included.
     pub recomputed: Range<i64>,
+    /// Of them, those closed long enough to be stored: the only ones worth a write (the open
+    /// bucket of a live dashboard is recomputed every time and never stored).
+    pub storable: Range<i64>,
     cached: BTreeMap<i64, Vec<FeedbackCounts>>,
 }
 
@@ -94,8 +97,9 @@ impl Plan {
     /// The work left once the stored buckets `cached` (by start, within [`Plan::whole`]) are
     /// known: the partial buckets at both ends, and one range from the first missing whole
     /// bucket to the last (stored buckets inside it are recomputed rather than splitting the
-    /// range into many small queries).
-    pub fn work(&self, cached: BTreeMap<i64, Vec<FeedbackCounts>>) -> Work {
+    /// range into many small queries). Buckets ending after `closed_before` (see
+    /// [`closed_before`]) are not storable.
+    pub fn work(&self, cached: BTreeMap<i64, Vec<FeedbackCounts>>, closed_before: i64) -> Work {
         let width = self.query.bucket.width_micros();
         let mut missing = (self.whole.start..self.whole.end)
             .step_by(width as usize)
@@ -105,6 +109,10 @@ impl Plan {
             Some(first) => first..missing.last().unwrap_or(first) + width,
             None => self.whole.start..self.whole.start,
         };
+        let closed = (closed_before - recomputed.start)
+            .div_euclid(width)
+            .clamp(0, (recomputed.end - recomputed.start) / width);
+        let storable = recomputed.start..recomputed.start + closed * width;
         let (from, to) = (
             self.query.from.as_microsecond(),
             self.query.to.as_microsecond(),
@@ -121,27 +129,28 @@ impl Plan {
         Work {
             raw,
             recomputed,
+            storable,
             cached,
         }
     }
 
     /// Joins the stored buckets and the rows of the work's sub-queries into the answer (by
-    /// bucket, then group), and returns the recomputed whole buckets to store.
+    /// bucket, then group), and returns the storable recomputed buckets to store.
     pub fn assemble(
         &self,
         work: Work,
         computed: Vec<FeedbackCounts>,
     ) -> crate::Result<(Vec<FeedbackCounts>, Vec<NewBucket>)> {
         let width = self.query.bucket.width_micros();
-        let mut recomputed: BTreeMap<i64, Vec<FeedbackCounts>> = work
-            .recomputed
+        let mut storable: BTreeMap<i64, Vec<FeedbackCounts>> = work
+            .storable
             .clone()
             .step_by(width as usize)
             .map(|start| (start, Vec::new()))
             .collect();
         let mut answer = Vec::with_capacity(computed.len());
         for counts in computed {
-            if let Some(bucket) = recomputed.get_mut(&counts.bucket_start) {
+            if let Some(bucket) = storable.get_mut(&counts.bucket_start) {
                 bucket.push(counts.clone());
             }
             answer.push(counts);
@@ -152,7 +161,7 @@ impl Plan {
             }
         }
         answer.sort_by(|a, b| (a.bucket_start, &a.group).cmp(&(b.bucket_start, &b.group)));
-        let fresh = recomputed
+        let fresh = storable
             .into_iter()
             .map(|(start, rows)| {
                 Ok(NewBucket {
@@ -173,6 +182,13 @@ impl Plan {
             ..self.query.clone()
         }
     }
+}
+
+/// The end of the last bucket that may be stored now: [`CLOSED_AFTER_MICROS`] before this
+/// process's clock. For SQLite that is the database's clock; PostgreSQL's insert checks the
+/// server's own as well, so there this only spares work whose result could not be kept.
+pub(crate) fn closed_before() -> i64 {
+    Timestamp::now().as_microsecond() - CLOSED_AFTER_MICROS
 }
 
 /// Parses a stored bucket's rows.
@@ -260,7 +276,7 @@ mod tests {
         let cached: BTreeMap<_, _> = [0, 1, 3, 4]
             .map(|d| (JAN_1 + d * DAY, vec![counts(JAN_1 + d * DAY, "cached")]))
             .into();
-        let work = plan.work(cached);
+        let work = plan.work(cached, i64::MAX);
         assert_eq!(
             ranges(&work),
             [
@@ -296,7 +312,7 @@ mod tests {
         let cached: BTreeMap<_, _> = [(JAN_1 + 2 * DAY, vec![counts(JAN_1 + 2 * DAY, "old")])]
             .into_iter()
             .collect();
-        let work = plan.work(cached);
+        let work = plan.work(cached, i64::MAX);
         assert_eq!(ranges(&work), vec![(JAN_1..JAN_1 + 4 * DAY)]);
         let (answer, fresh) = plan
             .assemble(work, vec![counts(JAN_1 + 2 * DAY, "new")])
@@ -304,6 +320,19 @@ mod tests {
         assert_eq!(answer, [counts(JAN_1 + 2 * DAY, "new")]);
         assert_eq!(fresh.len(), 4);
         assert_eq!(fresh[0].counts, "[]");
+    }
+
+    #[test]
+    fn buckets_not_closed_long_enough_are_computed_but_not_stored() {
+        let plan = Plan::new(&query(JAN_1, JAN_1 + 3 * DAY)).unwrap();
+        // The second day closed; the third has not.
+        let work = plan.work(BTreeMap::new(), JAN_1 + 2 * DAY + 5);
+        assert_eq!(ranges(&work), vec![(JAN_1..JAN_1 + 3 * DAY)]);
+        assert_eq!(work.storable, JAN_1..JAN_1 + 2 * DAY);
+        let (_, fresh) = plan.assemble(work, Vec::new()).unwrap();
+        assert_eq!(fresh.len(), 2);
+        let open = plan.work(BTreeMap::new(), JAN_1 - DAY);
+        assert!(open.storable.is_empty());
     }
 
     #[test]

@@ -156,8 +156,12 @@ impl Analytics for PostgresStore {
             return compute(self, project, std::slice::from_ref(query)).await;
         };
         let mut client = self.client().await?;
-        let work = plan.work(cached_buckets(&client, project, &plan).await?);
-        if work.recomputed.is_empty() {
+        let work = plan.work(
+            cached_buckets(&client, project, &plan).await?,
+            analytics_cache::closed_before(),
+        );
+        // Nothing to keep (all stored, or only open buckets to count): no lock, no transaction.
+        if work.storable.is_empty() {
             let computed = compute(self, project, &work.raw).await?;
             return Ok(plan.assemble(work, computed)?.0);
         }

@@ -163,7 +163,10 @@ impl Analytics for SqliteStore {
                     [project.0],
                     |row| row.get(0),
                 )?;
-                let work = plan.work(cached_buckets(&tx, project, &plan)?);
+                let work = plan.work(
+                    cached_buckets(&tx, project, &plan)?,
+                    analytics_cache::closed_before(),
+                );
                 let computed = compute(&tx, project, &work.raw)?;
                 let (answer, fresh) = plan.assemble(work, computed)?;
                 Ok((epoch, answer, fresh))
