@@ -115,7 +115,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/models", axum::routing::get(gateway::models))
         .route("/v1/traces", axum::routing::post(otlp::export_traces))
-        .fallback(not_found)
+        .fallback(web_asset)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -135,6 +135,62 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
         }))
         .with_state(state)
+}
+
+/// The browser side (UI, widget, demo page) for any path no API route takes.
+async fn web_asset(request: Request<axum::body::Body>) -> Response {
+    use axum::http::{Method, header};
+    let asset = matches!(*request.method(), Method::GET | Method::HEAD)
+        .then(|| feedloop_web::lookup(request.uri().path()))
+        .flatten();
+    let Some(asset) = asset else {
+        return not_found().await.into_response();
+    };
+    let headers = request.headers();
+    let html = asset.content_type.starts_with("text/html");
+    let mut response = Response::builder()
+        .header(header::CONTENT_TYPE, asset.content_type)
+        .header(header::ETAG, asset.etag)
+        // Revalidated on every use (the ETag makes that a 304): a new binary serves new files.
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::VARY, "Accept-Encoding")
+        .header("X-Content-Type-Options", "nosniff");
+    if html {
+        response = response
+            .header(
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+            )
+            .header(header::X_FRAME_OPTIONS, "DENY");
+    }
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == asset.etag));
+    if not_modified {
+        return response
+            .status(StatusCode::NOT_MODIFIED)
+            .body(axum::body::Body::empty())
+            .expect("static headers are valid");
+    }
+    let gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next() == Some("gzip") && parts.all(|param| param != "q=0")
+        });
+    let body: &'static [u8] = if gzip {
+        response = response.header(header::CONTENT_ENCODING, "gzip");
+        asset.gzip
+    } else {
+        asset.bytes
+    };
+    response
+        .body(axum::body::Body::from(body))
+        .expect("static headers are valid")
 }
 
 async fn not_found() -> ApiError {
