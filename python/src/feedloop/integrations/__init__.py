@@ -1,0 +1,1 @@
+"""Integrations with other libraries: ``openai`` and LangChain (optional extras)."""
