@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -282,6 +283,17 @@ async def _context_async(feedloop: Feedloop | AsyncFeedloop, call: _Call) -> Inj
         return None
 
 
+def _is_async(completions: Any) -> bool:
+    """Whether ``completions`` belongs to an asyncio client (``openai.AsyncOpenAI``)."""
+    try:
+        from openai.resources.chat.completions import AsyncCompletions
+    except ImportError:  # pragma: no cover - another openai-shaped client
+        AsyncCompletions = ()  # type: ignore[assignment,misc]  # noqa: N806
+    if isinstance(completions, AsyncCompletions):
+        return True
+    return inspect.iscoroutinefunction(inspect.unwrap(completions.create))
+
+
 class _Completions(_Proxy):
     def __init__(
         self, wrapped: Any, feedloop: Feedloop | AsyncFeedloop, inject: bool, defaults: _Defaults
@@ -290,7 +302,7 @@ class _Completions(_Proxy):
         self._feedloop = feedloop
         self._inject = inject
         self._defaults = defaults
-        self._is_async = asyncio.iscoroutinefunction(wrapped.create)
+        self._is_async = _is_async(wrapped)
 
     def create(self, **kwargs: Any) -> Any:
         """``chat.completions.create``, traced and given the lessons (see the module)."""
