@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import Server
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import (
     FakeListChatModel,
     GenericFakeChatModel,
@@ -13,7 +15,9 @@ from langchain_core.messages import AIMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompt_values import ChatPromptValue
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
 
 from feedloop import AsyncFeedloop, Feedloop, new_id
 from feedloop.integrations.langchain import (
@@ -150,3 +154,48 @@ async def test_the_async_path(server: Server, lesson_query: str) -> None:
         assert trace["output"] == ANSWER
         with pytest.raises(TypeError, match="ainvoke"):
             with_feedloop_context(PROMPT, client).invoke({"question": "sync?"})
+
+
+class Branches(BaseRetriever):
+    """A retriever over two fixed documents."""
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(page_content="Branches open at 9.", metadata={"source": "hours.md"}),
+            Document(page_content="Bring an ID card.", metadata={"source": "pin.md"}),
+        ]
+
+
+@tool
+def branch_count(city: str) -> int:
+    """How many branches a city has."""
+    return len(city)
+
+
+def test_retrievers_and_tools_become_spans_and_documents_the_context(client: Feedloop) -> None:
+    handler = FeedloopCallbackHandler(client)
+    model = FakeListChatModel(responses=["At 9, with your ID card."])
+
+    def join(documents: list[Document]) -> dict[str, str]:
+        return {"question": "\n".join(d.page_content for d in documents)}
+
+    chain = Branches() | RunnableLambda(join) | PROMPT | model
+    chain.invoke("When do branches open?", config={"callbacks": [handler]})
+    chain_trace_id = str(handler.last_trace_id)
+    assert branch_count.invoke({"city": "Lyon"}, config={"callbacks": [handler]}) == 4
+    assert client.flush(30)
+    trace = client.get_trace(chain_trace_id)["trace"]
+    assert trace["input"] == "When do branches open?"
+    assert [d["content"] for d in trace["context"]["documents"]] == [
+        "Branches open at 9.",
+        "Bring an ID card.",
+    ]
+    (retrieval,) = [span for span in trace["spans"] if span["kind"] == "retrieval"]
+    assert retrieval["input"] == "When do branches open?"
+    assert retrieval["output"][1]["metadata"] == {"source": "pin.md"}
+    tool_trace = client.get_trace(str(handler.last_trace_id))["trace"]
+    (tool_span,) = tool_trace["spans"]
+    assert tool_span["kind"] == "tool" and tool_span["name"] == "branch_count"
+    assert tool_span["output"] == 4

@@ -225,6 +225,12 @@ class Trace:
             else:
                 self._fields[key] = value
 
+    def get(self, field: str) -> Any:
+        """The value of a field set so far (``None`` when unset)."""
+        if field in ("input", "output"):
+            return getattr(self, field)
+        return self._fields.get(field)
+
     def set_metadata(self, key: str, value: Any) -> None:
         """Keeps one metadata entry with the trace."""
         self.update(metadata={key: value})

@@ -46,7 +46,8 @@ def _message(message: BaseMessage) -> dict[str, str]:
 
 
 def _text(value: Any) -> Any:
-    """A run's input or output as readable as it gets: a message's text, a lone string."""
+    """A run's input or output as readable as it gets: a message's text, a rendered prompt, a
+    lone string of a dict or a usual key's (``input``, ``question``…); else the value."""
     if isinstance(value, BaseMessage):
         return value.content if isinstance(value.content, str) else to_json(value.content)
     if isinstance(value, PromptValue):
@@ -58,9 +59,18 @@ def _text(value: Any) -> Any:
         for key in ("input", "question", "query", "output", "text"):
             if isinstance(value.get(key), str):
                 return value[key]
-        return {k: _text(v) for k, v in value.items()}
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_text(v) for v in value]
+        return [_plain(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A nested value: messages as ``{"role", "content"}``, the rest as it is."""
+    if isinstance(value, BaseMessage):
+        return _message(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -232,7 +242,7 @@ class FeedloopCallbackHandler(BaseCallbackHandler):
         model = self._model_name(kwargs, metadata)
         if model:
             run.span.set_attribute("model", model)
-        if run.trace.to_body().get("context") is None:
+        if run.trace.get("context") is None:
             system = next((m["content"] for m in sent if m["role"] == "system"), None)
             run.trace.update(
                 context={"system_prompt": system, "messages": sent},
@@ -393,10 +403,11 @@ class FeedloopCallbackHandler(BaseCallbackHandler):
         found = [{"content": d.page_content, "metadata": to_json(d.metadata)} for d in documents]
         with self._lock:
             run = self._runs.get(run_id)
-        if run is not None and run.trace.to_body().get("context", {}).get("documents") is None:
-            context = dict(run.trace.to_body().get("context") or {})
-            context["documents"] = found
-            run.trace.update(context=context)
+        if run is not None:
+            context = dict(run.trace.get("context") or {})
+            if "documents" not in context:
+                context["documents"] = found
+                run.trace.update(context=context)
         self._end(run_id, found)
 
     def on_retriever_error(
