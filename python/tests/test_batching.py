@@ -174,7 +174,10 @@ def test_the_queue_is_flushed_when_the_program_exits(own_server: Server) -> None
 class LossyProxy:
     """A loopback TCP proxy in front of the server that, while ``num_to_lose`` > 0, lets a
     request through but loses the server's answer (closes the client's connection as the
-    answer arrives): the server has stored the batch, the client cannot know, and retries."""
+    answer arrives): the server has stored the batch, the client cannot know, and retries.
+
+    Sockets are closed only by the thread that owns them, after the threads reading them
+    stopped (``shutdown`` wakes them), so no descriptor is reused under a blocked call."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -183,7 +186,8 @@ class LossyProxy:
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -200,12 +204,12 @@ class LossyProxy:
             try:
                 while data := client.recv(65536):
                     upstream.sendall(data)
+                upstream.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
-            finally:
-                upstream.close()
 
-        threading.Thread(target=pump_requests, daemon=True).start()
+        pump = threading.Thread(target=pump_requests, daemon=True)
+        pump.start()
         try:
             while data := upstream.recv(65536):
                 with self._lock:
@@ -219,14 +223,17 @@ class LossyProxy:
         except OSError:
             pass
         finally:
-            for sock in (client, upstream):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)  # wakes the other thread's recv
-                except OSError:
-                    pass
-                sock.close()
+            try:
+                client.shutdown(socket.SHUT_RDWR)  # ends pump_requests' recv
+            except OSError:
+                pass
+            pump.join()
+            client.close()
+            upstream.close()
 
     def close(self) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)  # ends the accept
+        self._acceptor.join()
         self._listener.close()
 
 
@@ -256,3 +263,26 @@ def test_batches_whose_answers_were_lost_are_stored_once(own_server: Server) -> 
         assert sorted(f["kind"] for f in feedback["items"]) == ["rating", "signal"]
     client.close()
     proxy.close()
+
+
+def test_a_forked_worker_process_sends_its_own_items(own_server: Server) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os
+        from feedloop import Feedloop
+        client = Feedloop({own_server.base_url!r}, {own_server.key!r}, flush_interval_secs=0.05)
+        client.log_trace(input="parent before fork", output="a")
+        assert client.flush(30)
+        child = os.fork()
+        if child == 0:  # as a pre-forking web server's worker would
+            for index in range(5):
+                client.log_trace(input=f"child {{index}}", output="a")
+            ok = client.flush(30) and client.queue_stats.sent == 5
+            os._exit(0 if ok else 1)
+        client.log_trace(input="parent after fork", output="a")
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert counts(own_server) == (7, 0)

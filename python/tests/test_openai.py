@@ -42,6 +42,14 @@ def lesson_query(client: Feedloop) -> str:
     return query
 
 
+def sync_openai(upstream: Upstream) -> openai.OpenAI:
+    return openai.OpenAI(base_url=upstream.base_url, api_key="k", max_retries=0, timeout=30)
+
+
+def async_openai(upstream: Upstream) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=upstream.base_url, api_key="k", max_retries=0, timeout=30)
+
+
 def messages(query: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": query}]
 
@@ -50,7 +58,7 @@ def test_a_call_gets_the_lessons_and_is_traced(
     client: Feedloop, upstream: Upstream, lesson_query: str
 ) -> None:
     model = wrap_openai(
-        openai.OpenAI(base_url=upstream.base_url, api_key="upstream-key", max_retries=0),
+        sync_openai(upstream),
         client,
         environment="prod",
     )
@@ -89,7 +97,7 @@ def test_a_query_no_lesson_is_about_goes_out_unchanged(
     client: Feedloop, upstream: Upstream
 ) -> None:
     model = wrap_openai(
-        openai.OpenAI(base_url=upstream.base_url, api_key="k", max_retries=0), client
+        sync_openai(upstream), client
     )
     query = "Which exotic fruits grow in a cold greenhouse?"
     model.chat.completions.create(model="gpt-test", messages=messages(query))
@@ -104,7 +112,7 @@ def test_a_streamed_answer_is_recorded_when_the_stream_ends(
     client: Feedloop, upstream: Upstream, lesson_query: str
 ) -> None:
     model = wrap_openai(
-        openai.OpenAI(base_url=upstream.base_url, api_key="k", max_retries=0), client
+        sync_openai(upstream), client
     )
     stream = model.chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": lesson_query}], stream=True
@@ -122,7 +130,7 @@ def test_a_streamed_answer_is_recorded_when_the_stream_ends(
 
 def test_an_upstream_error_is_raised_and_recorded(client: Feedloop, upstream: Upstream) -> None:
     model = wrap_openai(
-        openai.OpenAI(base_url=upstream.base_url, api_key="k", max_retries=0), client
+        sync_openai(upstream), client
     )
     upstream.fail_next = True
     with pytest.raises(openai.InternalServerError):
@@ -137,7 +145,7 @@ def test_a_call_inside_an_open_trace_becomes_its_llm_span(
     client: Feedloop, upstream: Upstream, lesson_query: str
 ) -> None:
     model = wrap_openai(
-        openai.OpenAI(base_url=upstream.base_url, api_key="k", max_retries=0), client
+        sync_openai(upstream), client
     )
     with client.trace(input=lesson_query) as trace:
         with trace.span("retrieve", kind="retrieval"):
@@ -160,7 +168,7 @@ async def test_the_async_client_is_wrapped_too(
 ) -> None:
     async with AsyncFeedloop(server.base_url, server.key, flush_on_exit=False) as client:
         model = wrap_openai(
-            openai.AsyncOpenAI(base_url=upstream.base_url, api_key="k", max_retries=0), client
+            async_openai(upstream), client
         )
         reply = await model.chat.completions.create(
             model="gpt-test", messages=messages(lesson_query)
@@ -176,3 +184,22 @@ async def test_the_async_client_is_wrapped_too(
         assert await client.aflush(30)
         trace = (await client.get_trace(str(streamed_id)))["trace"]
         assert trace["output"] == ANSWER and trace["input"] == "plain question"
+
+
+def test_the_call_goes_out_without_lessons_when_feedloop_is_unreachable(
+    upstream: Upstream,
+) -> None:
+    from conftest import free_port
+
+    unreachable = Feedloop(
+        f"http://127.0.0.1:{free_port()}", "fl_sk_unused", max_retry_secs=0, flush_on_exit=False
+    )
+    model = wrap_openai(
+        sync_openai(upstream), unreachable
+    )
+    reply = model.chat.completions.create(model="gpt-test", messages=messages("hello?"))
+    assert reply.choices[0].message.content == ANSWER
+    assert upstream.requests[-1]["messages"] == messages("hello?")
+    assert unreachable.flush(30)
+    assert unreachable.queue_stats.failed == 1  # the trace could not be delivered either
+    unreachable.close()

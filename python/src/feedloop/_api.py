@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
-from ._transport import JSON, Request
+from ._transport import JSON, Request, RetryPolicy
 
 R = TypeVar("R")
 
@@ -106,10 +106,13 @@ class Endpoints(Generic[R]):
         metadata: JSON | None = None,
         budget_chars: int | None = None,
         budget_tokens: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> R:
         """The raw answer of ``POST /api/v1/context``: the lessons for ``query`` and the block to
         inject. ``metadata`` is the query's metadata (``environment``, ``model_name``,
-        ``prompt_name``, ``tags``…), which lessons' filters match against."""
+        ``prompt_name``, ``tags``…), which lessons' filters match against. ``retry`` replaces
+        the client's retry policy for this call (one attempt, say, on a latency-critical
+        path)."""
         budget: JSON | None = None
         if budget_chars is not None:
             budget = {"chars": budget_chars}
@@ -118,7 +121,9 @@ class Endpoints(Generic[R]):
         body = _without_none(
             query=query, session_id=session_id, trace_id=trace_id, metadata=metadata, budget=budget
         )
-        return self._send(Request("POST", "/api/v1/context", body, idempotent=True))
+        return self._send(
+            Request("POST", "/api/v1/context", body, idempotent=True, retry=retry)
+        )
 
     # Lessons.
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -84,8 +86,28 @@ class Batcher:
         self._stats = BatcherStats()
         #: The last 100 items given up, oldest first.
         self.errors: collections.deque[DeliveryError] = collections.deque(maxlen=100)
-        self._thread = threading.Thread(target=self._run, name="feedloop-batcher", daemon=True)
-        self._thread.start()
+        self._thread = self._start_worker()
+        # A forked child (a pre-forking web server's worker) has the queue but not the thread.
+        this = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
+
+    def _start_worker(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="feedloop-batcher", daemon=True)
+        thread.start()
+        return thread
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh lock, connections and counters, an empty queue (the parent
+        sends its own items), and a worker of its own."""
+        self._cond = threading.Condition()
+        self._transport.reset_after_fork()
+        self._queue.clear()
+        self._stats = BatcherStats()
+        self.errors.clear()
+        self._in_flight = 0
+        self._flush_waiters = 0
+        if not self._closing:
+            self._thread = self._start_worker()
 
     @property
     def stats(self) -> BatcherStats:
@@ -264,3 +286,8 @@ class Batcher:
             for kind, body in items:
                 self.errors.append(DeliveryError(kind, body, error))
 
+
+def _restart_in_child(batcher: weakref.ref[Batcher]) -> None:
+    alive = batcher()
+    if alive is not None:
+        alive._after_fork()

@@ -26,20 +26,6 @@ USER_AGENT = "feedloop-python/0.1.0"
 
 
 @dataclass(frozen=True)
-class Request:
-    """One API call: method, path under the base URL, JSON body, query parameters, and whether
-    repeating it is harmless."""
-
-    method: str
-    path: str
-    json: Any = None
-    params: dict[str, Any] | None = None
-    idempotent: bool = False
-    #: Statuses that are an answer, not an error (``404`` for "not there").
-    accept: tuple[int, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently a request is repeated: exponential backoff from
     ``base_delay_secs`` up to ``max_delay_secs``, with jitter, at most ``max_attempts`` tries in
@@ -55,6 +41,22 @@ class RetryPolicy:
             return min(error.retry_after_secs, self.max_delay_secs)
         backoff = min(self.max_delay_secs, self.base_delay_secs * 2.0 ** max(0, attempt - 1))
         return backoff * (0.5 + random.random() / 2)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One API call: method, path under the base URL, JSON body, query parameters, and whether
+    repeating it is harmless."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+    idempotent: bool = False
+    #: Statuses that are an answer, not an error (``404`` for "not there").
+    accept: tuple[int, ...] = field(default_factory=tuple)
+    #: This call's own retry policy, instead of the client's.
+    retry: RetryPolicy | None = None
 
 
 def should_retry(request: Request, error: FeedloopError) -> bool:
@@ -119,14 +121,22 @@ class SyncTransport:
         http_client: httpx.Client | None = None,
     ) -> None:
         self.retry = retry
-        self._client = http_client or httpx.Client(
-            base_url=base_url.rstrip("/"), headers=_headers(api_key), timeout=timeout_secs
-        )
+        self._settings = (base_url.rstrip("/"), api_key, timeout_secs)
+        self._client = http_client or self._new_client()
+
+    def _new_client(self) -> httpx.Client:
+        base_url, api_key, timeout_secs = self._settings
+        return httpx.Client(base_url=base_url, headers=_headers(api_key), timeout=timeout_secs)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: a connection pool of its own (the parent's connections are the
+        parent's; they are left open for it)."""
+        self._client = self._new_client()
 
     def send(self, request: Request, retry: RetryPolicy | None = None) -> JSON:
         """Sends ``request``, repeating it as ``retry`` (or the transport's policy) allows;
         raises :class:`FeedloopError` with the last failure."""
-        policy = retry or self.retry
+        policy = retry or request.retry or self.retry
         attempt = 0
         while True:
             attempt += 1
@@ -168,7 +178,7 @@ class AsyncTransport:
     async def send(self, request: Request, retry: RetryPolicy | None = None) -> JSON:
         """Sends ``request``, repeating it as ``retry`` (or the transport's policy) allows;
         raises :class:`FeedloopError` with the last failure."""
-        policy = retry or self.retry
+        policy = retry or request.retry or self.retry
         attempt = 0
         while True:
             attempt += 1

@@ -300,6 +300,7 @@ class Feedloop(Endpoints[JSON], _Recorder):
         metadata: JSON | None = None,
         budget_chars: int | None = None,
         budget_tokens: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> InjectedContext:
         """The lessons for ``query`` and the block to inject into the system prompt
         (``str(context)`` is the block; empty when nothing applies or in the hold-out)."""
@@ -310,6 +311,7 @@ class Feedloop(Endpoints[JSON], _Recorder):
             metadata=metadata,
             budget_chars=budget_chars,
             budget_tokens=budget_tokens,
+            retry=retry,
         )
         return InjectedContext.from_answer(answer)
 
@@ -387,6 +389,7 @@ class AsyncFeedloop(Endpoints[Awaitable[JSON]], _Recorder):
         metadata: JSON | None = None,
         budget_chars: int | None = None,
         budget_tokens: int | None = None,
+        retry: RetryPolicy | None = None,
     ) -> InjectedContext:
         """The lessons for ``query`` and the block to inject (see :meth:`Feedloop.context`)."""
         answer = await self.get_context(
@@ -396,6 +399,7 @@ class AsyncFeedloop(Endpoints[Awaitable[JSON]], _Recorder):
             metadata=metadata,
             budget_chars=budget_chars,
             budget_tokens=budget_tokens,
+            retry=retry,
         )
         return InjectedContext.from_answer(answer)
 

@@ -12,11 +12,12 @@ in-process alternative to feedloop's gateway (the app talks to its model provide
 Before each call the last user message is looked up with ``POST /api/v1/context``; the block of
 the lessons that apply is appended to the system message (or put in front as one), exactly as the
 gateway does, and the injection is recorded with the trace so the lessons' effect is measured. A
-failed look-up never fails the call: it goes out without lessons. The call is recorded as a span
-(kind ``llm``) of the trace open in the context, or as a trace of its own; streamed answers are
-recorded when the stream ends. Extra keyword arguments of ``create``, removed before the call:
-``feedloop_trace_id``, ``feedloop_session_id``, ``feedloop_user_id``, ``feedloop_metadata``,
-``feedloop_tags``, ``feedloop_inject`` (``False`` to skip lessons for this call).
+failed look-up (one try, no retries) never fails the call: it goes out without lessons. The call
+is recorded as a span (kind ``llm``) of the trace open in the context, or as a trace of its own;
+streamed answers are recorded when the stream ends. Extra keyword arguments of ``create``,
+removed before the call: ``feedloop_trace_id``, ``feedloop_session_id``, ``feedloop_user_id``,
+``feedloop_metadata``, ``feedloop_tags``, ``feedloop_inject`` (``False`` to skip lessons for
+this call).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, TypeVar, cast
 from ..client import AsyncFeedloop, Feedloop
 from ..context import InjectedContext, inject_system_block, last_user_text, message_text
 from .._ids import new_id
+from .._transport import RetryPolicy
 from ..errors import FeedloopError
 from ..tracing import Span, Trace, current_trace
 
@@ -145,6 +147,8 @@ class _Call:
             "trace_id": self.trace_id,
             "metadata": metadata or None,
             "budget_chars": self.defaults.budget_chars,
+            # One try: when feedloop is down, the model call must not wait for it.
+            "retry": RetryPolicy(max_attempts=1),
         }
 
     def apply(self, context: InjectedContext | None) -> None:
