@@ -138,9 +138,8 @@ class Batcher:
                     )
                 return False
             self._queue.append((kind, body))
-            if len(self._queue) >= self._max_batch_items:
-                self._cond.notify_all()
-            elif len(self._queue) == 1:
+            # The worker waits for a first item, then for a full batch or the interval.
+            if len(self._queue) in (1, self._max_batch_items):
                 self._cond.notify_all()
             return True
 
