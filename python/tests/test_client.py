@@ -315,3 +315,32 @@ def test_datasets(client: Feedloop) -> None:
     exported = client.export_dataset(name, version=1, validation_fraction=0)["text"]
     lines = [line for line in exported.splitlines() if line]
     assert len(lines) == 2 and all('"messages"' in line for line in lines)
+
+
+def test_every_kind_sent_twice_is_stored_once(client: Feedloop) -> None:
+    """The server dedupes every feedback kind and signal by the id the SDK chose: what makes
+    the batcher's retries safe."""
+    from feedloop import feedback as build
+
+    trace_id = new_id("tr_")
+    client.post_traces([{"id": trace_id, "input": "q", "output": "The fee is 2 %."}])
+    items = [
+        build.rating(trace_id, 0),
+        build.rating(trace_id, 3, min=1, max=5),
+        build.rating(trace_id, -1, min=-1, max=1, compared_to="another-trace"),
+        build.category(trace_id, ["too_vague"]),
+        build.comment(trace_id, "vague"),
+        build.correction(trace_id, "There is no fee.", kind="rewording"),
+        build.annotation(trace_id, 11, 14, "2 %", comment="wrong", categories=["outdated"]),
+    ]
+    signals = [
+        build.signal(trace_id, "copy", range=(0, 3), details={"button": "copy"}),
+        build.signal(trace_id, "dwell", value=10_000),
+        build.signal(trace_id, "edit", edited_text="The fee is 0 %."),
+        build.signal(trace_id, "abandon", before_complete=True),
+    ]
+    for expected in ("created", "duplicate"):
+        assert {r["status"] for r in client.post_feedback(items)["items"]} == {expected}
+        assert {r["status"] for r in client.post_signals(signals)["items"]} == {expected}
+    stored = client.list_feedback(trace_id=trace_id, limit=100)["items"]
+    assert sorted(f["id"] for f in stored) == sorted(b["id"] for b in items + signals)
