@@ -135,9 +135,9 @@ class Server:
 
 def _server(tmp_path: Path) -> Iterator[Server]:
     server = Server(tmp_path / "data")
-    server.start()
-    server.no_holdout()
     try:
+        server.start()
+        server.no_holdout()
         yield server
     finally:
         server.stop()
