@@ -31,6 +31,15 @@ def ingested_traces(server: Server) -> float:
     return 0.0
 
 
+def assert_one_rating_and_one_signal_each(server: Server, session: str) -> None:
+    traces = server.api("GET", "/api/v1/traces", params={"session_id": session, "limit": 500})
+    feedback = server.api("GET", "/api/v1/feedback", params={"session_id": session, "limit": 1000})
+    kinds: dict[str, list[str]] = {trace["id"]: [] for trace in traces["items"]}
+    for item in feedback["items"]:
+        kinds[item["trace_id"]].append(item["kind"])
+    assert all(sorted(found) == ["rating", "signal"] for found in kinds.values()), kinds
+
+
 def log_items(client: Feedloop, session: str, num: int) -> list[str]:
     """Logs ``num`` traces, each with a rating and a copy signal."""
     trace_ids = []
@@ -102,11 +111,7 @@ def test_a_frozen_server_gets_every_item_once(own_server: Server) -> None:
     assert (stats.sent, stats.dropped, stats.failed) == (180, 0, 0)
     assert stats.retries >= 3
     assert counts(own_server) == (60, 120)
-    for trace in own_server.api(
-        "GET", "/api/v1/traces", params={"session_id": session, "limit": 500}
-    )["items"]:
-        feedback = own_server.api("GET", "/api/v1/feedback", params={"trace_id": trace["id"]})
-        assert sorted(f["kind"] for f in feedback["items"]) == ["rating", "signal"]
+    assert_one_rating_and_one_signal_each(own_server, session)
     client.close()
 
 
@@ -256,11 +261,7 @@ def test_batches_whose_answers_were_lost_are_stored_once(own_server: Server) -> 
     # The server took more trace parts than there are traces: the batches sent again.
     assert ingested_traces(own_server) > 50
     assert counts(own_server) == (50, 100)
-    for trace in own_server.api(
-        "GET", "/api/v1/traces", params={"session_id": session, "limit": 500}
-    )["items"]:
-        feedback = own_server.api("GET", "/api/v1/feedback", params={"trace_id": trace["id"]})
-        assert sorted(f["kind"] for f in feedback["items"]) == ["rating", "signal"]
+    assert_one_rating_and_one_signal_each(own_server, session)
     client.close()
     proxy.close()
 
