@@ -1,0 +1,243 @@
+//! The feedback widget (`/widget.js`) on the demo page (`/demo`), in headless Chromium against
+//! the real server: every feedback kind and every client signal the widget sends is stored
+//! exactly (ranges in code points, texts, categories), a rating given offline arrives once when
+//! the browser is back online, and leaving the page sends dwell and abandon as a beacon.
+//! The Python side is `tests/python/widget_demo.py`; it also takes docs/screenshots/widget.png.
+
+mod common;
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use common::python::run_script;
+
+/// The code-point range of `part` in `text`, as the server counts ranges.
+fn char_range(text: &str, part: &str) -> (u64, u64) {
+    let byte_start = text.find(part).expect("part of the text");
+    let start = text[..byte_start].chars().count() as u64;
+    (start, start + part.chars().count() as u64)
+}
+
+async fn feedback_of(server: &TestServer, trace_id: &str) -> Vec<Value> {
+    let (status, page) = server
+        .get(&format!(
+            "/api/v1/feedback?trace_id={trace_id}&limit=100&order=asc"
+        ))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+fn signals_of<'a>(items: &'a [Value], signal_type: &str) -> Vec<&'a Value> {
+    items
+        .iter()
+        .filter(|item| item["kind"] == "signal" && item["signal"]["type"] == signal_type)
+        .collect()
+}
+
+fn of_kind<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    items.iter().filter(|item| item["kind"] == kind).collect()
+}
+
+#[tokio::test]
+async fn the_widget_on_the_demo_page_sends_every_kind_and_signal_and_they_are_stored_exactly() {
+    let server = TestServer::start().await;
+    // The demo's own set-up step: its sample chat, as served, stored as traces.
+    let chat: Value = server
+        .http
+        .get(format!("{}/demo/chat.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, stored) = server.post("/api/v1/traces", chat.clone()).await;
+    assert_eq!(status, 200, "{stored}");
+    let (status, created) = server
+        .post(
+            "/api/v1/keys",
+            json!({"name": "demo", "role": "public", "allowed_origins": [server.base]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let public_key = created["secret"].as_str().unwrap().to_owned();
+    let output_1 = chat[0]["output"].as_str().unwrap();
+
+    // The screenshot goes to docs/screenshots/ (browser.py; FEEDLOOP_SCREENSHOTS elsewhere).
+    let run = run_script("widget_demo.py", &[&server.base, &public_key], vec![]).await;
+
+    // What the page showed and how it behaved.
+    let (_, taxonomy) = server.get("/api/v1/taxonomy").await;
+    let active: Vec<&Value> = taxonomy["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|category| category["active"] == true)
+        .map(|category| &category["name"])
+        .collect();
+    assert_eq!(active.len(), 8);
+    assert_eq!(
+        run["chips"],
+        json!(active),
+        "the reason chips are the project's taxonomy"
+    );
+    assert_eq!(run["panel_open"], true, "thumbs down opens the details");
+    assert_eq!(run["focused_after_thumbs_down"], "factually_incorrect");
+    assert_eq!(run["note_focused"], true);
+    assert_eq!(run["quote_shown"], "€5");
+    assert_eq!(run["pressed"], "true");
+    assert!(
+        run["offline_status"]
+            .as_str()
+            .unwrap()
+            .contains("back online"),
+        "{run}"
+    );
+    assert!(run["online_status"].as_str().unwrap().contains("Thanks"));
+    let console = run["console"].as_array().unwrap();
+    assert!(
+        console
+            .iter()
+            .all(|line| !line.as_str().unwrap().starts_with("pageerror")),
+        "{console:?}"
+    );
+    assert!(
+        std::path::Path::new(run["screenshot"].as_str().unwrap()).exists(),
+        "the screenshot was taken"
+    );
+
+    // The beacon left with the page: its signals arrive (poll until they do).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (items_1, items_2, items_3) = loop {
+        let items_2 = feedback_of(&server, "demo-2").await;
+        if !signals_of(&items_2, "abandon").is_empty() || Instant::now() > deadline {
+            break (
+                feedback_of(&server, "demo-1").await,
+                items_2,
+                feedback_of(&server, "demo-3").await,
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Answer 1: every explicit kind, exactly.
+    let rating = of_kind(&items_1, "rating");
+    assert_eq!(rating.len(), 1, "{items_1:?}");
+    assert_eq!(
+        rating[0]["rating"],
+        json!({"value": 0.0, "min": 0.0, "max": 1.0})
+    );
+    let categories = of_kind(&items_1, "category");
+    assert_eq!(categories.len(), 1);
+    assert_eq!(
+        categories[0]["categories"],
+        json!(["factually_incorrect", "incomplete"])
+    );
+    let comment = of_kind(&items_1, "comment");
+    assert_eq!(
+        comment[0]["comment"],
+        "It says nothing about the fee for a second card."
+    );
+    let correction = of_kind(&items_1, "correction");
+    assert_eq!(
+        correction[0]["correction"],
+        json!({"text": "A replacement costs €7 since March; the first one each year is free.", "kind": "answer"})
+    );
+    // The answer starts with an emoji (two UTF-16 units, one code point): the range is the
+    // server's, in code points.
+    let (start, end) = char_range(output_1, "€5");
+    let annotation = of_kind(&items_1, "annotation");
+    assert_eq!(annotation.len(), 1, "{items_1:?}");
+    assert_eq!(
+        annotation[0]["annotation"],
+        json!({"start": start, "end": end, "quote": "€5", "comment": "The fee is €7 since March."})
+    );
+
+    // Answer 1: the client signals.
+    let (start, end) = char_range(output_1, "Your first replacement each year is free.");
+    let copy = signals_of(&items_1, "copy");
+    assert_eq!(copy.len(), 1, "{items_1:?}");
+    assert_eq!(
+        copy[0]["signal"],
+        json!({"type": "copy", "value": (end - start) as f64, "details": {"start": start, "end": end}})
+    );
+    for hook in ["regenerate", "share"] {
+        let signal = signals_of(&items_1, hook);
+        assert_eq!(signal.len(), 1, "{hook}: {items_1:?}");
+        assert_eq!(signal[0]["signal"], json!({"type": hook}));
+    }
+    let edit = signals_of(&items_1, "edit");
+    assert_eq!(
+        edit[0]["signal"]["details"],
+        json!({"edited_text": "A replacement costs €7. The first one each year is free."})
+    );
+    assert!(
+        signals_of(&items_1, "abandon").is_empty(),
+        "an answer the user engaged with is not abandoned"
+    );
+
+    // Answer 2, untouched: abandoned when the page went away, with its dwell time.
+    let abandon = signals_of(&items_2, "abandon");
+    assert_eq!(abandon.len(), 1, "{items_2:?}");
+    assert_eq!(
+        abandon[0]["signal"],
+        json!({"type": "abandon", "details": {"before_complete": false}})
+    );
+    assert_eq!(items_2.len(), 2, "abandon and dwell only: {items_2:?}");
+
+    // Answer 3: the rating given offline, stored exactly once.
+    assert_eq!(items_3.len(), 2, "one rating and one dwell: {items_3:?}");
+    let rating = of_kind(&items_3, "rating");
+    assert_eq!(rating.len(), 1, "{items_3:?}");
+    assert_eq!(rating[0]["rating"]["value"], 1.0);
+    let offline = run["offline_queue"].as_array().unwrap();
+    assert_eq!(offline.len(), 1, "{offline:?}");
+    assert_eq!(offline[0]["body"]["id"], rating[0]["id"]);
+
+    // Every answer was on screen: each has one dwell signal, a positive number of milliseconds.
+    for items in [&items_1, &items_2, &items_3] {
+        let dwell = signals_of(items, "dwell");
+        assert_eq!(dwell.len(), 1, "{items:?}");
+        assert!(dwell[0]["signal"]["value"].as_f64().unwrap() > 0.0);
+    }
+
+    // Everything stored is what the page sent, field by field, and everything is the end user's.
+    // (The beacon's signals only ever reach the server by the beacon: the page that read them
+    // back from the widget's queue does not load the widget.)
+    let mut sent: BTreeMap<String, Value> = BTreeMap::new();
+    for post in run["posted"].as_array().unwrap() {
+        let body: Value = serde_json::from_str(post["body"].as_str().unwrap()).unwrap();
+        sent.insert(body["id"].as_str().unwrap().to_owned(), body);
+    }
+    let left = run["left"].as_array().unwrap();
+    assert_eq!(left.len(), 4, "three dwell times and one abandon: {left:?}");
+    for body in left {
+        sent.insert(body["id"].as_str().unwrap().to_owned(), body.clone());
+    }
+    let all: Vec<&Value> = items_1.iter().chain(&items_2).chain(&items_3).collect();
+    assert_eq!(all.len(), sent.len(), "stored: {all:?}\nsent: {sent:?}");
+    for item in all {
+        let body = &sent[item["id"].as_str().unwrap()];
+        assert_eq!(item["source"], "end_user");
+        assert_eq!(item["session_id"], "demo");
+        assert_eq!(item["author"], body["author"]);
+        assert!(item["trace_linked"].as_bool().unwrap());
+        match item["kind"].as_str().unwrap() {
+            "signal" => {
+                assert_eq!(item["signal"]["type"], body["type"]);
+                if let Some(value) = body.get("value") {
+                    assert_eq!(item["signal"]["value"].as_f64(), value.as_f64(), "{item}");
+                }
+            }
+            "category" => assert_eq!(item["categories"], body["categories"]),
+            "rating" => assert_eq!(
+                item["rating"]["value"].as_f64(),
+                body["rating"]["value"].as_f64()
+            ),
+            kind => assert_eq!(item[kind], body[kind], "{item} vs {body}"),
+        }
+    }
+}
