@@ -44,6 +44,54 @@ fn of_kind<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
 #[tokio::test]
 async fn the_widget_on_the_demo_page_sends_every_kind_and_signal_and_they_are_stored_exactly() {
     let server = TestServer::start().await;
+    // The screenshot goes to docs/screenshots/ (browser.py; FEEDLOOP_SCREENSHOTS elsewhere).
+    drive_the_demo(&server, &server.base, vec![]).await;
+}
+
+/// An app's page is on its own origin: the widget's posts need CORS preflights, the taxonomy a
+/// CORS read, and the beacon goes cross-origin.
+#[tokio::test]
+async fn the_widget_on_a_page_of_another_origin_works_through_cors_and_beacons() {
+    let server = TestServer::start().await;
+    let page_origin = app_server().await;
+    assert_ne!(page_origin, server.base);
+    let shots = server.dir.path().display().to_string();
+    drive_the_demo(&server, &page_origin, vec![("FEEDLOOP_SCREENSHOTS", shots)]).await;
+}
+
+/// An app's own web server on another port (so another origin): it serves the files of
+/// `crates/web/assets` as they are, the demo page included, without feedloop's CSP, as an app
+/// that hosts the widget and the page would.
+async fn app_server() -> String {
+    use axum::http::{StatusCode, Uri, header};
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(|uri: Uri| async move {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/assets");
+        let path = uri.path().trim_start_matches('/');
+        let content_type = match path.rsplit_once('.').map(|(_, extension)| extension) {
+            Some("html") => "text/html; charset=utf-8",
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("css") => "text/css; charset=utf-8",
+            Some("json") => "application/json",
+            _ => "application/octet-stream",
+        };
+        match tokio::fs::read(format!("{dir}/{path}")).await {
+            Ok(bytes) if !path.contains("..") => {
+                ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+            }
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+/// Stores the demo's chat as traces, makes a public key for `page_origin`, lets
+/// `widget_demo.py` use the widget on the demo page served from there, and checks what was
+/// stored.
+async fn drive_the_demo(server: &TestServer, page_origin: &str, env: Vec<(&str, String)>) {
     // The demo's own set-up step: its sample chat, as served, stored as traces.
     let chat: Value = server
         .http
@@ -59,15 +107,19 @@ async fn the_widget_on_the_demo_page_sends_every_kind_and_signal_and_they_are_st
     let (status, created) = server
         .post(
             "/api/v1/keys",
-            json!({"name": "demo", "role": "public", "allowed_origins": [server.base]}),
+            json!({"name": "demo", "role": "public", "allowed_origins": [page_origin]}),
         )
         .await;
     assert_eq!(status, 200, "{created}");
     let public_key = created["secret"].as_str().unwrap().to_owned();
     let output_1 = chat[0]["output"].as_str().unwrap();
 
-    // The screenshot goes to docs/screenshots/ (browser.py; FEEDLOOP_SCREENSHOTS elsewhere).
-    let run = run_script("widget_demo.py", &[&server.base, &public_key], vec![]).await;
+    let run = run_script(
+        "widget_demo.py",
+        &[&server.base, &public_key, page_origin],
+        env,
+    )
+    .await;
 
     // What the page showed and how it behaved.
     let (_, taxonomy) = server.get("/api/v1/taxonomy").await;
@@ -112,12 +164,12 @@ async fn the_widget_on_the_demo_page_sends_every_kind_and_signal_and_they_are_st
     // The beacon left with the page: its signals arrive (poll until they do).
     let deadline = Instant::now() + Duration::from_secs(30);
     let (items_1, items_2, items_3) = loop {
-        let items_2 = feedback_of(&server, "demo-2").await;
+        let items_2 = feedback_of(server, "demo-2").await;
         if !signals_of(&items_2, "abandon").is_empty() || Instant::now() > deadline {
             break (
-                feedback_of(&server, "demo-1").await,
+                feedback_of(server, "demo-1").await,
                 items_2,
-                feedback_of(&server, "demo-3").await,
+                feedback_of(server, "demo-3").await,
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,8 +1,10 @@
 """Drives the feedback widget on the demo page in headless Chromium, as a user would.
 
-Usage: widget_demo.py BASE_URL PUBLIC_KEY
+Usage: widget_demo.py BASE_URL PUBLIC_KEY [PAGE_BASE_URL]
 
-On /demo?key=… (the sample chat of /demo/chat.json, traces demo-1 to demo-3), this script:
+On BASE_URL/demo?key=…&endpoint=BASE_URL (the sample chat of /demo/chat.json, traces demo-1 to
+demo-3), or on the same page served by an app's own server at PAGE_BASE_URL (another origin: the
+widget then works through CORS preflights and cross-origin beacons), this script:
 - answer 1: thumbs down, two reason chips and a comment and a correction (keyboard for the
   chips), a note on a highlighted part of the answer (keyboard), a copy of a selected part
   (Ctrl+C), and the app's regenerate, share and edit buttons (the widget's hooks);
@@ -22,6 +24,7 @@ import time
 from browser import chromium, screenshot_dir
 
 BASE, KEY = sys.argv[1], sys.argv[2]
+PAGE_BASE = sys.argv[3] if len(sys.argv) > 3 else BASE
 
 
 def wait_for(condition, what, timeout=30.0):
@@ -61,12 +64,12 @@ def main():
     failures = []
 
     def on_request(request):
-        if request.method == "POST" and "/api/v1/" in request.url:
+        if request.method == "POST" and request.url.startswith(f"{BASE}/api/v1/"):
             path = request.url[len(BASE):]
             posted.append({"path": path, "type": request.resource_type, "body": request.post_data})
 
     def on_failed(request):
-        if "/api/v1/" in request.url:
+        if request.url.startswith(f"{BASE}/api/v1/"):
             failures.append({"url": request.url[len(BASE):], "error": request.failure})
 
     with chromium() as context:
@@ -91,7 +94,9 @@ def main():
 
 
 def drive(context, page, posted, failures, console):
-    page.goto(f"{BASE}/demo?key={KEY}")
+    # feedloop serves the page at /demo; an app's own server as the file it is.
+    demo = "/demo" if PAGE_BASE == BASE else "/demo.html"
+    page.goto(f"{PAGE_BASE}{demo}?key={KEY}&endpoint={BASE}")
 
     turn1 = page.locator("#turn-demo-1")
     turn1.locator(".fl-chip").first.wait_for(state="attached")
@@ -156,7 +161,7 @@ def drive(context, page, posted, failures, console):
     # Leaving the page: dwell for every answer, abandon for the untouched one, as a beacon. The
     # widget also keeps them in its queue (for a later page, should the beacon be lost): read
     # there from a page of the same origin without the widget, so nothing sends them again.
-    page.goto(f"{BASE}/demo/chat.json")
+    page.goto(f"{PAGE_BASE}/demo/chat.json")
     left = [item["body"] for item in queue(page)]
 
     return {

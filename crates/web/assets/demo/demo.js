@@ -4,6 +4,9 @@
   'use strict';
   var params = new URLSearchParams(location.search);
   var key = params.get('key');
+  // Where the widget sends to: this server unless `?endpoint=` names another (an app's page is
+  // usually on another origin than feedloop; the browser test tries both).
+  var endpoint = params.get('endpoint') || undefined;
   var origin = location.origin;
 
   function el(tag, className, text) {
@@ -63,6 +66,7 @@
       chat.appendChild(turn);
       var widget = window.FeedloopWidget.mount(slot, {
         key: key,
+        endpoint: endpoint,
         traceId: trace.id,
         sessionId: trace.session_id,
         answer: answer,
