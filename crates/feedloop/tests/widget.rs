@@ -4,6 +4,8 @@
 //! the browser is back online, and leaving the page sends dwell and abandon as a beacon.
 //! The Python side is `tests/python/widget_demo.py`; it also takes docs/screenshots/widget.png.
 
+#![allow(clippy::unwrap_used)] // test code
+
 mod common;
 
 use serde_json::{Value, json};
