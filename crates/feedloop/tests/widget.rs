@@ -123,7 +123,21 @@ async fn drive_the_demo(server: &TestServer, page_origin: &str, env: Vec<(&str, 
     )
     .await;
 
-    // What the page showed and how it behaved.
+    // What the page showed and how it behaved. Without a key: the set-up steps, for this page's
+    // origin.
+    let setup = run["setup"].as_array().unwrap();
+    assert!(
+        setup[0].as_str().unwrap().contains(&format!(
+            "{page_origin}/demo/chat.json | curl -s {page_origin}/api/v1/traces"
+        )),
+        "{setup:?}"
+    );
+    assert!(
+        setup[1].as_str().unwrap().contains(&format!(
+            r#""role": "public", "allowed_origins": ["{page_origin}"]"#
+        )),
+        "{setup:?}"
+    );
     let (_, taxonomy) = server.get("/api/v1/taxonomy").await;
     let active: Vec<&Value> = taxonomy["categories"]
         .as_array()
@@ -147,7 +161,7 @@ async fn drive_the_demo(server: &TestServer, page_origin: &str, env: Vec<(&str, 
         run["offline_status"]
             .as_str()
             .unwrap()
-            .contains("back online"),
+            .contains("connection is back"),
         "{run}"
     );
     assert!(run["online_status"].as_str().unwrap().contains("Thanks"));

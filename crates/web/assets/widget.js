@@ -21,6 +21,7 @@
   var QUEUE_KEY = 'feedloop:queue';
   var MAX_QUEUE = 200;
   var MAX_BACKOFF_MS = 60000;
+  var MAX_AGE_MS = 7 * 24 * 3600 * 1000;
   var pageAuthor = 'anon-' + randomId(10);
   var taxonomies = {};
   var widgets = [];
@@ -40,7 +41,7 @@
     addNote: 'Add note',
     cancel: 'Cancel',
     thanks: 'Thanks for your feedback',
-    queued: 'Saved; it will be sent when you are back online',
+    queued: 'Saved; it will be sent when the connection is back',
     failed: 'Could not send feedback'
   };
 
@@ -115,6 +116,7 @@
   }
 
   function enqueue(item) {
+    item.queued_at = Date.now();
     queue = loadQueue().concat([item]).slice(-MAX_QUEUE);
     saveQueue();
     flush();
@@ -145,8 +147,10 @@
     }
     flushing = true;
     clearTimeout(flushTimer);
-    queue = loadQueue();
     var now = Date.now();
+    // A week-old item is given up (a token in it has expired long ago).
+    queue = loadQueue().filter(function (item) { return !(now - item.queued_at > MAX_AGE_MS); });
+    saveQueue();
     var due = queue.filter(function (item) { return all === true || !item.due || item.due <= now; });
     Promise.all(due.map(send)).then(function () {
       flushing = false;
@@ -518,6 +522,7 @@
     });
     for (var target in batches) {
       var items = batches[target];
+      items.forEach(function (item) { item.queued_at = Date.now(); });
       queue = loadQueue().concat(items).slice(-MAX_QUEUE);
       saveQueue();
       var body = JSON.stringify(items.map(function (item) { return item.body; }));

@@ -10,7 +10,9 @@ widget then works through CORS preflights and cross-origin beacons), this script
   (Ctrl+C), and the app's regenerate, share and edit buttons (the widget's hooks);
 - answer 3: thumbs up while the browser is offline, then back online (the queue sends it);
 - answer 2: nothing, so leaving the page reports it abandoned (a beacon), with dwell times;
-- takes the widget's screenshot (docs/screenshots/widget.png unless FEEDLOOP_SCREENSHOTS).
+- first, without a key, reads the set-up steps the page shows and enters the key in its form;
+- takes screenshots of the widget and of the page (docs/screenshots/widget.png and
+  widget-demo.png unless FEEDLOOP_SCREENSHOTS names another folder).
 
 Prints one JSON line: every body the page posted (captured from the network), the signals it
 left with (its beacon's), the queue seen while offline, and what the page showed. The Rust test checks what was stored.
@@ -96,7 +98,13 @@ def main():
 def drive(context, page, posted, failures, console):
     # feedloop serves the page at /demo; an app's own server as the file it is.
     demo = "/demo" if PAGE_BASE == BASE else "/demo.html"
-    page.goto(f"{PAGE_BASE}{demo}?key={KEY}&endpoint={BASE}")
+    # Without a key the page shows the set-up steps and a form for the public key.
+    page.goto(f"{PAGE_BASE}{demo}?endpoint={BASE}")
+    page.locator("#setup").wait_for()
+    setup = [page.locator("#setup-traces").inner_text(), page.locator("#setup-key").inner_text()]
+    page.locator("#key-input").fill(KEY)
+    page.locator("#key-input").press("Enter")
+    page.wait_for_url(lambda url: "key=" in url)
 
     turn1 = page.locator("#turn-demo-1")
     turn1.locator(".fl-chip").first.wait_for(state="attached")
@@ -158,6 +166,9 @@ def drive(context, page, posted, failures, console):
     )
     pressed = turn3.locator(".fl-up").get_attribute("aria-pressed")
 
+    demo_png = os.path.join(shots, "widget-demo.png")
+    page.screenshot(path=demo_png, full_page=True)
+
     # Leaving the page: dwell for every answer, abandon for the untouched one, as a beacon. The
     # widget also keeps them in its queue (for a later page, should the beacon be lost): read
     # there from a page of the same origin without the widget, so nothing sends them again.
@@ -165,6 +176,7 @@ def drive(context, page, posted, failures, console):
     left = [item["body"] for item in queue(page)]
 
     return {
+        "setup": setup,
         "posted": posted,
         "left": left,
         "failures": failures,
