@@ -96,7 +96,8 @@
   var queue = loadQueue();
   var flushTimer = null;
   var flushing = false;
-  var again = null;
+  var again = false;
+  var failures = 0;
 
   function loadQueue() {
     try {
@@ -127,22 +128,23 @@
     saveQueue();
   }
 
-  function reschedule(id) {
+  function markAttempt(id) {
     queue = loadQueue().map(function (item) {
-      if (item.body.id === id) {
-        item.attempt = (item.attempt || 0) + 1;
-        var backoff = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, item.attempt - 1));
-        item.due = Date.now() + backoff * (0.5 + Math.random() / 2);
-      }
+      if (item.body.id === id) item.attempt = (item.attempt || 0) + 1;
       return item;
     });
     saveQueue();
   }
 
-  /** Sends the items that are due (all of them when `all`, e.g. when the browser is back online). */
-  function flush(all) {
+  /**
+   * Sends the queue in order, one item at a time, and stops at the first that fails: so items
+   * arrive in the order the user acted (a change of mind supersedes the first judgement by
+   * arrival), even after a time offline. Then retries after a backoff (1 s doubling to 60 s,
+   * with jitter), at once when the browser is back online or the user does something new.
+   */
+  function flush() {
     if (flushing) {
-      again = again || (all === true ? 'all' : 'due');
+      again = true;
       return;
     }
     flushing = true;
@@ -151,24 +153,31 @@
     // A week-old item is given up (a token in it has expired long ago).
     queue = loadQueue().filter(function (item) { return !(now - item.queued_at > MAX_AGE_MS); });
     saveQueue();
-    var due = queue.filter(function (item) { return all === true || !item.due || item.due <= now; });
-    Promise.all(due.map(send)).then(function () {
+    var chain = Promise.resolve(true);
+    queue.forEach(function (item) {
+      chain = chain.then(function (ok) { return ok && send(item); });
+    });
+    chain.then(function (ok) {
       flushing = false;
+      failures = ok ? 0 : failures + 1;
       if (again) {
-        var next = again === 'all';
-        again = null;
-        return flush(next);
-      }
-      queue = loadQueue();
-      if (queue.length) {
-        var next = Math.min.apply(null, queue.map(function (item) { return item.due || 0; }));
-        flushTimer = setTimeout(flush, Math.max(0, next - Date.now()) + 20);
+        again = false;
+        flush();
+      } else if (!ok) {
+        var backoff = Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, failures - 1));
+        flushTimer = setTimeout(flush, backoff * (0.5 + Math.random() / 2));
       }
     });
   }
 
+  /** Sends one item: true when it is settled (stored, or refused for good), false to retry. */
   function send(item) {
     var target = widgetFor(item.body.trace_id);
+    var retry = function () {
+      markAttempt(item.body.id);
+      report(target, 'queued', item);
+      return false;
+    };
     return window.fetch(item.url, {
       method: 'POST',
       mode: 'cors',
@@ -177,23 +186,18 @@
       headers: { 'content-type': 'application/json', authorization: 'Bearer ' + item.auth },
       body: JSON.stringify(item.body)
     }).then(function (response) {
+      if (response.status === 408 || response.status === 429 || response.status >= 500) return retry();
+      settle(item.body.id);
       if (response.ok) {
-        settle(item.body.id);
         report(target, 'sent', item);
-      } else if (response.status === 408 || response.status === 429 || response.status >= 500) {
-        reschedule(item.body.id);
-        report(target, 'queued', item);
-      } else {
-        // The server refused the item itself (a 4xx): retrying cannot help.
-        settle(item.body.id);
-        return response.json().catch(function () { return {}; }).then(function (answer) {
-          report(target, 'failed', item, answer.error);
-        });
+        return true;
       }
-    }, function () {
-      reschedule(item.body.id);
-      report(target, 'queued', item);
-    });
+      // The server refused the item itself (a 4xx): retrying cannot help.
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        report(target, 'failed', item, answer.error);
+        return true;
+      });
+    }, retry);
   }
 
   function widgetFor(traceId) {
@@ -203,13 +207,14 @@
 
   function report(widget, status, item, error) {
     if (!widget) return;
-    widget.announce(status === 'sent' ? LABELS.thanks : status === 'queued' ? LABELS.queued : LABELS.failed);
+    var labels = widget.labels;
+    widget.announce(status === 'sent' ? labels.thanks : status === 'queued' ? labels.queued : labels.failed);
     var detail = { status: status, path: item.path, body: item.body, error: error || null };
     widget.root.dispatchEvent(new CustomEvent('feedloop', { bubbles: true, detail: detail }));
     if (widget.options.onEvent) widget.options.onEvent(detail);
   }
 
-  window.addEventListener('online', function () { flush(true); });
+  window.addEventListener('online', flush);
 
   // ---- Styles: CSS variables on .fl-w are the theme. ----
 
