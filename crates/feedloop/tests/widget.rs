@@ -156,7 +156,11 @@ async fn drive_the_demo(server: &TestServer, page_origin: &str, env: Vec<(&str, 
     assert_eq!(run["focused_after_thumbs_down"], "factually_incorrect");
     assert_eq!(run["note_focused"], true);
     assert_eq!(run["quote_shown"], "€5");
-    assert_eq!(run["pressed"], "true");
+    assert_eq!(
+        run["pressed"],
+        json!(["false", "true"]),
+        "thumbs down is pressed"
+    );
     assert!(
         run["offline_status"]
             .as_str()
@@ -256,14 +260,18 @@ async fn drive_the_demo(server: &TestServer, page_origin: &str, env: Vec<(&str, 
     );
     assert_eq!(items_2.len(), 2, "abandon and dwell only: {items_2:?}");
 
-    // Answer 3: the rating given offline, stored exactly once.
-    assert_eq!(items_3.len(), 2, "one rating and one dwell: {items_3:?}");
-    let rating = of_kind(&items_3, "rating");
-    assert_eq!(rating.len(), 1, "{items_3:?}");
-    assert_eq!(rating[0]["rating"]["value"], 1.0);
+    // Answer 3: thumbs up, then down, given offline: each stored exactly once, in the order
+    // given, so the later judgement supersedes the earlier one.
+    assert_eq!(items_3.len(), 3, "two ratings and one dwell: {items_3:?}");
     let offline = run["offline_queue"].as_array().unwrap();
-    assert_eq!(offline.len(), 1, "{offline:?}");
-    assert_eq!(offline[0]["body"]["id"], rating[0]["id"]);
+    let offline_ids: Vec<&Value> = offline.iter().map(|item| &item["body"]["id"]).collect();
+    let ratings = of_kind(&items_3, "rating");
+    let rating_ids: Vec<&Value> = ratings.iter().map(|item| &item["id"]).collect();
+    assert_eq!(rating_ids, offline_ids, "stored once each, in order");
+    assert_eq!(ratings[0]["rating"]["value"], 1.0);
+    assert_eq!(ratings[1]["rating"]["value"], 0.0);
+    assert_eq!(ratings[0]["superseded_by"], ratings[1]["id"]);
+    assert!(ratings[1].get("superseded_by").is_none());
 
     // Every answer was on screen: each has one dwell signal, a positive number of milliseconds.
     for items in [&items_1, &items_2, &items_3] {

@@ -8,7 +8,8 @@ widget then works through CORS preflights and cross-origin beacons), this script
 - answer 1: thumbs down, two reason chips and a comment and a correction (keyboard for the
   chips), a note on a highlighted part of the answer (keyboard), a copy of a selected part
   (Ctrl+C), and the app's regenerate, share and edit buttons (the widget's hooks);
-- answer 3: thumbs up while the browser is offline, then back online (the queue sends it);
+- answer 3: thumbs up, then down, while the browser is offline, then back online (the queue
+  sends both, in order);
 - answer 2: nothing, so leaving the page reports it abandoned (a beacon), with dwell times;
 - first, without a key, reads the set-up steps the page shows and enters the key in its form;
 - takes screenshots of the widget and of the page (docs/screenshots/widget.png and
@@ -154,17 +155,18 @@ def drive(context, page, posted, failures, console):
     turn3 = page.locator("#turn-demo-3")
     context.set_offline(True)
     turn3.locator(".fl-up").click()
-    offline_queue = wait_for(
-        lambda: [item for item in queue(page) if item.get("attempt")], "a failed attempt"
-    )
+    wait_for(lambda: [item for item in queue(page) if item.get("attempt")], "a failed attempt")
     offline_status = wait_for(lambda: turn3.locator(".fl-status").inner_text(), "a status")
+    # A change of mind while offline: both wait, and must arrive in order.
+    turn3.locator(".fl-down").click()
+    offline_queue = wait_for(lambda: (lambda q: q if len(q) == 2 else None)(queue(page)), "two items")
     context.set_offline(False)
     wait_for(lambda: not queue(page), "the queue to empty once online")
     online_status = wait_for(
         lambda: (lambda s: s if "Thanks" in s else "")(turn3.locator(".fl-status").inner_text()),
         "the thanks",
     )
-    pressed = turn3.locator(".fl-up").get_attribute("aria-pressed")
+    pressed = [turn3.locator(f".fl-{thumb}").get_attribute("aria-pressed") for thumb in ["up", "down"]]
 
     demo_png = os.path.join(shots, "widget-demo.png")
     page.screenshot(path=demo_png, full_page=True)
