@@ -124,7 +124,9 @@ def drive(context, page, posted, failures, console):
     )
     shots = screenshot_dir()
     widget_png = os.path.join(shots, "widget.png")
-    turn1.locator(".fl-w").screenshot(path=widget_png)
+    wait_for(lambda: "Thanks" in turn1.locator(".fl-status").inner_text(), "the rating's thanks")
+    page.mouse.move(0, 0)  # no hover state in the picture
+    turn1.locator(".fl-w").screenshot(path=widget_png, animations="disabled")
     turn1.locator(".fl-send").click()
 
     # A note on a highlighted part of the answer, by keyboard.
@@ -169,7 +171,9 @@ def drive(context, page, posted, failures, console):
     pressed = [turn3.locator(f".fl-{thumb}").get_attribute("aria-pressed") for thumb in ["up", "down"]]
 
     demo_png = os.path.join(shots, "widget-demo.png")
-    page.screenshot(path=demo_png, full_page=True)
+    # The chat only: the log below it has random ids, and the file should change only when the
+    # page does.
+    page.locator("#chat").screenshot(path=demo_png)
 
     # Leaving the page: dwell for every answer, abandon for the untouched one, as a beacon. The
     # widget also keeps them in its queue (for a later page, should the beacon be lost): read
