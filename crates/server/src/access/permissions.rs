@@ -155,4 +155,16 @@ mod tests {
             Some(Requirement::Needs(Permission::Review))
         );
     }
+
+    #[test]
+    fn the_widget_reads_the_taxonomy_with_any_credential_but_changes_it_only_as_admin() {
+        assert_eq!(
+            requirement(&Method::GET, "/api/v1/taxonomy"),
+            Some(Requirement::Authenticated)
+        );
+        assert_eq!(
+            requirement(&Method::POST, "/api/v1/taxonomy/categories"),
+            Some(Requirement::Needs(Permission::Admin))
+        );
+    }
 }
