@@ -346,7 +346,7 @@ fn beacon_secret(parts: &Parts) -> Result<Option<String>, ApiError> {
     let Some(secret) = secret else {
         return Ok(None);
     };
-    if parts.method != axum::http::Method::POST || parts.uri.path() != BEACON_PATH {
+    if parts.method != Method::POST || parts.uri.path() != BEACON_PATH {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
             format!("a key in the query is only accepted by POST {BEACON_PATH} (beacons); send 'Authorization: Bearer <key>'"),

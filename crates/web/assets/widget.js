@@ -238,6 +238,7 @@
     '.fl-w textarea{display:block;box-sizing:border-box;width:100%;min-height:3.2em;margin:2px 0 8px;font:inherit;' +
     'color:var(--fl-fg);background:var(--fl-bg);border:1px solid var(--fl-border);border-radius:var(--fl-radius);padding:5px}' +
     '.fl-w blockquote{margin:0 0 6px;padding-left:8px;border-left:3px solid var(--fl-accent)}' +
+    '.fl-w .fl-bar{display:flex;flex-wrap:wrap;align-items:center}.fl-w .fl-bar button{margin-bottom:0}' +
     '.fl-w .fl-status{color:var(--fl-muted);margin-left:4px}' +
     '.fl-w [hidden]{display:none}' +
     '::highlight(feedloop){background:#fff3a3;color:#1f2328}';
