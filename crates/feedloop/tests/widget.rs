@@ -155,6 +155,15 @@ async fn drive_the_demo(server: &TestServer, page_origin: &str, env: Vec<(&str, 
     assert_eq!(run["panel_open"], true, "thumbs down opens the details");
     assert_eq!(run["focused_after_thumbs_down"], "factually_incorrect");
     assert_eq!(run["note_focused"], true);
+    assert_eq!(
+        run["keyboard"],
+        json!({
+            "expanded": "true", "focus": "factually_incorrect",
+            "closed": true, "expanded_after": "false", "focus_after": "fl-more",
+            "labels": [["Good answer", "false"], ["Bad answer", "false"]],
+        }),
+        "Details and Escape by keyboard, and what a screen reader is told"
+    );
     assert_eq!(run["quote_shown"], "€5");
     assert_eq!(
         run["pressed"],

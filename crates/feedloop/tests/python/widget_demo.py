@@ -153,6 +153,23 @@ def drive(context, page, posted, failures, console):
     turn1.get_by_role("button", name="Use my version").click()
     wait_for(lambda: not queue(page), "the widget's queue to empty")
 
+    # Keyboard only on answer 2 (which gets no feedback): Details opens the panel with the focus
+    # on the first reason, Escape closes it and gives the focus back.
+    turn2 = page.locator("#turn-demo-2")
+    turn2.locator(".fl-more").focus()
+    page.keyboard.press("Enter")
+    keyboard = {
+        "expanded": turn2.locator(".fl-more").get_attribute("aria-expanded"),
+        "focus": page.evaluate("document.activeElement.dataset.category || ''"),
+    }
+    page.keyboard.press("Escape")
+    keyboard["closed"] = turn2.locator(".fl-panel").is_hidden()
+    keyboard["expanded_after"] = turn2.locator(".fl-more").get_attribute("aria-expanded")
+    keyboard["focus_after"] = page.evaluate("document.activeElement.className")
+    keyboard["labels"] = turn2.locator(".fl-up, .fl-down").evaluate_all(
+        "els => els.map(e => [e.getAttribute('aria-label'), e.getAttribute('aria-pressed')])"
+    )
+
     # Offline: the rating waits in the queue and is sent once the browser is back online.
     turn3 = page.locator("#turn-demo-3")
     context.set_offline(True)
@@ -183,6 +200,7 @@ def drive(context, page, posted, failures, console):
 
     return {
         "setup": setup,
+        "keyboard": keyboard,
         "posted": posted,
         "left": left,
         "failures": failures,
