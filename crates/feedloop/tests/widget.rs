@@ -252,6 +252,15 @@ async fn drive_the_demo(server: &TestServer, page_origin: &str, env: Vec<(&str, 
         assert_eq!(signal.len(), 1, "{hook}: {items_1:?}");
         assert_eq!(signal[0]["signal"], json!({"type": hook}));
     }
+    // The generic hook: rephrase and frustration, with the app's details.
+    assert_eq!(
+        signals_of(&items_1, "rephrase")[0]["signal"],
+        json!({"type": "rephrase"})
+    );
+    assert_eq!(
+        signals_of(&items_1, "frustration")[0]["signal"],
+        json!({"type": "frustration", "details": {"clicks": 3}})
+    );
     let edit = signals_of(&items_1, "edit");
     assert_eq!(
         edit[0]["signal"]["details"],

@@ -151,6 +151,14 @@ def drive(context, page, posted, failures, console):
     turn1.get_by_role("button", name="Edit").click()
     turn1.locator(".editor textarea").fill("A replacement costs €7. The first one each year is free.")
     turn1.get_by_role("button", name="Use my version").click()
+    # The other client signal types through the widget's generic hook, as an app calls it.
+    page.evaluate(
+        """() => {
+            const widget = FeedloopWidget.widgets.find(w => w.traceId === 'demo-1');
+            widget.signal('rephrase');
+            widget.signal('frustration', {details: {clicks: 3}});
+        }"""
+    )
     wait_for(lambda: not queue(page), "the widget's queue to empty")
 
     # Keyboard only on answer 2 (which gets no feedback): Details opens the panel with the focus
