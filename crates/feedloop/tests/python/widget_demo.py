@@ -196,8 +196,7 @@ def drive(context, page, posted, failures, console):
     pressed = [turn3.locator(f".fl-{thumb}").get_attribute("aria-pressed") for thumb in ["up", "down"]]
 
     demo_png = os.path.join(shots, "widget-demo.png")
-    # The chat only: the log below it has random ids, and the file should change only when the
-    # page does.
+    # The chat only: the log below it has random ids.
     page.locator("#chat").screenshot(path=demo_png)
 
     # Leaving the page: dwell for every answer, abandon for the untouched one, as a beacon. The
