@@ -3,11 +3,11 @@
 //! session cookies).
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ORIGIN};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use bytes::Bytes;
-use feedloop_core::auth::{KeyRole, Permission, UserRole, hash_key};
+use feedloop_core::auth::{KeyRole, PUBLIC_KEY_PREFIX, Permission, UserRole, hash_key};
 use feedloop_core::{ProjectId, TraceId};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
@@ -49,6 +49,33 @@ pub async fn json_body(request: Request, limit: usize) -> Result<Bytes, ApiError
         .with_field("content-type"));
     }
     read_body(request, limit).await
+}
+
+/// Reads a beacon's JSON body: `application/json`, or `text/plain` (what `sendBeacon` sends
+/// cross-origin); any other type is 415.
+async fn beacon_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("text/plain") {
+        read_body(request, limit).await
+    } else {
+        json_body(request, limit).await.map_err(|error| {
+            if error.code == ErrorCode::UnsupportedMediaType {
+                ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("expected content-type application/json or text/plain (a beacon), got {content_type:?}"),
+                )
+                .with_field("content-type")
+            } else {
+                error
+            }
+        })
+    }
 }
 
 /// Reads a body of any type within `limit` bytes; a larger one is 413.
@@ -245,13 +272,22 @@ impl FromRequestParts<AppState> for ProjectKey {
         if let Some(key) = parts.extensions.get::<ProjectKey>() {
             return Ok(key.clone());
         }
-        let key = if let Some(secret) = bearer_secret(&parts.headers) {
+        let in_query = match bearer_secret(&parts.headers) {
+            Some(_) => None,
+            None => beacon_secret(parts)?,
+        };
+        if in_query.is_some() {
+            parts.extensions.insert(BeaconRequest);
+        }
+        let key = if let Some(secret) = bearer_secret(&parts.headers).or(in_query.as_deref()) {
             if secret.starts_with(TOKEN_PREFIX) {
                 ProjectKey::from_feedback_token(state, secret).await?
             } else {
                 let known = known_key(state, secret).await?;
                 if known.role.is_public() {
-                    check_origin(&parts.headers, &known.allowed_origins)?;
+                    check_origin(&parts.method, &parts.headers, &known.allowed_origins)?;
+                } else if in_query.is_some() {
+                    return Err(secret_in_query());
                 }
                 known.into()
             }
@@ -287,11 +323,61 @@ impl FromRequestParts<AppState> for ProjectKey {
     }
 }
 
-/// 403 unless the request's `Origin` is one the public key allows.
-fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+/// The route a beacon posts to with its credential in the query (`?key=`), since
+/// `navigator.sendBeacon` cannot set headers.
+pub const BEACON_PATH: &str = "/api/v1/signals";
+
+/// Marks a request whose credential came from the query: a beacon, whose JSON body may be sent
+/// as `text/plain` (the only type a beacon can send cross-origin without a preflight).
+#[derive(Debug, Clone, Copy)]
+pub struct BeaconRequest;
+
+/// The `key` query parameter of a beacon (`POST /api/v1/signals?key=…`), if any. Only public
+/// keys and feedback tokens may travel in a URL: anything else is refused before it is looked
+/// up, so a secret key put there by mistake does not work (and should be rotated).
+fn beacon_secret(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let Some(query) = parts.uri.query() else {
+        return Ok(None);
+    };
+    let secret = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|(name, value)| (name == "key").then_some(value));
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    if parts.method != Method::POST || parts.uri.path() != BEACON_PATH {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            format!("a key in the query is only accepted by POST {BEACON_PATH} (beacons); send 'Authorization: Bearer <key>'"),
+        )
+        .with_field("key"));
+    }
+    let secret = secret.trim();
+    if !secret.starts_with(PUBLIC_KEY_PREFIX) && !secret.starts_with(TOKEN_PREFIX) {
+        return Err(secret_in_query());
+    }
+    Ok(Some(secret.to_owned()))
+}
+
+fn secret_in_query() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        "only a public key (fl_pk_) or a feedback token (fl_ft_) may be sent in the query; send \
+         secret keys in the Authorization header only (and rotate one that was sent in a URL)",
+    )
+    .with_field("key")
+}
+
+/// 403 unless the request's `Origin` is one the public key allows. A read (GET or HEAD) without
+/// an `Origin` is let through: browsers send `Origin` with every cross-origin request, so a
+/// foreign page is still refused, but not with a same-origin GET (the demo page reading the
+/// taxonomy), and what a public key may read (the taxonomy's names) is shown in every widget.
+fn check_origin(method: &Method, headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
     let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
     match origin {
         Some(origin) if allowed.iter().any(|o| o == origin) => Ok(()),
+        None if matches!(*method, Method::GET | Method::HEAD) => Ok(()),
         Some(origin) => Err(ApiError::new(
             ErrorCode::Forbidden,
             format!("origin {origin:?} is not allowed for this public key"),
@@ -398,7 +484,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OneOrMany<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = json_body(request, state.config.max_body_bytes).await?;
+        let limit = state.config.max_body_bytes;
+        let bytes = if request.extensions().get::<BeaconRequest>().is_some() {
+            beacon_body(request, limit).await?
+        } else {
+            json_body(request, limit).await?
+        };
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'[') => parse_json(&bytes).map(OneOrMany::Many),
             _ => parse_json(&bytes).map(OneOrMany::One),

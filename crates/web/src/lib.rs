@@ -58,6 +58,36 @@ mod tests {
         assert!(ASSETS.windows(2).all(|pair| pair[0].path < pair[1].path));
     }
 
+    /// The budget for the widget an app embeds next to every answer.
+    const WIDGET_GZIP_BUDGET_BYTES: usize = 15 * 1024;
+
+    #[test]
+    fn the_widget_stays_under_15_kb_compressed() {
+        let widget = lookup("/widget.js").expect("widget.js is embedded");
+        assert_eq!(widget.content_type, "text/javascript; charset=utf-8");
+        assert!(
+            widget.gzip.len() < WIDGET_GZIP_BUDGET_BYTES,
+            "widget.js is {} bytes gzip-compressed, over the budget of {WIDGET_GZIP_BUDGET_BYTES}",
+            widget.gzip.len()
+        );
+        // The gzip variant is the file, not an empty or stale stream.
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(widget.gzip),
+            &mut unzipped,
+        )
+        .expect("valid gzip");
+        assert_eq!(unzipped, widget.bytes);
+    }
+
+    #[test]
+    fn the_demo_page_and_its_files_are_served() {
+        assert_eq!(lookup("/demo").unwrap().path, "demo.html");
+        for path in ["/demo/demo.js", "/demo/demo.css", "/demo/chat.json"] {
+            assert!(lookup(path).is_some(), "{path}");
+        }
+    }
+
     #[test]
     fn paths_that_leave_the_tree_find_nothing() {
         for path in ["", "//", "/../Cargo.toml", "/a//b", "/./index.html"] {

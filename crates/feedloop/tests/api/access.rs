@@ -270,7 +270,8 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("GET", "/api/v1/sessions/{id}", Needs::Read),
     ("POST", "/api/v1/search", Needs::Read),
     ("GET", "/api/v1/stats", Needs::Read),
-    ("GET", "/api/v1/taxonomy", Needs::Read),
+    // The widget shows the reasons: public keys and feedback tokens read them too.
+    ("GET", "/api/v1/taxonomy", Needs::AnyCaller),
     ("GET", "/api/v1/analytics/feedback", Needs::Read),
     ("POST", "/api/v1/analytics/compare", Needs::Read),
     ("GET", "/api/v1/analytics/alerts", Needs::Read),
@@ -835,6 +836,237 @@ async fn public_keys_answer_only_their_allowed_origins() {
         "invalid_value",
         Some("allowed_origins"),
     );
+}
+
+/// Posts `body` as a beacon does: no headers but the origin and `content-type: text/plain`, the
+/// credential in the query.
+async fn beacon(
+    server: &TestServer,
+    path_and_query: &str,
+    origin: Option<&str>,
+    content_type: &str,
+    body: &Value,
+) -> (StatusCode, Value, Option<String>) {
+    let mut request = server
+        .http
+        .post(format!("{}{path_and_query}", server.base))
+        .header("content-type", content_type)
+        .body(body.to_string());
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let allow_origin = response
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        allow_origin,
+    )
+}
+
+#[tokio::test]
+async fn a_beacon_carries_a_public_key_or_token_in_the_query_and_never_a_secret_key() {
+    let server = TestServer::start().await;
+    server
+        .post(
+            "/api/v1/traces",
+            json!({"id": "t1", "input": "q", "output": "an answer"}),
+        )
+        .await;
+    let (_, public) = new_key(&server, "public", &[ORIGIN]).await;
+    let token = feedback_token(&server, "t1", 3600).await;
+    let signals = |id: &str| {
+        json!([{"id": format!("{id}-dwell"), "trace_id": "t1", "type": "dwell", "value": 1500},
+               {"id": format!("{id}-abandon"), "trace_id": "t1", "type": "abandon", "before_complete": false}])
+    };
+
+    // A public key from its origin, text/plain: stored, with the origin echoed.
+    let (status, answer, allow_origin) = beacon(
+        &server,
+        &format!("/api/v1/signals?key={public}"),
+        Some(ORIGIN),
+        "text/plain;charset=UTF-8",
+        &signals("pk"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["items"].as_array().unwrap().len(), 2);
+    assert_eq!(allow_origin.as_deref(), Some(ORIGIN));
+    // A feedback token, for its trace.
+    let (status, answer, _) = beacon(
+        &server,
+        &format!("/api/v1/signals?key={token}"),
+        Some(ORIGIN),
+        "text/plain",
+        &signals("ft"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(server.counts().await, (1, 4));
+    let (_, stored) = server.get("/api/v1/feedback?trace_id=t1&kind=signal").await;
+    let dwell: Vec<&Value> = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["signal"]["type"] == "dwell")
+        .collect();
+    assert_eq!(dwell.len(), 2);
+    assert_eq!(dwell[0]["signal"]["value"], 1500.0);
+
+    // Refused, and nothing stored: a secret key in the URL (not even looked up), a public key
+    // from another origin or on another route, a body of another type, text/plain with the key
+    // in a header (only beacons send text/plain).
+    let refusals = [
+        (
+            format!("/api/v1/signals?key={}", server.key),
+            Some(ORIGIN),
+            "text/plain",
+            401,
+            "unauthorized",
+            Some("key"),
+        ),
+        (
+            format!("/api/v1/signals?key={public}"),
+            Some("https://evil.example.com"),
+            "text/plain",
+            403,
+            "forbidden",
+            Some("origin"),
+        ),
+        (
+            format!("/api/v1/signals?key={public}"),
+            None,
+            "text/plain",
+            403,
+            "forbidden",
+            Some("origin"),
+        ),
+        (
+            format!("/api/v1/feedback?key={public}"),
+            Some(ORIGIN),
+            "text/plain",
+            401,
+            "unauthorized",
+            Some("key"),
+        ),
+        (
+            format!("/api/v1/signals?key={public}"),
+            Some(ORIGIN),
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_media_type",
+            Some("content-type"),
+        ),
+    ];
+    for (path, origin, content_type, status, code, field) in refusals {
+        let (got, answer, allow_origin) =
+            beacon(&server, &path, origin, content_type, &signals("no")).await;
+        assert_eq!(got.as_u16(), status, "{path} {origin:?}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{path}: {answer}");
+        assert_eq!(answer["error"]["field"].as_str(), field, "{path}: {answer}");
+        if status == 401 || status == 403 {
+            assert_eq!(allow_origin, None, "{path}");
+        }
+    }
+    let in_header = server
+        .http
+        .post(format!("{}/api/v1/signals", server.base))
+        .header("authorization", format!("Bearer {public}"))
+        .header("origin", ORIGIN)
+        .header("content-type", "text/plain")
+        .body(signals("hd").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_header.status(), 415);
+    assert_eq!(server.counts().await, (1, 4));
+}
+
+#[tokio::test]
+async fn public_keys_and_tokens_read_the_taxonomy_for_the_widget() {
+    let server = TestServer::start().await;
+    server
+        .post(
+            "/api/v1/traces",
+            json!({"id": "t1", "input": "q", "output": "a"}),
+        )
+        .await;
+    let (_, public) = new_key(&server, "public", &[ORIGIN]).await;
+    let token = feedback_token(&server, "t1", 3600).await;
+    let preflight = server
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/taxonomy", server.base),
+        )
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert!(
+        preflight.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("GET")
+    );
+    for credentials in [
+        Credentials::public(&public, ORIGIN),
+        // A same-origin GET carries no Origin header.
+        Credentials::bearer(&public),
+        Credentials::public(&token, ORIGIN),
+    ] {
+        let response = send(&server, &credentials, "GET", "/api/v1/taxonomy", None).await;
+        assert_eq!(response.status(), 200);
+        let echoed = response
+            .headers()
+            .get("access-control-allow-origin")
+            .cloned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["categories"][0]["name"], "factually_incorrect");
+        if credentials
+            .headers
+            .iter()
+            .any(|(name, _)| *name == "origin")
+        {
+            assert_eq!(echoed.unwrap(), ORIGIN);
+        }
+    }
+    // A foreign page is refused, without CORS headers.
+    let refused = send(
+        &server,
+        &Credentials::public(&public, "https://evil.example.com"),
+        "GET",
+        "/api/v1/taxonomy",
+        None,
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    // The taxonomy is all they read.
+    for credentials in [Credentials::bearer(&public), Credentials::bearer(&token)] {
+        let (status, _) = call(
+            &server,
+            &credentials,
+            "GET",
+            "/api/v1/signals/settings",
+            None,
+        )
+        .await;
+        assert_eq!(status, 403);
+    }
 }
 
 #[tokio::test]

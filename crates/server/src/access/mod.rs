@@ -25,8 +25,10 @@ use std::time::Duration;
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 
-/// The routes a public key may call, and so the only ones that answer CORS.
-pub const PUBLIC_PATHS: [&str; 2] = ["/api/v1/feedback", "/api/v1/signals"];
+/// The routes a public key (or a feedback token) may call from a browser, and so the only ones
+/// that answer CORS: writing feedback and signals, and reading the taxonomy the widget's reason
+/// chips show.
+pub const PUBLIC_PATHS: [&str; 3] = ["/api/v1/feedback", "/api/v1/signals", "/api/v1/taxonomy"];
 
 /// Settings of sessions, tokens, rate limits and time-outs.
 #[derive(Debug, Clone)]
@@ -74,7 +76,22 @@ impl AccessState {
     }
 }
 
+/// Whether the request carries a credential made for browsers: a public key or a feedback
+/// token, in a header or (beacons) in the query.
 fn carries_public_key(request: &Request) -> bool {
+    let browser_secret = |secret: &str| {
+        let secret = secret.trim();
+        secret.starts_with(PUBLIC_KEY_PREFIX) || secret.starts_with(token::TOKEN_PREFIX)
+    };
+    let in_query = request.uri().query().is_some_and(|query| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .unwrap_or_default()
+            .iter()
+            .any(|(name, value)| name == "key" && browser_secret(value))
+    });
+    if in_query {
+        return true;
+    }
     let header = |name| {
         request
             .headers()
@@ -87,10 +104,10 @@ fn carries_public_key(request: &Request) -> bool {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .or_else(|| header("x-api-key"))
-        .is_some_and(|secret| secret.trim().starts_with(PUBLIC_KEY_PREFIX))
+        .is_some_and(browser_secret)
 }
 
-/// CORS for public keys only. A preflight to a public route is answered for any origin (it
+/// CORS for public keys and feedback tokens only. A preflight to a public route is answered for any origin (it
 /// carries no key to check); the real request is checked by the extractor against the key's
 /// allowed origins and gets `Access-Control-Allow-Origin` only if it passed. Secret keys never
 /// get CORS headers, so a browser page cannot read what a secret key returns.
@@ -106,7 +123,7 @@ pub async fn public_key_cors(request: Request, next: Next) -> Response {
         headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         headers.insert(
             ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("POST, OPTIONS"),
+            HeaderValue::from_static("GET, POST, OPTIONS"),
         );
         headers.insert(
             ACCESS_CONTROL_ALLOW_HEADERS,

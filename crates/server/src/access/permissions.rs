@@ -7,7 +7,8 @@
 //! it records an injection); feedback and signals are `Feedback` (ingest keys, public keys,
 //! feedback tokens, reviewers); queue definitions are settings (`Admin`) while working their
 //! items is `Review`; dataset exports are `Review` (they copy data out); the audit log, keys,
-//! people, privacy settings, retention runs and erasure are `Admin`.
+//! people, privacy settings, retention runs and erasure are `Admin`; the taxonomy (its names
+//! only) is read by any caller, public keys and feedback tokens included, for the widget.
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::Method;
@@ -42,7 +43,8 @@ pub fn requirement(method: &Method, path: &str) -> Option<Requirement> {
     let requirement = match (method.as_str(), path) {
         (_, "/healthz" | "/readyz" | "/api/v1/openapi.json" | "/api/v1/auth/login") => Open,
         (_, "/api/v1/auth/me" | "/api/v1/auth/logout") => Session,
-        (_, "/api/v1/project") => Authenticated,
+        // Every caller: the widget shows the taxonomy's reasons with a public key or a token.
+        (_, "/api/v1/project") | ("GET", "/api/v1/taxonomy") => Authenticated,
         // What apps write.
         ("POST", "/api/v1/traces" | "/api/v1/ingest" | "/api/v1/context") => Needs(Ingest),
         ("POST", "/api/v1/feedback-tokens") => Needs(Ingest),
@@ -151,6 +153,18 @@ mod tests {
         assert_eq!(
             requirement(&Method::GET, "/api/v1/datasets/{name}/export"),
             Some(Requirement::Needs(Permission::Review))
+        );
+    }
+
+    #[test]
+    fn the_widget_reads_the_taxonomy_with_any_credential_but_changes_it_only_as_admin() {
+        assert_eq!(
+            requirement(&Method::GET, "/api/v1/taxonomy"),
+            Some(Requirement::Authenticated)
+        );
+        assert_eq!(
+            requirement(&Method::POST, "/api/v1/taxonomy/categories"),
+            Some(Requirement::Needs(Permission::Admin))
         );
     }
 }

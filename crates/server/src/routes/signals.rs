@@ -19,8 +19,12 @@ use crate::wire::{BatchReceipt, RecomputeBody, SignalBody};
 /// `range`), regenerate, edit after copy (`edited_text`), share, dwell (`value` in ms), abandon,
 /// or a custom type the project declared. Stored as feedback of kind `signal` from the end
 /// user; the same id with the same content is a no-op, with other content a 409.
+///
+/// Beacons (`navigator.sendBeacon`, which cannot set headers) send a public key or a feedback
+/// token as `?key=` and the JSON as `text/plain`; a secret key there is refused.
 #[utoipa::path(
     post, path = "/api/v1/signals", tag = "signals",
+    params(("key" = Option<String>, Query, description = "beacons only: a public key (fl_pk_) or a feedback token (fl_ft_); then the body may be text/plain")),
     request_body(content = SignalBody, description = "one signal, or a JSON array of signals"),
     responses(
         (status = 200, description = "stored: one receipt for an object, `{items}` for an array", body = BatchReceipt),
