@@ -26,4 +26,5 @@ mod api {
     mod security;
     mod signals;
     mod traces;
+    mod web;
 }
