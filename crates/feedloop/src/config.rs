@@ -52,6 +52,9 @@ pub struct LimitsConfig {
     pub burst: u32,
     /// Longest a request may take, in seconds (not the gateway); 0: no limit.
     pub request_timeout_secs: u64,
+    /// Requests (HTTP and OTLP/gRPC) the server works on at once; past it new requests get 503
+    /// with `Retry-After` instead of queueing. 0: no limit.
+    pub max_in_flight_requests: usize,
 }
 
 impl Default for LimitsConfig {
@@ -61,6 +64,7 @@ impl Default for LimitsConfig {
             requests_per_second: 2_000.0,
             burst: 4_000,
             request_timeout_secs: 60,
+            max_in_flight_requests: 1_024,
         }
     }
 }
@@ -484,6 +488,9 @@ impl Config {
         if let Some(v) = var("FEEDLOOP_LIMITS_REQUEST_TIMEOUT_SECS") {
             limits.request_timeout_secs = parse("FEEDLOOP_LIMITS_REQUEST_TIMEOUT_SECS", v)?;
         }
+        if let Some(v) = var("FEEDLOOP_LIMITS_MAX_IN_FLIGHT_REQUESTS") {
+            limits.max_in_flight_requests = parse("FEEDLOOP_LIMITS_MAX_IN_FLIGHT_REQUESTS", v)?;
+        }
         if !(limits.requests_per_second >= 0.0 && limits.requests_per_second.is_finite())
             || (limits.requests_per_second > 0.0 && limits.burst == 0)
         {
@@ -599,6 +606,7 @@ impl Config {
             },
             request_timeout: (self.limits.request_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.limits.request_timeout_secs)),
+            max_in_flight_requests: self.limits.max_in_flight_requests,
             session_idle: Duration::from_secs(self.auth.session_idle_secs),
             session_max: Duration::from_secs(self.auth.session_max_secs),
             secure_cookies: self.auth.secure_cookies,
