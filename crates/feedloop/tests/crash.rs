@@ -1,7 +1,8 @@
 //! Crash safety: the real binary is killed with SIGKILL at random moments while four writers
 //! ingest (JSON traces, feedback, signals, OTLP/HTTP protobuf), restarted on the same data, and
 //! killed again, 20 times per backend. Afterwards every id the server acknowledged with a 2xx is
-//! readable through the API, the SQLite file passes `PRAGMA integrity_check`, the embedding
+//! readable through the API, the SQLite file passes `PRAGMA integrity_check` (PostgreSQL:
+//! amcheck's `bt_index_check` with `heapallindexed` on every index), the embedding
 //! backlog drains to 0 (the worker resumes) and the vector index holds exactly the stored
 //! vectors.
 //!
@@ -352,6 +353,7 @@ async fn crash_run(name: &str, data: Data) {
         );
         server = process::start(&data, port, &env).await;
     }
+    let phase = std::time::Instant::now();
     // Ingest a little on the last start too, then stop the writers.
     tokio::time::sleep(Duration::from_millis(300)).await;
     run.running.store(false, Ordering::Relaxed);
@@ -364,6 +366,7 @@ async fn crash_run(name: &str, data: Data) {
         "the writers got nothing acknowledged"
     );
 
+    eprintln!("{name}: writers stopped after {:?}", phase.elapsed());
     // Every acknowledged id is stored.
     let traces = list_ids(&run, "/api/v1/traces").await;
     let lost: Vec<&String> = acked
@@ -404,10 +407,12 @@ async fn crash_run(name: &str, data: Data) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    eprintln!("{name}: backlog drained and index checked after {:?}", phase.elapsed());
     // A graceful stop after all that, then the database itself.
     server.terminate();
     let (status, log) = server.wait_exit(Duration::from_secs(60)).await;
     assert!(status.success(), "exit {status}:\n{log}");
+    eprintln!("{name}: stopped after {:?}", phase.elapsed());
     let num_vectors = stored_vectors(&data).await;
     assert_eq!(
         num_vectors,
@@ -451,6 +456,23 @@ async fn stored_vectors(data: &Data) -> u64 {
                 .await
                 .expect("connect");
             tokio::spawn(connection);
+            // amcheck (contrib, shipped with PostgreSQL): every B-tree index of the schema
+            // agrees with its table (`heapallindexed`) and is well-formed.
+            client
+                .batch_execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+                .await
+                .expect("amcheck is available");
+            let indexes = client
+                .query(
+                    "SELECT c.relname::text, bt_index_check(c.oid, true)::text \
+                     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                     JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE a.amname = 'btree' AND n.nspname = 'public'",
+                    &[],
+                )
+                .await
+                .expect("the indexes pass amcheck");
+            assert!(indexes.len() > 10, "checked {} indexes", indexes.len());
             let row = client
                 .query_one("SELECT count(*) FROM embeddings", &[])
                 .await

@@ -28,7 +28,7 @@ pub struct RestoreArgs {
     pub from: PathBuf,
     /// Replace a database that already holds data (its data is lost). Without it, restore only
     /// writes into an empty data directory or an empty PostgreSQL database.
-    #[arg(long)]
+    #[arg(long, env = "FEEDLOOP_RESTORE_FORCE")]
     pub force: bool,
 }
 

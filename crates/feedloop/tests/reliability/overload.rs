@@ -54,6 +54,7 @@ async fn past_the_in_flight_limit_requests_get_503_with_retry_after_and_change_n
         }
         // Accepted before both held requests were counted: fine, it is stored like any other.
         assert_eq!(response.status(), StatusCode::OK);
+        assert!(attempt < 500, "never refused past the limit");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
     let retry_after = refused
