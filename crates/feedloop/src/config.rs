@@ -181,6 +181,9 @@ pub struct EmbeddingConfig {
     pub worker: bool,
     /// Traces the worker embeds per batch.
     pub worker_batch_size: u32,
+    /// How long a claimed batch stays the claimer's, in seconds: a batch of a worker that died
+    /// is embedded by another (or the restarted one) after this.
+    pub worker_lease_secs: u64,
     /// Where vector indexes are saved; empty means `<data_dir>/vectors`.
     pub index_dir: PathBuf,
 }
@@ -232,6 +235,7 @@ impl Default for EmbeddingConfig {
             request_batch_size: 64,
             worker: true,
             worker_batch_size: 32,
+            worker_lease_secs: 120,
             index_dir: PathBuf::new(),
         }
     }
@@ -412,6 +416,14 @@ impl Config {
         }
         if let Some(v) = var("FEEDLOOP_EMBEDDING_WORKER_BATCH_SIZE") {
             embedding.worker_batch_size = parse("FEEDLOOP_EMBEDDING_WORKER_BATCH_SIZE", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_WORKER_LEASE_SECS") {
+            embedding.worker_lease_secs = parse("FEEDLOOP_EMBEDDING_WORKER_LEASE_SECS", v)?;
+        }
+        if embedding.worker_lease_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "embedding.worker_lease_secs must be at least 1".into(),
+            ));
         }
         if let Some(v) = var("FEEDLOOP_EMBEDDING_INDEX_DIR") {
             embedding.index_dir = PathBuf::from(v);

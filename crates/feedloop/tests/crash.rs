@@ -319,6 +319,9 @@ async fn crash_run(name: &str, data: Data) {
     // Embedding in small batches, polled often, so a kill lands while vectors are written too.
     let env = [
         ("FEEDLOOP_EMBEDDING_WORKER_BATCH_SIZE", "16"),
+        // A killed worker's claimed batch is taken over after its lease: 2 s rather than the
+        // default 120 s keeps the test short.
+        ("FEEDLOOP_EMBEDDING_WORKER_LEASE_SECS", "2"),
         ("FEEDLOOP_JOB_TICK_INTERVAL_MS", "200"),
     ];
     let first = process::start(&data, port, &env).await;
@@ -341,8 +344,9 @@ async fn crash_run(name: &str, data: Data) {
         tokio::spawn(write_otlp(run.clone())),
     ];
     let mut server: ServerProcess = first;
+    let mut num_kills_at_start = 0;
     for kill in 0..kills {
-        // A random moment: right after start (recovery still running) up to 1.2 s of ingest.
+        // A random moment: up to 1.2 s of ingest after the server became healthy.
         let delay = rng.random_range(0..1_200u64);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         server.kill();
@@ -351,6 +355,16 @@ async fn crash_run(name: &str, data: Data) {
             kill + 1,
             run.num_acked_requests.load(Ordering::Relaxed)
         );
+        // One restart in four is killed again while it starts: opening the store, migrating,
+        // recovering the WAL, loading the indexes.
+        if rng.random_bool(0.25) {
+            let early = process::spawn(&data, port, &env);
+            let delay = rng.random_range(0..150u64);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            early.kill();
+            num_kills_at_start += 1;
+            eprintln!("  and again {delay} ms into its start");
+        }
         server = process::start(&data, port, &env).await;
     }
     let phase = std::time::Instant::now();
@@ -407,7 +421,10 @@ async fn crash_run(name: &str, data: Data) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    eprintln!("{name}: backlog drained and index checked after {:?}", phase.elapsed());
+    eprintln!(
+        "{name}: backlog drained and index checked after {:?}",
+        phase.elapsed()
+    );
     // A graceful stop after all that, then the database itself.
     server.terminate();
     let (status, log) = server.wait_exit(Duration::from_secs(60)).await;
@@ -420,9 +437,10 @@ async fn crash_run(name: &str, data: Data) {
         "seed {seed}: stored vectors vs traces ({ready})"
     );
     eprintln!(
-        "crash test {name}: seed {seed}: {kills} kills survived; {} traces and {} feedback \
-         acknowledged, all stored ({} traces stored; {} requests acknowledged, {} refused or cut \
-         by kills); {num_vectors} vectors stored and indexed",
+        "crash test {name}: seed {seed}: {kills} kills during ingest and {num_kills_at_start} \
+         during start survived; {} traces and {} feedback \
+         acknowledged, all stored ({} traces stored; {} requests acknowledged, {} attempts failed (server down, or cut \
+         by a kill)); {num_vectors} vectors stored and indexed",
         acked.traces.len(),
         acked.feedback.len(),
         traces.len(),

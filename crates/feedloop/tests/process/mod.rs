@@ -53,6 +53,13 @@ pub struct ServerProcess {
 /// Starts `feedloop serve` on `port` over `data` with the hash embedder, no rate limit and no
 /// gRPC listener, plus `extra` variables; waits until `/healthz` answers.
 pub async fn start(data: &Data, port: u16, extra: &[(&str, &str)]) -> ServerProcess {
+    let mut server = spawn(data, port, extra);
+    server.wait_healthy().await;
+    server
+}
+
+/// [`start`] without waiting: the process may still be opening the store and recovering.
+pub fn spawn(data: &Data, port: u16, extra: &[(&str, &str)]) -> ServerProcess {
     // reqwest is built without a default TLS provider; the tests' clients need one installed.
     feedloop_embed::install_tls_provider();
     let mut command = Command::new(env!("CARGO_BIN_EXE_feedloop"));
@@ -90,13 +97,11 @@ pub async fn start(data: &Data, port: u16, extra: &[(&str, &str)]) -> ServerProc
             }
         });
     }
-    let mut server = ServerProcess {
+    ServerProcess {
         child,
         base: format!("http://127.0.0.1:{port}"),
         output,
-    };
-    server.wait_healthy().await;
-    server
+    }
 }
 
 impl ServerProcess {
