@@ -52,6 +52,9 @@ pub struct LimitsConfig {
     pub burst: u32,
     /// Longest a request may take, in seconds (not the gateway); 0: no limit.
     pub request_timeout_secs: u64,
+    /// Requests (HTTP and OTLP/gRPC) the server works on at once; past it new requests get 503
+    /// with `Retry-After` instead of queueing. 0: no limit.
+    pub max_in_flight_requests: usize,
 }
 
 impl Default for LimitsConfig {
@@ -61,6 +64,7 @@ impl Default for LimitsConfig {
             requests_per_second: 2_000.0,
             burst: 4_000,
             request_timeout_secs: 60,
+            max_in_flight_requests: 1_024,
         }
     }
 }
@@ -177,6 +181,9 @@ pub struct EmbeddingConfig {
     pub worker: bool,
     /// Traces the worker embeds per batch.
     pub worker_batch_size: u32,
+    /// How long a claimed batch stays the claimer's, in seconds: a batch of a worker that died
+    /// is embedded by another (or the restarted one) after this.
+    pub worker_lease_secs: u64,
     /// Where vector indexes are saved; empty means `<data_dir>/vectors`.
     pub index_dir: PathBuf,
 }
@@ -228,6 +235,7 @@ impl Default for EmbeddingConfig {
             request_batch_size: 64,
             worker: true,
             worker_batch_size: 32,
+            worker_lease_secs: 120,
             index_dir: PathBuf::new(),
         }
     }
@@ -409,6 +417,14 @@ impl Config {
         if let Some(v) = var("FEEDLOOP_EMBEDDING_WORKER_BATCH_SIZE") {
             embedding.worker_batch_size = parse("FEEDLOOP_EMBEDDING_WORKER_BATCH_SIZE", v)?;
         }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_WORKER_LEASE_SECS") {
+            embedding.worker_lease_secs = parse("FEEDLOOP_EMBEDDING_WORKER_LEASE_SECS", v)?;
+        }
+        if embedding.worker_lease_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "embedding.worker_lease_secs must be at least 1".into(),
+            ));
+        }
         if let Some(v) = var("FEEDLOOP_EMBEDDING_INDEX_DIR") {
             embedding.index_dir = PathBuf::from(v);
         }
@@ -483,6 +499,9 @@ impl Config {
         }
         if let Some(v) = var("FEEDLOOP_LIMITS_REQUEST_TIMEOUT_SECS") {
             limits.request_timeout_secs = parse("FEEDLOOP_LIMITS_REQUEST_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_LIMITS_MAX_IN_FLIGHT_REQUESTS") {
+            limits.max_in_flight_requests = parse("FEEDLOOP_LIMITS_MAX_IN_FLIGHT_REQUESTS", v)?;
         }
         if !(limits.requests_per_second >= 0.0 && limits.requests_per_second.is_finite())
             || (limits.requests_per_second > 0.0 && limits.burst == 0)
@@ -599,6 +618,7 @@ impl Config {
             },
             request_timeout: (self.limits.request_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.limits.request_timeout_secs)),
+            max_in_flight_requests: self.limits.max_in_flight_requests,
             session_idle: Duration::from_secs(self.auth.session_idle_secs),
             session_max: Duration::from_secs(self.auth.session_max_secs),
             secure_cookies: self.auth.secure_cookies,

@@ -17,6 +17,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Erase(args) => feedloop::cli::erase::run(args).await,
         Command::Migrate(args) => feedloop::cli::migrate::run_migrate(args).await,
         Command::MigrateData(args) => feedloop::cli::migrate::run_migrate_data(args).await,
+        Command::Backup(args) => feedloop::cli::backup::run_backup(args).await,
+        Command::Restore(args) => feedloop::cli::backup::run_restore(args).await,
         Command::Bench(args) => feedloop::cli::bench::run(args).await,
         Command::Model(command) => feedloop::cli::model::run(command).await,
         Command::Reindex(args) => feedloop::cli::model::reindex(args).await,

@@ -61,6 +61,11 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The database is unreachable or overloaded; retry later.
     Unavailable,
+    /// The server is already working on as many requests as it is configured to
+    /// (`max_in_flight_requests`); retry after `Retry-After`.
+    Overloaded,
+    /// The disk holding the database is full: nothing was written; free space and retry.
+    StorageFull,
     Internal,
 }
 
@@ -95,7 +100,8 @@ impl ErrorCode {
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +143,16 @@ impl ApiError {
             format!("rate limit exceeded; retry in {seconds} s"),
         );
         error.retry_after_secs = Some(seconds);
+        error
+    }
+
+    /// Too many requests in flight on this server: retry after a second.
+    pub fn overloaded() -> Self {
+        let mut error = Self::new(
+            ErrorCode::Overloaded,
+            "the server is at its limit of requests in flight; retry in 1 s",
+        );
+        error.retry_after_secs = Some(1);
         error
     }
 
@@ -195,6 +211,13 @@ impl ApiError {
             StoreError::Unavailable(detail) => {
                 tracing::warn!(%detail, "store unavailable");
                 Self::new(ErrorCode::Unavailable, "the database is unavailable; retry later")
+            }
+            StoreError::StorageFull(detail) => {
+                tracing::error!(%detail, "the database disk is full");
+                Self::new(
+                    ErrorCode::StorageFull,
+                    "the database disk is full; nothing was stored: free space and retry",
+                )
             }
             StoreError::Config(detail) | StoreError::Internal(detail) => {
                 tracing::error!(%detail, "store error");

@@ -44,6 +44,10 @@ pub enum StoreError {
     /// The database cannot be reached or is overloaded; retrying later may work.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The disk holding the database is full (SQLITE_FULL, PostgreSQL 53100): the write was
+    /// rolled back whole; it may succeed once space is freed.
+    #[error("database disk full: {0}")]
+    StorageFull(String),
     /// The configuration names something the store cannot open.
     #[error("store configuration: {0}")]
     Config(String),
@@ -59,12 +63,10 @@ impl From<rusqlite::Error> for StoreError {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 Self::Unavailable(error.to_string())
             }
-            Some(
-                ErrorCode::DiskFull
-                | ErrorCode::CannotOpen
-                | ErrorCode::ReadOnly
-                | ErrorCode::SystemIoFailure,
-            ) => Self::Unavailable(error.to_string()),
+            Some(ErrorCode::DiskFull) => Self::StorageFull(error.to_string()),
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::SystemIoFailure) => {
+                Self::Unavailable(error.to_string())
+            }
             _ => Self::Internal(error.to_string()),
         }
     }
@@ -81,7 +83,9 @@ impl From<serde_json::Error> for StoreError {
 /// else, unexpected unique violations included, is a bug ([`StoreError::Internal`]).
 impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
-        if postgres_unavailable(&error) {
+        if error.code().is_some_and(|state| state.code() == "53100") {
+            Self::StorageFull(describe_postgres(&error))
+        } else if postgres_unavailable(&error) {
             Self::Unavailable(describe_postgres(&error))
         } else {
             Self::Internal(describe_postgres(&error))

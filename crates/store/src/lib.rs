@@ -7,6 +7,7 @@
 pub mod access;
 pub mod analytics;
 mod analytics_cache;
+pub mod backup;
 mod checks;
 pub mod clusters;
 pub mod coordination;

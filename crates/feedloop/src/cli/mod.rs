@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand. Every flag can also be set through the
 //! environment variable named in its help.
 
+pub mod backup;
 pub mod bench;
 pub mod datasets;
 pub mod erase;
@@ -54,6 +55,11 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Copy all data from one database to another (SQLite ↔ PostgreSQL), verifying the counts.
     MigrateData(migrate::MigrateDataArgs),
+    /// Write a consistent copy of the whole database to a file while the server keeps running.
+    Backup(backup::BackupArgs),
+    /// Restore a `feedloop backup` file into an empty data directory or database (--force to
+    /// replace existing data). Stop servers on the target first.
+    Restore(backup::RestoreArgs),
     /// Drive a running server with generated load and verify what it stored.
     Bench(bench::BenchArgs),
     /// The local embedding model.

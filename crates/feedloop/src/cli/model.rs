@@ -151,6 +151,7 @@ pub fn memory(
             run_worker: config.embedding.worker,
             worker: WorkerConfig {
                 batch_size: config.embedding.worker_batch_size.max(1),
+                lease: std::time::Duration::from_secs(config.embedding.worker_lease_secs),
                 ..WorkerConfig::default()
             },
             ..feedloop_memory::MemoryConfig::default()

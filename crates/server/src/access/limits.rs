@@ -83,6 +83,25 @@ impl RateLimiter {
     }
 }
 
+/// The bound on requests in flight, shared by the HTTP and OTLP/gRPC servers of a replica.
+#[derive(Clone)]
+pub struct InFlight {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl InFlight {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
+        }
+    }
+
+    /// A permit for one request, or `None` when the limit is reached (never waits).
+    pub fn try_acquire(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
+}
+
 /// `Retry-After` is whole seconds; never 0 (that invites an immediate retry).
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
@@ -111,6 +130,16 @@ mod tests {
         let later = start + Duration::from_millis(500);
         assert!(limiter.check("key 1", later).is_ok());
         assert!(limiter.check("key 1", later).is_err());
+    }
+
+    #[test]
+    fn in_flight_permits_are_refused_past_the_limit_and_come_back_when_dropped() {
+        let in_flight = InFlight::new(2);
+        let first = in_flight.try_acquire().expect("first");
+        let _second = in_flight.try_acquire().expect("second");
+        assert!(in_flight.try_acquire().is_none());
+        drop(first);
+        assert!(in_flight.try_acquire().is_some());
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct AccessConfig {
     /// Longest a request may take (the gateway is exempt: it streams and has its own upstream
     /// time-out); `None`: no limit.
     pub request_timeout: Option<Duration>,
+    /// Requests (HTTP and OTLP/gRPC) served at once; past it a request is refused at once with
+    /// 503 and `Retry-After` rather than queued (health checks and `/metrics` are not counted).
+    /// 0: no limit.
+    pub max_in_flight_requests: usize,
     /// A session unused this long ends.
     pub session_idle: Duration,
     /// A session ends this long after sign-in, however active.
@@ -53,6 +57,7 @@ impl Default for AccessConfig {
         Self {
             rate_limit: limits::RateLimit::OFF,
             request_timeout: Some(Duration::from_secs(60)),
+            max_in_flight_requests: 1_024,
             session_idle: Duration::from_secs(12 * 3600),
             session_max: Duration::from_secs(7 * 24 * 3600),
             secure_cookies: true,
@@ -65,6 +70,8 @@ impl Default for AccessConfig {
 pub struct AccessState {
     pub limiter: limits::RateLimiter,
     pub token_secrets: token::TokenSecrets,
+    /// Permits for requests in flight; `None`: no limit.
+    pub in_flight: Option<limits::InFlight>,
 }
 
 impl AccessState {
@@ -72,7 +79,34 @@ impl AccessState {
         Self {
             limiter: limits::RateLimiter::new(config.rate_limit),
             token_secrets: token::TokenSecrets::default(),
+            in_flight: (config.max_in_flight_requests > 0)
+                .then(|| limits::InFlight::new(config.max_in_flight_requests)),
         }
+    }
+}
+
+/// Paths served whatever the load: probes and scrapes must answer when the server is busiest.
+const UNCOUNTED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Sheds load: a request past `max_in_flight_requests` gets 503 (`overloaded`) with
+/// `Retry-After` at once. Waiting requests would each hold a body and a task, so memory would
+/// grow with the overload; refusing keeps it bounded and tells clients when to come back.
+pub async fn limit_in_flight(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(in_flight) = &state.access.in_flight else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path();
+    if UNCOUNTED_PATHS.contains(&path) {
+        return next.run(request).await;
+    }
+    match in_flight.try_acquire() {
+        // Held until the handler has answered (a streamed body is not counted past that).
+        Some(_permit) => next.run(request).await,
+        None => ApiError::overloaded().into_response(),
     }
 }
 

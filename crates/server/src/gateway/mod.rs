@@ -37,6 +37,10 @@ pub const PROVIDER: &str = "openai-compatible";
 /// The tag every gateway trace carries.
 pub const TAG: &str = "gateway";
 
+/// Most gateway trace writes still running (they outlive their calls) before new calls are
+/// refused with 503: the bound on what a slow or unreachable store can pile up in memory.
+pub const MAX_PENDING_TRACE_WRITES: usize = 10_000;
+
 /// Where the gateway forwards to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayConfig {

@@ -30,6 +30,15 @@ impl TraceService for OtlpTraceService {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        // The same bound as HTTP requests: past it, UNAVAILABLE (the exporters retry it).
+        let _permit = match &self.state.access.in_flight {
+            Some(in_flight) => Some(
+                in_flight
+                    .try_acquire()
+                    .ok_or_else(|| status(ApiError::overloaded()))?,
+            ),
+            None => None,
+        };
         let metadata = request.metadata();
         let text = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok());
         let secret = text("authorization")
@@ -61,7 +70,8 @@ fn status(error: ApiError) -> Status {
         ErrorCode::Forbidden | ErrorCode::Csrf => Status::permission_denied(message),
         ErrorCode::RateLimited => Status::resource_exhausted(message),
         ErrorCode::RequestTimeout => Status::deadline_exceeded(message),
-        ErrorCode::Unavailable => Status::unavailable(message),
+        ErrorCode::Unavailable | ErrorCode::Overloaded => Status::unavailable(message),
+        ErrorCode::StorageFull => Status::resource_exhausted(message),
         ErrorCode::PayloadTooLarge => Status::resource_exhausted(message),
         ErrorCode::Internal => Status::internal(message),
         ErrorCode::MalformedJson

@@ -75,6 +75,7 @@ async fn store(
             | StoreError::Conflict { item, .. } => *item,
             StoreError::NotFound { .. }
             | StoreError::Unavailable(_)
+            | StoreError::StorageFull(_)
             | StoreError::Config(_)
             | StoreError::Internal(_) => None,
         };

@@ -39,6 +39,12 @@ const MAX_CLIENT_TAGS: usize = 63;
 /// Forwards a chat completion (streaming or not) and records it as a trace.
 pub async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
+    // Trace writes outlive their calls; when the store falls this far behind, new calls are
+    // refused (503, Retry-After) rather than piling up writes in memory.
+    if state.recorder.num_in_flight() >= crate::gateway::MAX_PENDING_TRACE_WRITES {
+        return crate::gateway::error::OpenAiError::from(crate::error::ApiError::overloaded())
+            .into_response();
+    }
     match chat_call(&state, request, started).await {
         Ok(response) => response,
         Err(error) => error.into_response(),

@@ -128,6 +128,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::access::public_key_cors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            crate::access::limit_in_flight,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             crate::analytics::metrics::track_requests,
         ))
         .layer(CatchPanicLayer::custom(|_| internal_error()))
