@@ -2,9 +2,9 @@
 //! `tests/python/ui_reviewer.py`) against the real server with the real embedding model. The
 //! data is seeded through the API; a reviewer then signs in, checks the dashboard's charts
 //! against the API, filters the trace explorer and opens a trace's chain, reserves a review item,
-//! annotates a text range of its output, writes a correction, promotes the case to a lesson and
-//! approves it. This side then checks through the API that exactly that was stored. The script
-//! also takes the screenshots of `docs/screenshots/`.
+//! annotates a text range of its output, writes a correction, adds the case to a new dataset,
+//! promotes it to a lesson and approves the lesson. This side then checks through the API that
+//! exactly that was stored. The script also takes the screenshots of `docs/screenshots/`.
 
 #![allow(clippy::unwrap_used)] // test code
 
@@ -342,6 +342,15 @@ async fn a_reviewer_annotates_corrects_and_promotes_a_case_to_an_active_lesson()
             .any(|id| id == trace_id),
         "{lesson:#}"
     );
+    // The dataset the reviewer made holds the case, with the correction as its ideal output.
+    assert_eq!(seen["datasets"]["rows"], 1);
+    let (status, items) = server.get("/api/v1/datasets/reviewed_cases/items").await;
+    assert_eq!(status, 200, "{items}");
+    assert_eq!(items["items"].as_array().unwrap().len(), 1, "{items:#}");
+    assert_eq!(
+        items["items"][0]["ideal_output"],
+        seen["review"]["correction"]
+    );
     // The item's history holds the reviewer's actions in order.
     let item = seen["review"]["item_id"].as_i64().unwrap();
     let (status, history) = server
@@ -356,7 +365,14 @@ async fn a_reviewer_annotates_corrects_and_promotes_a_case_to_an_active_lesson()
         .collect();
     assert_eq!(
         actions,
-        ["enqueued", "reserve", "annotate", "correct", "promote"],
+        [
+            "enqueued",
+            "reserve",
+            "annotate",
+            "correct",
+            "add_to_dataset",
+            "promote"
+        ],
         "{history:#}"
     );
 }

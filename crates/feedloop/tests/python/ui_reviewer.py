@@ -25,6 +25,7 @@ PROJECT = {"X-Feedloop-Project": "default"}
 QUOTE = "wait 3 business days"
 COMMENT = "Three days is wrong: it takes one."
 CORRECTION_TAIL = "Transfers arrive within one business day."
+DATASET = "reviewed_cases"
 
 
 def wait_for_hash(page, part):
@@ -163,6 +164,11 @@ def review(page, shots):
     page.screenshot(path=os.path.join(shots, "review.png"), full_page=True)
     page.click("#correction-save")
     page.wait_for_selector("#review-feedback li[data-kind=correction]")
+    # Into a new dataset (the UI creates it), which then lists the case with its correction.
+    page.fill("#dataset-name", DATASET)
+    page.keyboard.press("Escape")
+    page.keyboard.press("s")
+    page.wait_for_selector("#dataset-link")
     page.fill("#lesson-title", "Transfers take one business day")
     page.keyboard.press("Escape")  # leave the field: shortcuts do not fire while typing
     page.keyboard.press("l")  # promote to a lesson
@@ -180,6 +186,17 @@ def approve(page, lesson_id):
     page.wait_for_selector(f"#lesson-list tr[data-lesson='{lesson_id}']")
     page.wait_for_selector("#lesson-detail-title .badge:text('active')")
     return {"id": lesson_id}
+
+
+def datasets(page, correction):
+    page.click("#nav a[data-page=datasets]")
+    page.wait_for_selector(f"#dataset-list a:text('{DATASET}')")
+    page.click(f"#dataset-list a:text('{DATASET}')")
+    page.wait_for_selector("#dataset-items tbody tr")
+    rows = page.locator("#dataset-items tbody tr").count()
+    ideal = page.locator("#dataset-items tbody tr td").nth(1).inner_text()
+    assert correction.startswith(ideal.rstrip("…")), (ideal, correction)
+    return {"rows": rows}
 
 
 def main():
@@ -200,6 +217,7 @@ def main():
             seen["explorer"] = explorer(page, shots)
             seen["review"], lesson_id = review(page, shots)
             seen["lesson"] = approve(page, lesson_id)
+            seen["datasets"] = datasets(page, seen["review"]["correction"])
         except Exception:
             # What the page showed when it went wrong, for the failure report.
             failure = os.path.join(tempfile.gettempdir(), "feedloop-ui-failure.png")

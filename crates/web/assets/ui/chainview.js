@@ -65,7 +65,7 @@ function layer(title, ...body) {
 /** One feedback item as a line. */
 export function feedbackItem(item) {
   const what = [];
-  if (item.rating) what.push(badge(item.rating.value > (item.rating.min + item.rating.max) / 2 ? "👍 positive" : item.rating.value < (item.rating.min + item.rating.max) / 2 ? "👎 negative" : "neutral", item.negative ? "bad" : "good"));
+  if (item.rating) what.push(badge(item.rating.value > (item.rating.min + item.rating.max) / 2 ? "▲ positive" : item.rating.value < (item.rating.min + item.rating.max) / 2 ? "▼ negative" : "neutral", item.negative ? "bad" : "good"));
   for (const category of item.categories || []) what.push(badge(category, "bad"));
   if (item.signal) what.push(badge(`signal: ${item.signal.type}`, item.negative ? "bad" : ""));
   if (item.comment) what.push(h("q", {}, item.comment));

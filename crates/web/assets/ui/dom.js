@@ -1,8 +1,11 @@
 // A few DOM helpers: element creation, text formatting and small shared widgets.
 
+/** Keys set as attributes (the rest are set as properties, some of which are read-only). */
+const ATTRIBUTES = new Set(["class", "style", "for", "role", "list", "form"]);
+
 /**
- * Creates an element. `attrs` keys starting with `on` add listeners; `class`, `style`, `for`,
- * `data-*` and `aria-*` are set as attributes; other keys as properties.
+ * Creates an element. `attrs` keys starting with `on` add listeners; `class`, `style`, `for`, `role`,
+ * `list`, `form`, `data-*` and `aria-*` are set as attributes; other keys as properties.
  */
 export function h(tag, attrs, ...children) {
   const element = document.createElement(tag);
@@ -10,7 +13,7 @@ export function h(tag, attrs, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on") && typeof value === "function") {
       element.addEventListener(key.slice(2).toLowerCase(), value);
-    } else if (key === "class" || key === "style" || key === "for" || key.includes("-") || key === "role") {
+    } else if (ATTRIBUTES.has(key) || key.includes("-")) {
       element.setAttribute(key, value === true ? "" : String(value));
     } else {
       element[key] = value;

@@ -27,7 +27,8 @@ let keyHandler = null;
 
 export async function render(view, { id: queueName }) {
   if (keyHandler) document.removeEventListener("keydown", keyHandler);
-  const { queues } = await api.get("/queues");
+  const [{ queues }, { datasets }] = await Promise.all([api.get("/queues"), api.get("/datasets")]);
+  const datasetNames = new Set(datasets.map((d) => d.name));
   view.append(h("div", { class: "page-head" }, h("h1", {}, "Review")));
   if (!queues.length) {
     view.append(notice("No review queues yet. An admin creates them (POST /api/v1/queues)."));
@@ -192,7 +193,9 @@ export async function render(view, { id: queueName }) {
 
     const lessonTitle = h("input", { id: "lesson-title", placeholder: "Lesson title", value: truncate(`Answer: ${trace.input || ""}`, 80) });
     const lessonResult = h("p", { id: "lesson-result", "aria-live": "polite" });
-    const dataset = h("input", { id: "dataset-name", placeholder: "dataset_name", value: "reviewed_cases" });
+    const datasetResult = h("p", { id: "dataset-result", "aria-live": "polite" });
+    const dataset = h("input", { id: "dataset-name", placeholder: "dataset_name", value: datasets[0]?.name || "reviewed_cases", list: "dataset-names" });
+    const datasetList = h("datalist", { id: "dataset-names" }, [...datasetNames].map((name) => h("option", { value: name })));
     const note = h("input", { id: "ux-note", placeholder: "What should the product change?" });
     const reason = h("input", { id: "dismiss-reason", placeholder: "Why dismiss?" });
     const promote = () =>
@@ -201,7 +204,17 @@ export async function render(view, { id: queueName }) {
         const lessonId = answer.event.payload.lesson_id;
         mount(lessonResult, "Proposed lesson ", h("a", { href: `#/lessons/${encodeURIComponent(lessonId)}`, id: "lesson-link" }, lessonId), " — approve it on the Lessons page.");
       });
-    const toDataset = () => guarded(() => act({ action: "add_to_dataset", dataset: dataset.value.trim() }, () => `Added to ${dataset.value.trim()}`));
+    const toDataset = () =>
+      guarded(async () => {
+        const name = dataset.value.trim();
+        if (!datasetNames.has(name)) {
+          // A new name makes a new dataset (reviewers may create datasets).
+          await api.post("/datasets", { name, description: `Cases from the ${queue.name} review queue`, author: reviewer });
+          datasetNames.add(name);
+        }
+        const answer = await act({ action: "add_to_dataset", dataset: name }, (a) => `Added ${a.event.payload.items_added} item(s) to ${name}`);
+        mount(datasetResult, "In ", h("a", { href: `#/datasets/${encodeURIComponent(name)}`, id: "dataset-link" }, name), ` (${answer.event.payload.items_added} added)`);
+      });
     const uxIssue = () => guarded(() => act({ action: "mark_ux_issue", note: note.value.trim() || undefined }, () => "Marked as a UX issue"));
     const resolve = () => guarded(async () => {
       await act({ action: "resolve" }, () => "Resolved");
@@ -245,7 +258,7 @@ export async function render(view, { id: queueName }) {
             "Outcome",
             h("div", { class: "outcomes" },
               h("div", { class: "field" }, h("label", { for: "lesson-title" }, "Lesson title"), lessonTitle, h("button", { type: "button", id: "promote", onclick: promote }, "Promote to lesson (l)"), lessonResult),
-              h("div", { class: "field" }, h("label", { for: "dataset-name" }, "Dataset"), dataset, h("button", { type: "button", id: "add-dataset", onclick: toDataset }, "Add to dataset (s)")),
+              h("div", { class: "field" }, h("label", { for: "dataset-name" }, "Dataset"), dataset, datasetList, h("button", { type: "button", id: "add-dataset", onclick: toDataset }, "Add to dataset (s)"), datasetResult),
               h("div", { class: "field" }, h("label", { for: "ux-note" }, "UX note"), note, h("button", { type: "button", id: "mark-ux", onclick: uxIssue }, "Mark as UX issue (u)")),
               h("div", { class: "field" }, h("label", { for: "dismiss-reason" }, "Dismiss reason"), reason, h("button", { type: "button", id: "dismiss", onclick: dismiss }, "Dismiss (d)")),
               h("div", { class: "field" }, h("span", {}, "Done with it?"), h("button", { type: "button", id: "resolve", class: "primary", onclick: resolve }, "Resolve (v)")),
