@@ -5,6 +5,9 @@ import * as api from "./api.js";
 import { h, card, notice, fmtTime, truncate, badge } from "./dom.js";
 import { contextStack, outputWithMarks, feedbackItem } from "./chainview.js";
 
+/** The least similarity of a neighbour shown as a similar known problem. */
+const SIMILAR_AT_LEAST = 0.4;
+
 function spanTree(spans) {
   if (!spans?.length) return null;
   const children = new Map();
@@ -48,7 +51,7 @@ export async function render(view, { id }) {
   const trace = chain.trace;
   const [session, similar] = await Promise.all([
     trace.session_id ? api.get(`/sessions/${encodeURIComponent(trace.session_id)}`).catch(() => null) : null,
-    api.get(`/traces/${encodeURIComponent(id)}/similar?k=5&problems_only=true`).catch(() => null),
+    api.get(`/traces/${encodeURIComponent(id)}/similar?k=8&problems_only=true`).catch(() => null),
   ]);
   const model = trace.model ? [trace.model.provider, trace.model.name, trace.model.version].filter(Boolean).join(" · ") : "–";
   const facts = [
@@ -62,6 +65,8 @@ export async function render(view, { id }) {
     ["Satisfaction", chain.satisfaction ? `${chain.satisfaction.score.toFixed(2)} (${chain.satisfaction.num_votes} votes)` : "–"],
   ];
   const current = chain.feedback.filter((f) => !f.superseded_by);
+  // Neighbours far off in meaning are not "similar problems"; show the close ones only.
+  const similarProblems = (similar?.results || []).filter((r) => r.similarity >= SIMILAR_AT_LEAST).slice(0, 5);
   view.append(
     h("div", { class: "page-head" }, h("h1", {}, "Trace ", h("code", {}, trace.id)), h("a", { href: "#/traces", class: "button" }, "← All traces")),
     h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
@@ -86,11 +91,11 @@ export async function render(view, { id }) {
       ),
       card(
         "Similar known problems",
-        similar?.results?.length
+        similarProblems.length
           ? h(
               "ul",
               { class: "similar", id: "similar-problems" },
-              similar.results.map((r) =>
+              similarProblems.map((r) =>
                 h(
                   "li",
                   {},
