@@ -41,8 +41,10 @@ def timed(run):
 
 
 def navigate(page, fragment, selector):
-    """In-app navigation: clears the view, changes the fragment, waits for the new content."""
-    page.evaluate("() => document.getElementById('main').replaceChildren()")
+    """In-app navigation: from another page (the datasets list, which costs little), changes the
+    fragment and waits for the new content."""
+    page.evaluate("() => { location.hash = '#/datasets'; }")
+    page.wait_for_selector(".page[data-page=datasets]")
 
     def run():
         page.evaluate("f => { location.hash = f; }", fragment)
@@ -89,6 +91,7 @@ def main():
             "list page": ("#/traces", "#trace-list tbody tr"),
             "list page, model_version filter": (f"#/traces?model_version={model_version}", "#trace-list tbody tr"),
             "list page, next page (cursor)": (f"#/traces?cursor={cursor}", "#trace-list tbody tr"),
+            "list page, filter matching nothing (full scan)": ("#/traces?model_version=no-such-version", "#main .card .notice"),
             "trace page": (f"#/traces/{trace_id}", "#trace-feedback, #trace-chain .notice"),
         }
         for name, (fragment, selector) in pages.items():
@@ -98,6 +101,8 @@ def main():
             "GET /traces?limit=50": "/traces?limit=50",
             "GET /traces?model_version=…&limit=50": f"/traces?model_version={model_version}&limit=50",
             "GET /traces?cursor=…&limit=50": f"/traces?cursor={cursor}&limit=50",
+            "GET /traces?model_version=no-such-version&limit=50": "/traces?model_version=no-such-version&limit=50",
+            "GET /traces?environment=staging&negative_feedback=false&limit=50": "/traces?environment=staging&negative_feedback=false&limit=50",
             "GET /traces/{id}": f"/traces/{trace_id}",
             "GET /sessions/{id}": f"/sessions/{trace['session_id']}" if trace.get("session_id") else None,
             "GET /traces/{id}/similar?k=5&problems_only=true": f"/traces/{trace_id}/similar?k=5&problems_only=true",
