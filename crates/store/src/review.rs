@@ -14,6 +14,15 @@ use serde_json::Value;
 
 use crate::{Result, StoreError, StoredTrace};
 
+/// How many items of a queue are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemCounts {
+    pub pending: u64,
+    pub in_progress: u64,
+    pub resolved: u64,
+    pub dismissed: u64,
+}
+
 /// Which items of a queue to list, by priority (highest first), then id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemQuery {
@@ -124,6 +133,15 @@ pub trait Review: Send + Sync {
         query: &ItemQuery,
         now: Timestamp,
     ) -> Result<Vec<ReviewItem>>;
+
+    /// How many items of the queue are in each state at `now` (an expired reservation is
+    /// pending), counted by the store: a backlog is never read item by item.
+    async fn review_item_counts(
+        &self,
+        project: ProjectId,
+        queue: &str,
+        now: Timestamp,
+    ) -> Result<ItemCounts>;
 
     /// Applies a change to an item and records it in its history, in one transaction.
     /// `NotFound` for an unknown item, `Conflict` (field `action`) when the transition does not

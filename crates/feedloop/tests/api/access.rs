@@ -314,6 +314,7 @@ const ROUTES: &[(&str, &str, Needs)] = &[
     ("POST", "/api/v1/queues", Needs::Admin),
     ("GET", "/api/v1/queues/{queue}", Needs::Read),
     ("GET", "/api/v1/queues/{queue}/agreement", Needs::Read),
+    ("GET", "/api/v1/queues/{queue}/counts", Needs::Read),
     ("GET", "/api/v1/queues/{queue}/items", Needs::Read),
     ("POST", "/api/v1/queues/{queue}/items", Needs::Review),
     ("GET", "/api/v1/queues/{queue}/items/{item}", Needs::Read),

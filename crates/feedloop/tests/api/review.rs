@@ -666,3 +666,61 @@ async fn reviewers_agree_or_not_and_assignment_holds() {
     }
     assert!(document["components"]["schemas"]["ActionBody"].is_object());
 }
+
+#[tokio::test]
+async fn a_queue_counts_its_items_per_state() {
+    let server = TestServer::start_with(quiet_jobs()).await;
+    let traces: Vec<Value> = (1..=4)
+        .map(|i| json!({"id": format!("t{i}"), "input": format!("question {i}"), "output": "an answer"}))
+        .collect();
+    let (status, body) = server.post("/api/v1/traces", json!(traces)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .post("/api/v1/queues", json!({"name": "triage"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let counts = |pending, in_progress, resolved, dismissed| {
+        json!({"queue": "triage", "pending": pending, "in_progress": in_progress,
+               "resolved": resolved, "dismissed": dismissed})
+    };
+    let (status, empty) = server.get("/api/v1/queues/triage/counts").await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!(empty, counts(0, 0, 0, 0));
+    let (status, receipt) = server
+        .post(
+            "/api/v1/queues/triage/items",
+            json!({"trace_ids": ["t1", "t2", "t3", "t4"], "author": "lead"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{receipt}");
+    let id = |i: usize| receipt["items"][i]["item_id"].as_i64().unwrap();
+    act_ok(
+        &server,
+        "triage",
+        id(0),
+        json!({"action": "reserve", "author": "ann"}),
+    )
+    .await;
+    act_ok(
+        &server,
+        "triage",
+        id(1),
+        json!({"action": "resolve", "author": "ann"}),
+    )
+    .await;
+    act_ok(
+        &server,
+        "triage",
+        id(2),
+        json!({"action": "dismiss", "author": "ann", "reason": "a test"}),
+    )
+    .await;
+    let (_, now) = server.get("/api/v1/queues/triage/counts").await;
+    assert_eq!(now, counts(1, 1, 1, 1));
+    assert_error(
+        &server.get("/api/v1/queues/missing/counts").await,
+        404,
+        "queue_not_found",
+        None,
+    );
+}

@@ -92,6 +92,7 @@ pub fn api() -> OpenApiRouter<AppState> {
             review::delete_queue
         ))
         .routes(routes!(review::list_items, review::enqueue))
+        .routes(routes!(review::item_counts))
         .routes(routes!(review::get_item))
         .routes(routes!(review::item_history))
         .routes(routes!(review::post_action))

@@ -22,8 +22,8 @@ use crate::review::actions::{act, item_not_found};
 use crate::review::{check_person, check_queue, enqueue_by_hand, find_queue};
 use crate::wire::review::{
     ActionAnswer, ActionBody, AgreementReport, EnqueueBody, EnqueueReceipt, EnqueuedItem, History,
-    ItemAgreement, ItemList, ItemView, QueueBody, QueueChange, QueueList, ReserveAnswer,
-    ReserveBody,
+    ItemAgreement, ItemList, ItemView, QueueBody, QueueChange, QueueCounts, QueueList,
+    ReserveAnswer, ReserveBody,
 };
 
 const DEFAULT_ITEM_LIMIT: u32 = 50;
@@ -249,6 +249,28 @@ pub async fn list_items(
             .collect(),
         next_cursor,
     }))
+}
+
+/// How many items of the queue are in each state now: its backlog (`pending`), the items being
+/// worked on (`in_progress`) and the closed ones.
+#[utoipa::path(
+    get, path = "/api/v1/queues/{queue}/counts", tag = "review",
+    params(("queue" = String, Path, description = "queue name")),
+    responses((status = 200, body = QueueCounts), (status = 404, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn item_counts(
+    State(state): State<AppState>,
+    key: ProjectKey,
+    Path(name): Path<String>,
+) -> Result<Json<QueueCounts>, ApiError> {
+    let project = key.require(Permission::Read)?;
+    find_queue(&state, project, &name).await?;
+    let counts = state
+        .store
+        .review_item_counts(project, &name, state.clock.now())
+        .await?;
+    Ok(Json(QueueCounts::of(name, counts)))
 }
 
 fn encode_cursor(priority: f64, id: i64) -> String {

@@ -150,6 +150,29 @@ impl ItemView {
     }
 }
 
+/// How many items of a queue are in each state now (an expired reservation is pending): the
+/// review backlog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueCounts {
+    pub queue: String,
+    pub pending: u64,
+    pub in_progress: u64,
+    pub resolved: u64,
+    pub dismissed: u64,
+}
+
+impl QueueCounts {
+    pub fn of(queue: String, counts: feedloop_store::review::ItemCounts) -> Self {
+        Self {
+            queue,
+            pending: counts.pending,
+            in_progress: counts.in_progress,
+            resolved: counts.resolved,
+            dismissed: counts.dismissed,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemList {
     pub items: Vec<ItemView>,

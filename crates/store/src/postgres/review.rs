@@ -15,8 +15,8 @@ use tokio_postgres::types::ToSql;
 use super::{PostgresStore, execute, micros, query, query_opt, timestamp};
 use crate::records::trace_id;
 use crate::review::{
-    Enqueued, ItemChange, ItemQuery, QueueSize, Review, ReviewEvent, TraceChange, item_not_found,
-    queue_not_found, transition_error,
+    Enqueued, ItemChange, ItemCounts, ItemQuery, QueueSize, Review, ReviewEvent, TraceChange,
+    item_not_found, queue_not_found, transition_error,
 };
 use crate::sql_filter::{self, Dialect, Subject};
 use crate::{Result, StoreError, StoredTrace};
@@ -347,6 +347,33 @@ impl Review for PostgresStore {
         .await?
         .map(|row| item_from_row(&row))
         .transpose()
+    }
+
+    async fn review_item_counts(
+        &self,
+        project: ProjectId,
+        queue: &str,
+        now: Timestamp,
+    ) -> Result<ItemCounts> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT
+                   COUNT(*) FILTER (WHERE state = 'pending' OR (state = 'in_progress' AND lock_until <= $3)),
+                   COUNT(*) FILTER (WHERE state = 'in_progress' AND lock_until > $3),
+                   COUNT(*) FILTER (WHERE state = 'resolved'),
+                   COUNT(*) FILTER (WHERE state = 'dismissed')
+                 FROM review_items WHERE project_id = $1 AND queue = $2",
+                &[&project.0, &queue, &micros(now)],
+            )
+            .await?;
+        let count = |index: usize| -> Result<u64> { Ok(row.try_get::<_, i64>(index)? as u64) };
+        Ok(ItemCounts {
+            pending: count(0)?,
+            in_progress: count(1)?,
+            resolved: count(2)?,
+            dismissed: count(3)?,
+        })
     }
 
     async fn review_items(

@@ -10,8 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::{SqliteStore, filter, micros, timestamp};
 use crate::records::trace_id;
 use crate::review::{
-    Enqueued, ItemChange, ItemQuery, QueueSize, Review, ReviewEvent, TraceChange, item_not_found,
-    queue_not_found, transition_error,
+    Enqueued, ItemChange, ItemCounts, ItemQuery, QueueSize, Review, ReviewEvent, TraceChange,
+    item_not_found, queue_not_found, transition_error,
 };
 use crate::sql_filter::Subject;
 use crate::{Result, StoreError, StoredTrace};
@@ -271,6 +271,37 @@ fn review_items(
         .collect()
 }
 
+fn review_item_counts(
+    conn: &Connection,
+    project: ProjectId,
+    queue: &str,
+    now: Timestamp,
+) -> Result<ItemCounts> {
+    let (pending, in_progress, resolved, dismissed) = conn
+        .prepare_cached(
+            "SELECT
+               COALESCE(SUM(state = 'pending' OR (state = 'in_progress' AND lock_until <= ?3)), 0),
+               COALESCE(SUM(state = 'in_progress' AND lock_until > ?3), 0),
+               COALESCE(SUM(state = 'resolved'), 0),
+               COALESCE(SUM(state = 'dismissed'), 0)
+             FROM review_items WHERE project_id = ?1 AND queue = ?2",
+        )?
+        .query_row(params![project.0, queue, micros(now)], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?;
+    Ok(ItemCounts {
+        pending: pending as u64,
+        in_progress: in_progress as u64,
+        resolved: resolved as u64,
+        dismissed: dismissed as u64,
+    })
+}
+
 /// The condition for an item's state at a time (one `?` for the time where it matters): an
 /// expired reservation is pending.
 pub(crate) fn state_condition(state: ItemState) -> &'static str {
@@ -438,6 +469,18 @@ impl Review for SqliteStore {
         let (queue, query) = (queue.to_owned(), query.clone());
         self.readers
             .run(move |conn| review_items(conn, project, &queue, &query, now))
+            .await
+    }
+
+    async fn review_item_counts(
+        &self,
+        project: ProjectId,
+        queue: &str,
+        now: Timestamp,
+    ) -> Result<ItemCounts> {
+        let queue = queue.to_owned();
+        self.readers
+            .run(move |conn| review_item_counts(conn, project, &queue, now))
             .await
     }
 

@@ -5,7 +5,7 @@
 use feedloop_core::filter::Filter;
 use feedloop_core::review::{ItemAction, ItemState, Queue, ReviewItem, Rule};
 use feedloop_core::{ProjectId, Timestamp};
-use feedloop_store::review::{Enqueued, ItemChange, ItemQuery};
+use feedloop_store::review::{Enqueued, ItemChange, ItemCounts, ItemQuery};
 use feedloop_store::{Store, StoreError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -536,6 +536,21 @@ pub async fn the_item_lifecycle_follows_the_model(store: Arc<dyn Store>) {
             .collect();
         assert_eq!(listed, want, "{state:?}");
     }
+    // The counts per state read the same states.
+    let counts = store
+        .review_item_counts(project, "triage", at(now))
+        .await
+        .unwrap();
+    let count = |state: ItemState| model.iter().filter(|m| m.state_at(now) == state).count() as u64;
+    assert_eq!(
+        counts,
+        ItemCounts {
+            pending: count(ItemState::Pending),
+            in_progress: count(ItemState::InProgress),
+            resolved: count(ItemState::Resolved),
+            dismissed: count(ItemState::Dismissed),
+        }
+    );
 }
 
 pub async fn an_expired_reservation_is_reservable_again(store: Arc<dyn Store>) {
