@@ -282,3 +282,34 @@ fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     let chunk: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
     Some(u64::from_le_bytes(chunk))
 }
+
+/// The process entry of a fuzz target: libFuzzer's driver, run on the target's body. It is
+/// defined in each target itself because a dependency's build (numkong's CPU feature probes)
+/// leaves static libraries with a `main` of their own on the link line, which the linker would
+/// otherwise pick instead of libFuzzer's: the binary then did nothing and exited 0.
+#[macro_export]
+macro_rules! fuzz_main {
+    () => {
+        unsafe extern "C" {
+            fn LLVMFuzzerRunDriver(
+                argc: *mut std::ffi::c_int,
+                argv: *mut *mut *mut std::ffi::c_char,
+                callback: extern "C" fn(*const u8, usize) -> std::ffi::c_int,
+            ) -> std::ffi::c_int;
+        }
+
+        extern "C" fn test_one_input(data: *const u8, size: usize) -> std::ffi::c_int {
+            // SAFETY: libFuzzer passes a buffer of `size` bytes.
+            unsafe { libfuzzer_sys::test_input_wrap(data, size) }
+        }
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn main(
+            mut argc: std::ffi::c_int,
+            mut argv: *mut *mut std::ffi::c_char,
+        ) -> std::ffi::c_int {
+            // SAFETY: argc and argv are the process's, as the C runtime passed them.
+            unsafe { LLVMFuzzerRunDriver(&mut argc, &mut argv, test_one_input) }
+        }
+    };
+}

@@ -148,6 +148,10 @@ pub fn redact_annotation(
     output: OutputSeen,
     counts: &mut PiiCounts,
 ) {
+    // Nothing is redacted, so nothing moves (the map below would still place findings).
+    if mode == PiiMode::Off {
+        return;
+    }
     redact_opt(&mut annotation.comment, mode, counts);
     if let OutputSeen::Original(original) = output
         && annotation.check_against(original).is_ok()
