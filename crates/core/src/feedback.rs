@@ -232,8 +232,11 @@ impl Annotation {
         Ok(())
     }
 
-    /// Checks the range against the output it marks: inside it, and quoting it exactly.
+    /// Checks the range against the output it marks: inside it, and quoting it exactly. The
+    /// range is checked on its own first ([`Self::check`]), so an inverted one is an error here
+    /// too rather than a negative length.
     pub fn check_against(&self, output: &str) -> Result<(), ValidationError> {
+        self.check()?;
         let output_len = output.chars().count() as u64;
         if self.end > output_len {
             return Err(ValidationError::new(

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     UnknownCategory,
     /// A query parameter is unknown or malformed.
     InvalidQuery,
+    /// A path parameter is malformed (not a number where one is expected, say).
+    InvalidPath,
     /// No API key, or a key that is unknown or revoked.
     Unauthorized,
     /// The key's role does not allow this call.
@@ -75,7 +77,8 @@ impl ErrorCode {
             Self::MalformedJson
             | Self::MalformedProtobuf
             | Self::MalformedBody
-            | Self::InvalidQuery => StatusCode::BAD_REQUEST,
+            | Self::InvalidQuery
+            | Self::InvalidPath => StatusCode::BAD_REQUEST,
             Self::InvalidField | Self::InvalidValue | Self::UnknownCategory => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

@@ -490,9 +490,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OneOrMany<T> {
         } else {
             json_body(request, limit).await?
         };
+        Self::parse(&bytes)
+    }
+}
+
+impl<T: DeserializeOwned> OneOrMany<T> {
+    /// Parses a JSON body that is one item (an object) or an array of them.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
         match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'[') => parse_json(&bytes).map(OneOrMany::Many),
-            _ => parse_json(&bytes).map(OneOrMany::One),
+            Some(b'[') => parse_json(bytes).map(OneOrMany::Many),
+            _ => parse_json(bytes).map(OneOrMany::One),
         }
     }
 }
@@ -510,5 +517,47 @@ impl<T> OneOrMany<T> {
                 .enumerate()
                 .try_for_each(|(index, item)| check(item, &format!("[{index}].trace_id"))),
         }
+    }
+}
+
+/// Path parameters, parsed as axum's `Path` does; a malformed one (text where a number is
+/// expected) is 400 `invalid_path` with the JSON error body naming the parameter, not axum's
+/// plain-text rejection.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(path_error(rejection)),
+        }
+    }
+}
+
+fn path_error(rejection: axum::extract::rejection::PathRejection) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    use axum::extract::rejection::PathRejection;
+    let PathRejection::FailedToDeserializePathParams(error) = &rejection else {
+        // The route has no such parameter: a bug in the router, not the caller's fault.
+        tracing::error!(error = %rejection.body_text(), "path parameters missing");
+        return ApiError::new(ErrorCode::Internal, "internal error; see the server log");
+    };
+    let field = match error.kind() {
+        ErrorKind::ParseErrorAtKey { key, .. }
+        | ErrorKind::InvalidUtf8InPathParam { key }
+        | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+        _ => None,
+    };
+    let message = format!("malformed path parameter: {}", error.body_text());
+    let error = ApiError::new(ErrorCode::InvalidPath, message);
+    match field {
+        Some(field) => error.with_field(field),
+        None => error,
     }
 }

@@ -12,7 +12,7 @@ mod openapi;
 pub mod ops;
 pub mod otlp;
 pub mod privacy;
-mod query;
+pub mod query;
 pub mod replica;
 pub mod review;
 mod routes;

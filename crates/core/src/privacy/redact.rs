@@ -148,6 +148,10 @@ pub fn redact_annotation(
     output: OutputSeen,
     counts: &mut PiiCounts,
 ) {
+    // Nothing is redacted, so nothing moves (the map below would still place findings).
+    if mode == PiiMode::Off {
+        return;
+    }
     redact_opt(&mut annotation.comment, mode, counts);
     if let OutputSeen::Original(original) = output
         && annotation.check_against(original).is_ok()
@@ -169,7 +173,15 @@ pub fn redact_annotation(
     {
         annotation.start = start;
     }
-    annotation.end = annotation.start + len;
+    // The placeholder may be longer than what it replaced, and a range near `u64::MAX` (valid
+    // on its own, if absurd) then has no room to grow: it keeps its length and moves back.
+    annotation.end = match annotation.start.checked_add(len) {
+        Some(end) => end,
+        None => {
+            annotation.start = u64::MAX - len;
+            u64::MAX
+        }
+    };
 }
 
 /// The character position of the occurrence of `quote` in `text` nearest to `near`.
@@ -329,6 +341,30 @@ mod tests {
         );
         assert!(wrong.check_against(&stored).is_err());
         wrong.check().unwrap();
+    }
+
+    // Found by the annotation_ranges fuzz target's invariant: the placeholder is longer than
+    // the e-mail address, and `start + len` overflowed (a panic, or a wrapped end in release).
+    #[test]
+    fn a_range_at_the_end_of_u64_stays_a_valid_range_when_its_quote_grows() {
+        let mut far = Annotation {
+            start: u64::MAX - 6,
+            end: u64::MAX,
+            quote: "a@b.co".to_owned(),
+            comment: None,
+            tags: vec![],
+            categories: vec![],
+        };
+        far.check().unwrap();
+        redact_annotation(
+            &mut far,
+            PiiMode::Mask,
+            OutputSeen::Unknown,
+            &mut PiiCounts::default(),
+        );
+        assert_eq!(far.quote, "[EMAIL]");
+        assert_eq!((far.start, far.end), (u64::MAX - 7, u64::MAX));
+        far.check().unwrap();
     }
 
     fn json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {

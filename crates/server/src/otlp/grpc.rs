@@ -81,6 +81,7 @@ fn status(error: ApiError) -> Status {
         | ErrorCode::InvalidValue
         | ErrorCode::UnknownCategory
         | ErrorCode::InvalidQuery
+        | ErrorCode::InvalidPath
         | ErrorCode::Conflict
         | ErrorCode::UnsupportedMediaType => Status::invalid_argument(message),
         ErrorCode::TraceNotFound

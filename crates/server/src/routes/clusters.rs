@@ -2,7 +2,7 @@
 //! `feedloop_clusters`), each with its name, size, daily trend, top categories and examples.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use feedloop_core::auth::Permission;
 use feedloop_core::stats::Bucket;
 use feedloop_core::{ProjectId, Timestamp};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::ProjectKey;
+use crate::extract::{Path, ProjectKey};
 use crate::query::{bad, parse_pairs};
 
 /// Examples a cluster in a list shows; its own page shows more.

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use feedloop_core::auth::Permission;
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ProjectKey, ValidatedJson};
+use crate::extract::{Path, ProjectKey, ValidatedJson};
 use crate::query::{bad, parse_bool, parse_pairs};
 use crate::routes::search::filter_from_body;
 use crate::wire::dataset::{

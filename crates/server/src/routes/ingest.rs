@@ -12,15 +12,16 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{OneOrMany, ProjectKey, ValidatedJson};
 use crate::ops;
 use crate::wire::{
-    BatchReceipt, FeedbackBody, IngestBody, IngestReceiptBody, ItemReceipt, TraceBody,
+    BatchReceipt, FeedbackBody, IngestBody, IngestReceiptBody, ItemReceipt, OneOrManyBody,
+    ReceiptOrBatch, TraceBody,
 };
 
 /// Ingest one trace (an object) or a batch (an array); parts with the same id merge.
 #[utoipa::path(
     post, path = "/api/v1/traces", tag = "ingest",
-    request_body(content = TraceBody, description = "one trace, or a JSON array of traces"),
+    request_body(content = OneOrManyBody<TraceBody>, description = "one trace, or a JSON array of traces"),
     responses(
-        (status = 200, description = "stored: one receipt for an object, `{items}` for an array", body = BatchReceipt),
+        (status = 200, description = "stored: one receipt for an object, `{items}` for an array", body = ReceiptOrBatch),
         (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody)
     ),
@@ -46,9 +47,9 @@ pub async fn post_traces(
 /// is a no-op; with other content, 409.
 #[utoipa::path(
     post, path = "/api/v1/feedback", tag = "ingest",
-    request_body(content = FeedbackBody, description = "one feedback item, or a JSON array of them"),
+    request_body(content = OneOrManyBody<FeedbackBody>, description = "one feedback item, or a JSON array of them"),
     responses(
-        (status = 200, description = "stored: one receipt for an object, `{items}` for an array", body = BatchReceipt),
+        (status = 200, description = "stored: one receipt for an object, `{items}` for an array", body = ReceiptOrBatch),
         (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)
     ),

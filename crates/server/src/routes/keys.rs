@@ -3,7 +3,7 @@
 //! the audit log.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use feedloop_core::Timestamp;
 use feedloop_core::auth::{KeyRole, Permission};
 use feedloop_store::ApiKey;
@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ProjectKey, ValidatedJson};
+use crate::extract::{Path, ProjectKey, ValidatedJson};
 
 /// A key as listed: never its secret.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -3,7 +3,7 @@
 //! rate, and `POST /api/v1/context`, which picks the lessons for a new query.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use feedloop_core::auth::Permission;
 use feedloop_core::lesson::{Action, Lesson, LessonStatus, LoopSettings, QueryMetadata, Trigger};
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{ProjectKey, ValidatedJson};
+use crate::extract::{Path, ProjectKey, ValidatedJson};
 use crate::query::{bad, parse_pairs};
 
 const DEFAULT_LIST_LIMIT: u32 = 100;

@@ -3,7 +3,7 @@
 //! next request, on every replica (memberships are read per request, never cached).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use feedloop_core::Timestamp;
 use feedloop_core::auth::{Permission, UserRole};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{ProjectKey, ValidatedJson};
+use crate::extract::{Path, ProjectKey, ValidatedJson};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MemberView {

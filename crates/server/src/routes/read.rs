@@ -1,13 +1,13 @@
 //! Reading traces, feedback and sessions.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use feedloop_core::TraceId;
 use feedloop_core::auth::Permission;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::ProjectKey;
+use crate::extract::{Path, ProjectKey};
 use crate::query::{ListParams, parse_list_query};
 use crate::wire::{FeedbackView, PageBody, SessionBody, TraceChainBody, TraceView};
 

@@ -4,7 +4,7 @@
 //! settings) needs `admin`. The person acting is the body's `author`/`reviewer`.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,7 +16,7 @@ use feedloop_store::review::{Enqueued, ItemQuery};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ProjectKey, ValidatedJson};
+use crate::extract::{Path, ProjectKey, ValidatedJson};
 use crate::query::{bad, parse_pairs};
 use crate::review::actions::{act, item_not_found};
 use crate::review::{check_person, check_queue, enqueue_by_hand, find_queue};

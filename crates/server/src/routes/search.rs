@@ -2,7 +2,7 @@
 //! `GET /api/v1/traces/{id}/similar`.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use feedloop_core::TraceId;
 use feedloop_core::auth::Permission;
 use feedloop_core::filter::Filter;
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::{ProjectKey, ValidatedJson};
+use crate::extract::{Path, ProjectKey, ValidatedJson};
 use crate::query::{ListParams, bad, parse_bool, parse_list_pairs, parse_pairs};
 use crate::wire::{SearchBody, SearchResults};
 

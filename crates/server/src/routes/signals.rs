@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{OneOrMany, ProjectKey, ValidatedJson};
 use crate::routes::ingest::{IngestLists, ingest_one_or_many};
 use crate::wire::signal::signal_body_field;
-use crate::wire::{BatchReceipt, RecomputeBody, SignalBody};
+use crate::wire::{OneOrManyBody, ReceiptOrBatch, RecomputeBody, SignalBody};
 
 /// Report one implicit signal (an object) or a batch (an array): copy (whole answer or a
 /// `range`), regenerate, edit after copy (`edited_text`), share, dwell (`value` in ms), abandon,
@@ -25,9 +25,9 @@ use crate::wire::{BatchReceipt, RecomputeBody, SignalBody};
 #[utoipa::path(
     post, path = "/api/v1/signals", tag = "signals",
     params(("key" = Option<String>, Query, description = "beacons only: a public key (fl_pk_) or a feedback token (fl_ft_); then the body may be text/plain")),
-    request_body(content = SignalBody, description = "one signal, or a JSON array of signals"),
+    request_body(content = OneOrManyBody<SignalBody>, description = "one signal, or a JSON array of signals"),
     responses(
-        (status = 200, description = "stored: one receipt for an object, `{items}` for an array", body = BatchReceipt),
+        (status = 200, description = "stored: one receipt for an object, `{items}` for an array", body = ReceiptOrBatch),
         (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)
     ),

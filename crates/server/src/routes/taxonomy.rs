@@ -1,7 +1,7 @@
 //! The project's feedback taxonomy.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use feedloop_core::Timestamp;
 use feedloop_core::auth::Permission;
 use feedloop_core::taxonomy::{Category, check_name};
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ProjectKey, ValidatedJson};
+use crate::extract::{Path, ProjectKey, ValidatedJson};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CategoryView {

@@ -2,7 +2,7 @@
 //! signing and retries are described in `analytics::webhooks` and the README.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use feedloop_core::ValidationError;
 use feedloop_core::auth::Permission;
@@ -11,7 +11,7 @@ use rand::Rng;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ProjectKey, ValidatedJson};
+use crate::extract::{Path, ProjectKey, ValidatedJson};
 use crate::query::{bad, parse_pairs};
 use crate::wire::analytics::{DeliveryList, NewWebhookBody, WebhookList, WebhookView};
 

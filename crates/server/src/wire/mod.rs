@@ -65,6 +65,23 @@ pub struct BatchReceipt {
     pub items: Vec<ItemReceipt>,
 }
 
+/// The documented shape of a body that is one item (an object) or several (an array), as
+/// `OneOrMany` reads it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum OneOrManyBody<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+/// The answer to a body that was one item (its receipt) or an array (`{items}`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ReceiptOrBatch {
+    One(ItemReceipt),
+    Many(BatchReceipt),
+}
+
 /// The answer to a mixed batch.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IngestReceiptBody {
