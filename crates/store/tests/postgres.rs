@@ -683,6 +683,8 @@ mod postgres_only {
                  ALTER TABLE api_keys DROP COLUMN allowed_origins;
                  DROP TABLE privacy_settings, erasure_receipts, vector_removals;
                  DROP INDEX feedback_by_author;
+                 DROP INDEX traces_by_model_name, traces_by_model_version, traces_by_prompt_name,
+                            traces_by_prompt_version, traces_by_environment, traces_by_user_role;
                  DELETE FROM schema_migrations WHERE version >= 3",
             )
             .await
@@ -691,8 +693,8 @@ mod postgres_only {
             feedloop_store::postgres::migrate(&database.url)
                 .await
                 .unwrap(),
-            10,
-            "migrations 3 to 12"
+            11,
+            "migrations 3 to 13"
         );
         let negative: Vec<String> = client
             .query(

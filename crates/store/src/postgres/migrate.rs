@@ -56,6 +56,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
         12,
         include_str!("../../migrations/postgres/0012_privacy.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_trace_filter_indexes.sql"),
+    ),
 ];
 
 /// The advisory lock key of migrations: "feedloop" in ASCII.

@@ -30,6 +30,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (11, include_str!("../../migrations/sqlite/0011_access.sql")),
     (12, include_str!("../../migrations/sqlite/0012_privacy.sql")),
+    (
+        13,
+        include_str!("../../migrations/sqlite/0013_trace_filter_indexes.sql"),
+    ),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
