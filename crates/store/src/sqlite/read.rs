@@ -163,12 +163,7 @@ pub fn list_traces(
     filter: &Filter,
     page: PageRequest,
 ) -> Result<Page<StoredTrace>> {
-    let mut c = filter::conditions(Subject::Traces, project.0, filter);
-    let tail = filter::page(&mut c, "t.started_at", "t.seq", &page);
-    let sql = format!(
-        "SELECT {TRACE_COLUMNS} FROM traces t WHERE {} {tail}",
-        c.to_sql()
-    );
+    let (sql, c) = list_traces_sql(project, filter, &page);
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(params_from_iter(c.params.iter()), trace_from_row)?
@@ -178,6 +173,21 @@ pub fn list_traces(
         time_micros: t.trace.started_at.as_microsecond(),
         seq: t.seq,
     }))
+}
+
+/// The SQL of a trace list page and its parameters.
+fn list_traces_sql(
+    project: ProjectId,
+    filter: &Filter,
+    page: &PageRequest,
+) -> (String, filter::Conditions) {
+    let mut c = filter::conditions(Subject::Traces, project.0, filter);
+    let tail = filter::page(&mut c, "t.started_at", "t.seq", page);
+    let sql = format!(
+        "SELECT {TRACE_COLUMNS} FROM traces t WHERE {} {tail}",
+        c.to_sql()
+    );
+    (sql, c)
 }
 
 pub fn list_feedback(
@@ -272,4 +282,58 @@ pub fn stats(conn: &Connection, project: ProjectId) -> Result<Stats> {
         .map(|(kind, n)| (kind, n as u64))
         .collect();
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan SQLite picks for a trace list page with `filter`.
+    fn plan(conn: &Connection, filter: &Filter) -> String {
+        let (sql, c) = list_traces_sql(ProjectId(1), filter, &PageRequest::default());
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("valid SQL")
+            .query_map(params_from_iter(c.params.iter()), |row| {
+                row.get::<_, String>(3)
+            })
+            .expect("plan")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("plan rows")
+            .join("; ")
+    }
+
+    #[test]
+    fn a_filtered_trace_list_reads_the_index_of_its_filter_in_list_order() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        super::super::migrate::apply(&mut conn).expect("migrations apply");
+        let unfiltered = plan(&conn, &Filter::default());
+        assert!(unfiltered.contains("traces_by_time"), "{unfiltered}");
+        for (filter, index) in [
+            (
+                Filter {
+                    model_version: Some("v9".into()),
+                    ..Filter::default()
+                },
+                "traces_by_model_version",
+            ),
+            (
+                Filter {
+                    prompt_version: Some("7".into()),
+                    ..Filter::default()
+                },
+                "traces_by_prompt_version",
+            ),
+            (
+                Filter {
+                    model: Some("gpt-4o".into()),
+                    ..Filter::default()
+                },
+                "traces_by_model_name",
+            ),
+        ] {
+            let plan = plan(&conn, &filter);
+            assert!(plan.contains(index), "{index}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "sorted again: {plan}");
+        }
+    }
 }
