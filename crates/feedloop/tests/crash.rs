@@ -128,7 +128,14 @@ async fn write_json_traces(run: Arc<Run>) {
     }
 }
 
-async fn write_feedback(run: Arc<Run>) {
+/// Feedback items (or signals: the same ids in the same table) about the latest acknowledged
+/// traces, five per request, posted to `path`; `item` makes one body from an id and a trace.
+async fn write_feedback_items(
+    run: Arc<Run>,
+    path: &'static str,
+    prefix: &'static str,
+    item: fn(&str, &str) -> Value,
+) {
     while run.running.load(Ordering::Relaxed) {
         let targets = run.recent_traces(5);
         if targets.is_empty() {
@@ -138,51 +145,37 @@ async fn write_feedback(run: Arc<Run>) {
         let items: Vec<(String, Value)> = targets
             .iter()
             .map(|trace| {
-                let id = format!("f-{}", run.next());
-                let body = json!({
-                    "id": id, "trace_id": trace, "author": format!("u-{id}"),
-                    "rating": {"value": 1},
-                });
+                let id = format!("{prefix}-{}", run.next());
+                let body = item(&id, trace);
                 (id, body)
             })
             .collect();
         let body = serde_json::to_vec(&items.iter().map(|(_, b)| b).collect::<Vec<_>>()).unwrap();
-        if run
-            .post("/api/v1/feedback", "application/json", body)
-            .await
-            .is_some()
-        {
+        if run.post(path, "application/json", body).await.is_some() {
             let mut acked = run.acked.lock().unwrap();
             acked.feedback.extend(items.into_iter().map(|(id, _)| id));
         }
     }
 }
 
+async fn write_feedback(run: Arc<Run>) {
+    write_feedback_items(run, "/api/v1/feedback", "f", |id, trace| {
+        json!({
+            "id": id, "trace_id": trace, "author": format!("u-{id}"),
+            "rating": {"value": 1},
+        })
+    })
+    .await;
+}
+
 async fn write_signals(run: Arc<Run>) {
-    while run.running.load(Ordering::Relaxed) {
-        let targets = run.recent_traces(5);
-        if targets.is_empty() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        let items: Vec<(String, Value)> = targets
-            .iter()
-            .map(|trace| {
-                let id = format!("sig-{}", run.next());
-                let body = json!({"id": id, "trace_id": trace, "type": "copy", "author": id});
-                (id, body)
-            })
-            .collect();
-        let body = serde_json::to_vec(&items.iter().map(|(_, b)| b).collect::<Vec<_>>()).unwrap();
-        if run
-            .post("/api/v1/signals", "application/json", body)
-            .await
-            .is_some()
-        {
-            let mut acked = run.acked.lock().unwrap();
-            acked.feedback.extend(items.into_iter().map(|(id, _)| id));
-        }
-    }
+    write_feedback_items(
+        run,
+        "/api/v1/signals",
+        "sig",
+        |id, trace| json!({"id": id, "trace_id": trace, "type": "copy", "author": id}),
+    )
+    .await;
 }
 
 fn kv(key: &str, value: &str) -> KeyValue {

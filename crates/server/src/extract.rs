@@ -336,14 +336,7 @@ pub struct BeaconRequest;
 /// keys and feedback tokens may travel in a URL: anything else is refused before it is looked
 /// up, so a secret key put there by mistake does not work (and should be rotated).
 fn beacon_secret(parts: &Parts) -> Result<Option<String>, ApiError> {
-    let Some(query) = parts.uri.query() else {
-        return Ok(None);
-    };
-    let secret = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|(name, value)| (name == "key").then_some(value));
-    let Some(secret) = secret else {
+    let Some(secret) = key_in_query(&parts.uri) else {
         return Ok(None);
     };
     if parts.method != Method::POST || parts.uri.path() != BEACON_PATH {
@@ -353,11 +346,24 @@ fn beacon_secret(parts: &Parts) -> Result<Option<String>, ApiError> {
         )
         .with_field("key"));
     }
-    let secret = secret.trim();
-    if !secret.starts_with(PUBLIC_KEY_PREFIX) && !secret.starts_with(TOKEN_PREFIX) {
+    if !is_browser_secret(&secret) {
         return Err(secret_in_query());
     }
-    Ok(Some(secret.to_owned()))
+    Ok(Some(secret.trim().to_owned()))
+}
+
+/// The `key` query parameter (a beacon's credential), if any.
+pub(crate) fn key_in_query(uri: &axum::http::Uri) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(uri.query()?)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|(name, value)| (name == "key").then_some(value))
+}
+
+/// A credential made for browsers: a public key or a feedback token (never a secret key).
+pub(crate) fn is_browser_secret(secret: &str) -> bool {
+    let secret = secret.trim();
+    secret.starts_with(PUBLIC_KEY_PREFIX) || secret.starts_with(TOKEN_PREFIX)
 }
 
 fn secret_in_query() -> ApiError {

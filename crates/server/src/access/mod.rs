@@ -19,11 +19,11 @@ use axum::http::header::{
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use feedloop_core::auth::PUBLIC_KEY_PREFIX;
 use std::time::Duration;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::is_browser_secret;
 
 /// The routes a public key (or a feedback token) may call from a browser, and so the only ones
 /// that answer CORS: writing feedback and signals, and reading the taxonomy the widget's reason
@@ -113,17 +113,7 @@ pub async fn limit_in_flight(
 /// Whether the request carries a credential made for browsers: a public key or a feedback
 /// token, in a header or (beacons) in the query.
 fn carries_public_key(request: &Request) -> bool {
-    let browser_secret = |secret: &str| {
-        let secret = secret.trim();
-        secret.starts_with(PUBLIC_KEY_PREFIX) || secret.starts_with(token::TOKEN_PREFIX)
-    };
-    let in_query = request.uri().query().is_some_and(|query| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-            .unwrap_or_default()
-            .iter()
-            .any(|(name, value)| name == "key" && browser_secret(value))
-    });
-    if in_query {
+    if crate::extract::key_in_query(request.uri()).is_some_and(|key| is_browser_secret(&key)) {
         return true;
     }
     let header = |name| {
@@ -138,7 +128,7 @@ fn carries_public_key(request: &Request) -> bool {
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .or_else(|| header("x-api-key"))
-        .is_some_and(browser_secret)
+        .is_some_and(is_browser_secret)
 }
 
 /// CORS for public keys and feedback tokens only. A preflight to a public route is answered for any origin (it
