@@ -102,6 +102,14 @@ impl ProjectIndexes {
         self.read_map().values().map(|index| index.len()).sum()
     }
 
+    /// Bytes of memory all indexes hold (graphs and vectors).
+    pub fn memory_usage(&self) -> usize {
+        self.read_map()
+            .values()
+            .map(|index| index.memory_usage())
+            .sum()
+    }
+
     /// Applies the vectors stored and removed since the last call; returns how many. Insertion
     /// (CPU work) runs on blocking threads. Removals come after the vectors, so a vector read
     /// just before its trace was deleted is dropped in the same call.

@@ -87,6 +87,8 @@ pub struct MemoryStatus {
     pub failed_batches: u64,
     /// Vectors in this replica's indexes.
     pub indexed_vectors: usize,
+    /// Bytes of memory this replica's indexes hold.
+    pub index_bytes: usize,
 }
 
 /// The embedder, the indexes and the store, shared by the API and the background tasks.
@@ -181,6 +183,7 @@ impl SemanticMemory {
             embedded: self.stats.embedded.load(Ordering::Relaxed),
             failed_batches: self.stats.failed_batches.load(Ordering::Relaxed),
             indexed_vectors: self.indexes.num_vectors(),
+            index_bytes: self.indexes.memory_usage(),
         })
     }
 

@@ -227,11 +227,13 @@ impl JobScheduler {
                 .await
             {
                 Ok(true) => {
+                    let started = std::time::Instant::now();
                     let outcome = match job.run(state, now).await {
                         Ok(outcome) => outcome,
                         Err(error) => format!("failed: {error}"),
                     };
-                    tracing::info!(job = job.name(), period, %outcome, "background job ran");
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(job = job.name(), period, elapsed_ms, %outcome, "background job ran");
                     if let Err(error) = state
                         .store
                         .finish_job_run(job.name(), period, holder, &outcome, state.clock.now())

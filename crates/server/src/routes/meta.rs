@@ -182,6 +182,18 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             "Vectors in this replica's indexes.",
             status.indexed_vectors as u64,
         ),
+        (
+            "feedloop_vector_index_bytes",
+            "gauge",
+            "Bytes of memory this replica's vector indexes hold.",
+            status.index_bytes as u64,
+        ),
+        (
+            "feedloop_sqlite_memory_bytes",
+            "gauge",
+            "Bytes SQLite's allocator holds in this process (page caches, statements; 0 on PostgreSQL).",
+            feedloop_store::sqlite::memory_used(),
+        ),
     ];
     let mut body = String::new();
     for (name, kind, help, value) in metrics {

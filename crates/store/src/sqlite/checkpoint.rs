@@ -33,11 +33,20 @@ impl WalLength {
         if self.0.load(Ordering::Relaxed) <= RESTART_FRAMES {
             return;
         }
-        match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+        let started = std::time::Instant::now();
+        let outcome = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
             row.get::<_, i64>(0)
-        }) {
-            Ok(0) => self.0.store(0, Ordering::Relaxed),
-            Ok(_) => tracing::debug!("wal restart was busy; trying again after the next commit"),
+        });
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(0) => {
+                self.0.store(0, Ordering::Relaxed);
+                tracing::debug!(elapsed_ms, "wal restarted");
+            }
+            Ok(_) => tracing::debug!(
+                elapsed_ms,
+                "wal restart was busy; trying again after the next commit"
+            ),
             Err(error) => tracing::warn!(%error, "wal restart failed"),
         }
     }
