@@ -61,15 +61,20 @@ unsafe fn finish(base: *mut u8, size: usize) -> *mut c_void {
     }
 }
 
-/// The start of the allocation and the size SQLite asked for, from a block `x_malloc` made.
+/// The start of the allocation a block of `x_malloc` or `x_realloc` lies in, and its layout.
 ///
 /// # Safety
 /// `block` must come from `x_malloc` or `x_realloc` and not have been freed.
-unsafe fn header(block: *mut c_void) -> (*mut u8, usize) {
-    // SAFETY: every block starts HEADER bytes into an allocation whose first word is its size.
+unsafe fn allocation(block: *mut c_void) -> (*mut u8, Layout) {
+    // SAFETY: every block starts HEADER bytes into an allocation whose first word is the size
+    // SQLite asked for, which `layout` accepted when the block was made.
     unsafe {
         let base = block.cast::<u8>().sub(HEADER);
-        (base, base.cast::<usize>().read())
+        let size = base.cast::<usize>().read();
+        (
+            base,
+            Layout::from_size_align_unchecked(size + HEADER, ALIGN),
+        )
     }
 }
 
@@ -85,14 +90,10 @@ unsafe extern "C" fn x_free(block: *mut c_void) {
     if block.is_null() {
         return;
     }
-    // SAFETY: SQLite frees only blocks x_malloc or x_realloc made, once; the layout is the one
-    // they allocated with.
+    // SAFETY: SQLite frees only blocks x_malloc or x_realloc made, once.
     unsafe {
-        let (base, size) = header(block);
-        std::alloc::dealloc(
-            base,
-            Layout::from_size_align_unchecked(size + HEADER, ALIGN),
-        );
+        let (base, layout) = allocation(block);
+        std::alloc::dealloc(base, layout);
     }
 }
 
@@ -101,18 +102,17 @@ unsafe extern "C" fn x_realloc(block: *mut c_void, requested: c_int) -> *mut c_v
         // SAFETY: as x_malloc.
         return unsafe { x_malloc(requested) };
     }
-    let Some(size) = usize::try_from(requested)
-        .ok()
-        .filter(|&size| layout(size).is_some())
-    else {
+    let Some(new) = usize::try_from(requested).ok().and_then(layout) else {
         return std::ptr::null_mut();
     };
-    // SAFETY: `block` came from x_malloc/x_realloc with the header's size; on failure realloc
-    // leaves it untouched and SQLite keeps it.
+    // SAFETY: `block` is live and from x_malloc/x_realloc; on failure realloc leaves it
+    // untouched and SQLite keeps it.
     unsafe {
-        let (base, old) = header(block);
-        let old_layout = Layout::from_size_align_unchecked(old + HEADER, ALIGN);
-        finish(std::alloc::realloc(base, old_layout, size + HEADER), size)
+        let (base, old) = allocation(block);
+        finish(
+            std::alloc::realloc(base, old, new.size()),
+            new.size() - HEADER,
+        )
     }
 }
 
@@ -122,7 +122,7 @@ unsafe extern "C" fn x_size(block: *mut c_void) -> c_int {
     }
     // SAFETY: SQLite asks only for the size of live blocks it got from x_malloc/x_realloc,
     // whose sizes came in as a c_int.
-    unsafe { header(block).1 as c_int }
+    unsafe { (allocation(block).1.size() - HEADER) as c_int }
 }
 
 unsafe extern "C" fn x_roundup(size: c_int) -> c_int {

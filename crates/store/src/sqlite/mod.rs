@@ -67,18 +67,17 @@ impl SqliteStore {
         }
         let mut conn = Connection::open(path)
             .map_err(|e| StoreError::Config(format!("cannot open {}: {e}", path.display())))?;
-        configure(&conn, options)?;
         // Statement journals of the writer spill to a temporary file past 64 KiB. Kept in
         // memory, a statement journal is a chunk list that every statement's release walks from
         // its start to truncate, and inside a job's savepoint it holds every page the job has
         // touched: a job of thousands of statements (a 5,000-row upsert, a 500-span batch) went
         // quadratic and held the writer for seconds. A file truncates in one call.
-        conn.execute_batch("PRAGMA temp_store = FILE")?;
+        configure(&conn, options, TempStore::File)?;
         migrate::apply(&mut conn)?;
         // The writer never checkpoints inside a commit; the checkpointer does it beside it.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         let checkpoint_conn = Connection::open(path)?;
-        configure(&checkpoint_conn, options)?;
+        configure(&checkpoint_conn, options, TempStore::Memory)?;
         let wal_length = std::sync::Arc::new(checkpoint::WalLength::default());
         let readers = (0..options.read_connections.max(1))
             .map(|_| {
@@ -86,7 +85,7 @@ impl SqliteStore {
                     path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                configure(&conn, options)?;
+                configure(&conn, options, TempStore::Memory)?;
                 Ok(conn)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -103,7 +102,14 @@ impl SqliteStore {
     }
 }
 
-fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
+/// Where a connection keeps temporary tables, indexes and statement journals.
+#[derive(Debug, Clone, Copy)]
+enum TempStore {
+    File,
+    Memory,
+}
+
+fn configure(conn: &Connection, options: &StoreOptions, temp_store: TempStore) -> Result<()> {
     let synchronous = if options.sqlite_sync_full {
         "FULL"
     } else {
@@ -113,7 +119,7 @@ fn configure(conn: &Connection, options: &StoreOptions) -> Result<()> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;
+         PRAGMA temp_store = {temp_store:?};
          PRAGMA cache_size = -{};",
         u64::from(options.sqlite_cache_mib) * 1024
     ))?;
