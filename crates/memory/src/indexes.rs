@@ -102,12 +102,11 @@ impl ProjectIndexes {
         self.read_map().values().map(|index| index.len()).sum()
     }
 
-    /// Bytes of memory all indexes hold (graphs and vectors).
+    /// Bytes of memory all indexes hold (graphs and vectors). Walks every graph while holding
+    /// off its writers (see [`VectorIndex::memory_usage`]), so it belongs on a blocking thread.
     pub fn memory_usage(&self) -> usize {
-        self.read_map()
-            .values()
-            .map(|index| index.memory_usage())
-            .sum()
+        let indexes: Vec<Arc<VectorIndex>> = self.read_map().values().cloned().collect();
+        indexes.iter().map(|index| index.memory_usage()).sum()
     }
 
     /// Applies the vectors stored and removed since the last call; returns how many. Insertion

@@ -87,8 +87,6 @@ pub struct MemoryStatus {
     pub failed_batches: u64,
     /// Vectors in this replica's indexes.
     pub indexed_vectors: usize,
-    /// Bytes of memory this replica's indexes hold.
-    pub index_bytes: usize,
 }
 
 /// The embedder, the indexes and the store, shared by the API and the background tasks.
@@ -183,8 +181,16 @@ impl SemanticMemory {
             embedded: self.stats.embedded.load(Ordering::Relaxed),
             failed_batches: self.stats.failed_batches.load(Ordering::Relaxed),
             indexed_vectors: self.indexes.num_vectors(),
-            index_bytes: self.indexes.memory_usage(),
         })
+    }
+
+    /// Bytes of memory this replica's indexes hold. Counting walks the graphs and holds off
+    /// their writers meanwhile, so it is for `/metrics`, not for every readiness probe.
+    pub async fn index_bytes(&self) -> Result<usize, MemoryError> {
+        let indexes = self.indexes.clone();
+        tokio::task::spawn_blocking(move || indexes.memory_usage())
+            .await
+            .map_err(|e| MemoryError::Internal(format!("index memory count failed: {e}")))
     }
 
     async fn follow(&self, mut stop: watch::Receiver<bool>) {

@@ -214,7 +214,12 @@ impl VectorIndex {
 
     /// Bytes of memory this index holds: usearch's (i8 vectors, graph, contexts) plus the f32
     /// vectors.
+    ///
+    /// usearch counts by walking every node, and a node being added has its slot before its
+    /// memory: walked beside an add, it is a null pointer. So counting takes the writer lock as
+    /// a mutation does, and it costs time linear in the index size.
     pub fn memory_usage(&self) -> usize {
+        let _writer = self.writer();
         let engine = self.engine();
         let store = self.store();
         engine.memory_usage() + std::mem::size_of_val(store.values())

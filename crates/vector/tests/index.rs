@@ -357,3 +357,33 @@ fn concurrent_searches_and_writes() {
     });
     assert_eq!(index.len(), 11_200);
 }
+
+/// Memory is counted by walking the graph; counted while vectors are being added (as `/metrics`
+/// and a bulk insert do at once), it must neither crash nor see a half-added node.
+#[test]
+fn memory_is_counted_safely_while_vectors_are_added() {
+    let mut clusters = Clusters::new(41, DIMENSIONS, 100);
+    let items: Vec<(u64, Vec<f32>)> = clusters
+        .draw_many(20_000)
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, v))
+        .collect();
+    let index = VectorIndex::with_settings(DIMENSIONS, hnsw_only()).expect("index");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut counts = Vec::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for chunk in items.chunks(500) {
+                index.upsert_many(chunk).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            counts.push(index.memory_usage());
+        }
+    });
+    assert!(counts.len() > 1, "the count ran beside the inserts");
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    assert!(index.memory_usage() > 20_000 * DIMENSIONS * 5);
+}

@@ -245,6 +245,12 @@ async fn a_replica_finds_vectors_embedded_through_another() {
         metrics.contains("\nfeedloop_indexed_vectors 2\n"),
         "{metrics}"
     );
+    let index_bytes: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("feedloop_vector_index_bytes "))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(index_bytes >= 2 * 384 * 4, "{metrics}");
     let (status, found) = b
         .post(
             "/api/v1/search",

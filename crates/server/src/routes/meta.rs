@@ -157,6 +157,7 @@ pub async fn project(
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     use std::fmt::Write;
     let status = state.memory.status().await?;
+    let index_bytes = state.memory.index_bytes().await?;
     let metrics = [
         (
             "feedloop_embedding_backlog",
@@ -186,7 +187,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             "feedloop_vector_index_bytes",
             "gauge",
             "Bytes of memory this replica's vector indexes hold.",
-            status.index_bytes as u64,
+            index_bytes as u64,
         ),
         (
             "feedloop_sqlite_memory_bytes",
