@@ -7,7 +7,7 @@ use feedloop_core::trace::{Span, SpanPart, Trace, TracePart};
 use feedloop_core::{FeedbackId, ProjectId, SpanId, Timestamp, TraceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{admin, lessons, micros};
+use super::{admin, lessons, micros, span_docs};
 use crate::lessons::INJECTION_METADATA_KEY;
 use crate::{IngestBatch, IngestReceipt, ItemList, ItemRef, Outcome, Result, StoreError};
 
@@ -75,7 +75,7 @@ pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
                     let span = Span::from_part(id.clone(), span_part.clone(), fresh.started_at);
                     Ok(Some((
                         micros(span.started_at),
-                        serde_json::to_string(&span)?,
+                        span_docs::to_doc(span, &fresh)?,
                     )))
                 })
                 .collect::<Result<_>>()?;
@@ -196,9 +196,12 @@ fn upsert_trace(
             (fresh, Outcome::Created)
         }
         Some((seq, doc)) => {
-            let mut trace: Trace = serde_json::from_str(&doc)?;
-            let input_before = trace.input.clone();
+            let before: Trace = serde_json::from_str(&doc)?;
+            let mut trace = before.clone();
             trace.merge(part, now);
+            if (&trace.input, &trace.output) != (&before.input, &before.output) {
+                span_docs::write_out_shared(tx, project, trace.id.as_str(), &before)?;
+            }
             write_trace_row(
                 tx,
                 project,
@@ -206,7 +209,7 @@ fn upsert_trace(
                 &serde_json::to_string(&trace)?,
                 Some(seq),
             )?;
-            if trace.input.is_some() && trace.input != input_before {
+            if trace.input.is_some() && trace.input != before.input {
                 queue_embedding(tx, project, seq)?;
             }
             (trace, Outcome::Merged)
@@ -231,12 +234,14 @@ fn upsert_trace(
         let span = match existing {
             None => Span::from_part(span_id, span_part, trace.started_at),
             Some(doc) => {
-                let mut span: Span = serde_json::from_str(&doc)?;
+                // Shared text left in a span is the trace's as stored now (see span_docs).
+                let mut span = span_docs::SpanDoc::parse(&doc)?
+                    .resolve(trace.input.as_deref(), trace.output.as_deref());
                 span.merge(span_part);
                 span
             }
         };
-        write_span_row(tx, project, &trace.id, &span)?;
+        write_span_row(tx, project, &trace, span)?;
     }
     Ok(outcome)
 }
@@ -307,22 +312,16 @@ pub(super) fn write_trace_row(
     Ok(seq)
 }
 
-/// Inserts or replaces a span of a trace.
+/// Inserts or replaces a span of `trace` (which is stored as given).
 pub(super) fn write_span_row(
     tx: &Connection,
     project: ProjectId,
-    trace_id: &TraceId,
-    span: &Span,
+    trace: &Trace,
+    span: Span,
 ) -> Result<()> {
-    let doc = serde_json::to_string(span)?;
-    write_span_doc(
-        tx,
-        project,
-        trace_id,
-        &span.id,
-        micros(span.started_at),
-        &doc,
-    )
+    let (id, started_micros) = (span.id.clone(), micros(span.started_at));
+    let doc = span_docs::to_doc(span, trace)?;
+    write_span_doc(tx, project, &trace.id, &id, started_micros, &doc)
 }
 
 /// Inserts or replaces a span's row from its serialised doc.

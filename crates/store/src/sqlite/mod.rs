@@ -24,6 +24,7 @@ mod read;
 mod restore;
 mod review;
 mod signals;
+mod span_docs;
 mod webhooks;
 mod writer;
 

@@ -7,7 +7,7 @@ use feedloop_core::{FeedbackId, ProjectId, TraceId};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::filter::{self, Subject};
-use super::timestamp;
+use super::{span_docs, timestamp};
 use crate::{Result, Session, Stats, StoreError, StoredFeedback, StoredTrace, TraceChain};
 
 const TRACE_COLUMNS: &str = "t.seq, t.doc";
@@ -71,9 +71,19 @@ fn spans(conn: &Connection, project: ProjectId, trace_id: &str) -> Result<Vec<Sp
         .prepare_cached("SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 ORDER BY started_at, seq")?
         .query_map(params![project.0, trace_id], |row| row.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    docs.iter()
-        .map(|doc| Ok(serde_json::from_str(doc)?))
-        .collect()
+    let docs = docs
+        .iter()
+        .map(|doc| span_docs::SpanDoc::parse(doc))
+        .collect::<Result<Vec<_>>>()?;
+    let (input, output) = if docs.iter().any(span_docs::SpanDoc::shares_text) {
+        span_docs::trace_text(conn, project, trace_id)?
+    } else {
+        (None, None)
+    };
+    Ok(docs
+        .into_iter()
+        .map(|doc| doc.resolve(input.as_deref(), output.as_deref()))
+        .collect())
 }
 
 pub fn spans_of(

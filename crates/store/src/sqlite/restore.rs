@@ -200,7 +200,7 @@ fn restore_trace(tx: &Connection, project: ProjectId, stored: &StoredTrace) -> R
         None,
     )?;
     for span in &stored.spans {
-        ingest::write_span_row(tx, project, &stored.trace.id, span)?;
+        ingest::write_span_row(tx, project, &stored.trace, span.clone())?;
     }
     Ok(())
 }

@@ -86,6 +86,7 @@ macro_rules! store_contract_suite {
             projects_isolate_their_data,
             stats_count_what_is_stored,
             trace_parts_merge_into_one_trace,
+            spans_keep_their_text_when_the_traces_changes,
             fill_gaps_parts_yield_to_replacing_parts_in_either_order,
             a_span_named_twice_in_the_part_that_creates_its_trace_merges,
             session_orders_traces_with_their_feedback,

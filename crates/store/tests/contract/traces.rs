@@ -156,6 +156,78 @@ pub async fn trace_parts_merge_into_one_trace(store: Arc<dyn Store>) {
     assert_eq!(t2.trace.trace.output.as_deref(), Some("hello"));
 }
 
+/// A span whose input and output are its trace's (an OTLP model call that is its own trace)
+/// keeps them when later parts change the trace's, and a span merged later keeps them too.
+pub async fn spans_keep_their_text_when_the_traces_changes(store: Arc<dyn Store>) {
+    let project = new_project(&*store, "alpha").await;
+    let llm = |input: Option<&str>, output: Option<&str>, name: Option<&str>| SpanPart {
+        kind: Some(SpanKind::Llm),
+        input: input.map(Value::from),
+        output: output.map(Value::from),
+        name: name.map(str::to_owned),
+        started_at: Some(at(0)),
+        ..Default::default()
+    };
+    let parts = [
+        TracePart {
+            input: Some("first question".into()),
+            output: Some("first answer".into()),
+            spans: vec![
+                (
+                    span_id("call"),
+                    llm(Some("first question"), Some("first answer"), None),
+                ),
+                (
+                    span_id("other"),
+                    llm(Some("first question"), Some("its own answer"), None),
+                ),
+            ],
+            ..trace_part("t1", 0)
+        },
+        TracePart {
+            input: Some("second question".into()),
+            spans: vec![(span_id("call"), llm(None, None, Some("renamed")))],
+            ..trace_part("t1", 0)
+        },
+        TracePart {
+            output: Some("second answer".into()),
+            spans: vec![(
+                span_id("late"),
+                llm(Some("second question"), Some("second answer"), None),
+            )],
+            ..trace_part("t1", 0)
+        },
+    ];
+    let mut all = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        ingest_traces(&*store, project, vec![part.clone()], at(5 + i as i64)).await;
+        all.push(part);
+        let chain = store
+            .trace_chain(project, &trace_id("t1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            chain.trace.spans,
+            merged_spans(&all, at(0)),
+            "after part {i}"
+        );
+    }
+    let chain = store
+        .trace_chain(project, &trace_id("t1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let call = &chain.trace.spans[0];
+    assert_eq!(call.name.as_deref(), Some("renamed"));
+    assert_eq!(
+        (&call.input, &call.output),
+        (&Value::from("first question"), &Value::from("first answer"))
+    );
+    let spans = store.spans_of(project, &[trace_id("t1")]).await.unwrap();
+    assert_eq!(spans, vec![(trace_id("t1"), chain.trace.spans.clone())]);
+}
+
 /// The trace the domain model makes of `parts`, each received at its time.
 fn merged(parts: &[(&TracePart, feedloop_core::Timestamp)]) -> Trace {
     let mut parts = parts.iter().map(|(part, now)| {
