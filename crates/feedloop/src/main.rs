@@ -16,6 +16,11 @@ async fn main() -> anyhow::Result<()> {
     if !feedloop_store::sqlite::use_global_allocator() {
         eprintln!("warning: SQLite keeps libc's allocator (it was initialised already)");
     }
+    if !feedloop_store::sqlite::keep_statement_journals_in_memory() {
+        eprintln!(
+            "warning: SQLite's statement journals spill at 64 KiB (it was initialised already)"
+        );
+    }
     let cli = Cli::parse();
     feedloop_embed::install_tls_provider();
     match cli.command {
