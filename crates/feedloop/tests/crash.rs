@@ -201,9 +201,10 @@ async fn write_otlp(run: Arc<Run>) {
         let spans = numbers
             .iter()
             .map(|n| Span {
-                // 16 bytes: a fixed prefix (OTLP ids must not be all zero) and the number.
+                // A fixed prefix and the number: OTLP ids must not be all zero, and the writers
+                // share the numbers, so this one may draw 0.
                 trace_id: [[0xc0u8; 8], n.to_be_bytes()].concat(),
-                span_id: n.to_be_bytes().to_vec(),
+                span_id: [[0xc0u8; 4], (*n as u32).to_be_bytes()].concat(),
                 name: "ChatCompletion".into(),
                 start_time_unix_nano: start,
                 end_time_unix_nano: start + 1_000_000,
