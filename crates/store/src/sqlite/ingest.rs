@@ -196,11 +196,17 @@ fn upsert_trace(
             (fresh, Outcome::Created)
         }
         Some((seq, doc)) => {
-            let before: Trace = serde_json::from_str(&doc)?;
-            let mut trace = before.clone();
+            let mut trace: Trace = serde_json::from_str(&doc)?;
+            let (input_before, output_before) = (trace.input.clone(), trace.output.clone());
             trace.merge(part, now);
-            if (&trace.input, &trace.output) != (&before.input, &before.output) {
-                span_docs::write_out_shared(tx, project, trace.id.as_str(), &before)?;
+            if (&trace.input, &trace.output) != (&input_before, &output_before) {
+                span_docs::write_out_shared(
+                    tx,
+                    project,
+                    trace.id.as_str(),
+                    input_before.as_deref(),
+                    output_before.as_deref(),
+                )?;
             }
             write_trace_row(
                 tx,
@@ -209,7 +215,7 @@ fn upsert_trace(
                 &serde_json::to_string(&trace)?,
                 Some(seq),
             )?;
-            if trace.input.is_some() && trace.input != before.input {
+            if trace.input.is_some() && trace.input != input_before {
                 queue_embedding(tx, project, seq)?;
             }
             (trace, Outcome::Merged)

@@ -107,13 +107,14 @@ pub fn trace_text(
         })?)
 }
 
-/// Before a trace's input or output changes: writes the old text (`before`) into the spans of
-/// the trace that share it, so that they keep it.
+/// Before a trace's input or output changes: writes the old text into the spans of the trace
+/// that share it, so that they keep it.
 pub fn write_out_shared(
     tx: &Connection,
     project: ProjectId,
     trace_id: &str,
-    before: &Trace,
+    input_before: Option<&str>,
+    output_before: Option<&str>,
 ) -> Result<()> {
     let rows = tx
         .prepare_cached("SELECT seq, doc FROM spans WHERE project_id = ?1 AND trace_id = ?2")?
@@ -125,7 +126,7 @@ pub fn write_out_shared(
     for (seq, doc) in rows {
         let doc = SpanDoc::parse(&doc)?;
         if doc.shares_text() {
-            let span = doc.resolve(before.input.as_deref(), before.output.as_deref());
+            let span = doc.resolve(input_before, output_before);
             update.execute(params![seq, serde_json::to_string(&span)?])?;
         }
     }
