@@ -5,6 +5,8 @@
 use feedloop_core::feedback::{Feedback, FeedbackValue};
 use feedloop_core::trace::{Span, SpanPart, Trace, TracePart};
 use feedloop_core::{FeedbackId, ProjectId, SpanId, Timestamp, TraceId};
+use std::borrow::Cow;
+
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{admin, lessons, micros, span_docs};
@@ -100,7 +102,18 @@ pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
     })
 }
 
-pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Result<IngestReceipt> {
+/// The traces of a batch once written, handed back by [`ingest`] so that the caller's thread,
+/// not the writer's, frees them (their metadata and attribute maps took ~7 % of the writer's
+/// time to drop).
+pub struct Spent {
+    _traces: Vec<PreparedTrace>,
+}
+
+pub fn ingest(
+    tx: &Connection,
+    project: ProjectId,
+    batch: PreparedBatch,
+) -> Result<(IngestReceipt, Spent)> {
     if admin::project_by_id(tx, project)?.is_none() {
         return Err(StoreError::NotFound {
             what: "project",
@@ -112,16 +125,18 @@ pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Resu
         traces: Vec::with_capacity(batch.traces.len()),
         feedback: Vec::with_capacity(batch.feedback.len()),
     };
-    for trace in batch.traces {
-        let link = injection_of(&trace.part);
+    for trace in &batch.traces {
         receipt.traces.push(upsert_trace(tx, project, trace, now)?);
-        if let Some((injection_id, trace_id)) = link {
+        if let Some((injection_id, trace_id)) = injection_of(&trace.part) {
             // An id that names no injection (a typo, another deployment's) is ignored.
             lessons::link(tx, project, &injection_id, trace_id.as_str())?;
         }
     }
+    let spent = Spent {
+        _traces: batch.traces,
+    };
     if batch.feedback.is_empty() {
-        return Ok(receipt);
+        return Ok((receipt, spent));
     }
     let needs_taxonomy = batch.feedback.iter().any(|f| f.categories_json.is_some());
     let categories = if needs_taxonomy {
@@ -155,7 +170,7 @@ pub fn ingest(tx: &Connection, project: ProjectId, batch: PreparedBatch) -> Resu
             item,
         )?);
     }
-    Ok(receipt)
+    Ok((receipt, spent))
 }
 
 /// The injection that a trace part names in its metadata (see [`INJECTION_METADATA_KEY`]), with
@@ -170,7 +185,7 @@ pub(super) fn injection_of(part: &TracePart) -> Option<(String, TraceId)> {
 fn upsert_trace(
     tx: &Connection,
     project: ProjectId,
-    prepared: PreparedTrace,
+    prepared: &PreparedTrace,
     now: Timestamp,
 ) -> Result<Outcome> {
     let PreparedTrace {
@@ -180,25 +195,26 @@ fn upsert_trace(
         fresh_doc,
         fresh_spans,
     } = prepared;
-    let existing: Option<(i64, String)> = tx
-        .prepare_cached("SELECT seq, doc FROM traces WHERE project_id = ?1 AND id = ?2")?
-        .query_row(params![project.0, part.id.as_str()], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?;
-    let trace_is_new = existing.is_none();
-    let (trace, outcome) = match existing {
-        None => {
-            let seq = write_trace_row(tx, project, &fresh, &fresh_doc, None)?;
+    // Insert first: a new id (the common case) costs one index descent, not a look-up and then
+    // an insert; only an id already stored is read back and merged.
+    let inserted = write_trace_row(tx, project, fresh, fresh_doc, None)?;
+    let trace_is_new = inserted.is_some();
+    let (trace, outcome) = match inserted {
+        Some(seq) => {
             if fresh.input.is_some() {
                 queue_embedding(tx, project, seq)?;
             }
-            (fresh, Outcome::Created)
+            (Cow::Borrowed(fresh), Outcome::Created)
         }
-        Some((seq, doc)) => {
+        None => {
+            let (seq, doc): (i64, String) = tx
+                .prepare_cached("SELECT seq, doc FROM traces WHERE project_id = ?1 AND id = ?2")?
+                .query_row(params![project.0, part.id.as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
             let mut trace: Trace = serde_json::from_str(&doc)?;
             let (input_before, output_before) = (trace.input.clone(), trace.output.clone());
-            trace.merge(part, now);
+            trace.merge(part.clone(), now);
             if (&trace.input, &trace.output) != (&input_before, &output_before) {
                 span_docs::write_out_shared(
                     tx,
@@ -218,16 +234,17 @@ fn upsert_trace(
             if trace.input.is_some() && trace.input != input_before {
                 queue_embedding(tx, project, seq)?;
             }
-            (trace, Outcome::Merged)
+            (Cow::Owned(trace), Outcome::Merged)
         }
     };
-    for ((span_id, span_part), fresh_span) in spans.into_iter().zip(fresh_spans) {
+    for ((span_id, span_part), fresh_span) in spans.iter().zip(fresh_spans) {
         // A trace stored just now has no spans yet: the first part of each of its spans is
         // written as prepared, off this thread; a span named twice merges as usual.
         if trace_is_new && let Some((started_micros, doc)) = fresh_span {
-            write_span_doc(tx, project, &trace.id, &span_id, started_micros, &doc)?;
+            write_span_doc(tx, project, &trace.id, span_id, *started_micros, doc)?;
             continue;
         }
+        let (span_id, span_part) = (span_id.clone(), span_part.clone());
         let existing: Option<String> = tx
             .prepare_cached(
                 "SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3",
@@ -262,15 +279,16 @@ pub(super) fn queue_embedding(tx: &Connection, project: ProjectId, trace_seq: i6
     Ok(())
 }
 
-/// Writes a trace's row (inserting when `seq` is `None`, else updating) and its tags; returns
-/// its sequence number. `doc` is the trace serialised.
+/// Writes a trace's row and its tags: inserts it when `seq` is `None` (and returns its sequence
+/// number, or `None` without writing anything if the project already has a trace of that id),
+/// else updates row `seq`. `doc` is the trace serialised.
 pub(super) fn write_trace_row(
     tx: &Connection,
     project: ProjectId,
     trace: &Trace,
     doc: &str,
     seq: Option<i64>,
-) -> Result<i64> {
+) -> Result<Option<i64>> {
     let prompt = trace.context.prompt.as_ref();
     let columns = params![
         project.0,
@@ -288,12 +306,17 @@ pub(super) fn write_trace_row(
     ];
     let seq = match seq {
         None => {
-            tx.prepare_cached(
-                "INSERT INTO traces (project_id, id, session_id, user_id, user_role, environment, model_name,
-                                     model_version, prompt_name, prompt_version, started_at, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(columns)?;
+            let num_inserted = tx
+                .prepare_cached(
+                    "INSERT INTO traces (project_id, id, session_id, user_id, user_role, environment, model_name,
+                                         model_version, prompt_name, prompt_version, started_at, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (project_id, id) DO NOTHING",
+                )?
+                .execute(columns)?;
+            if num_inserted == 0 {
+                return Ok(None);
+            }
             tx.last_insert_rowid()
         }
         Some(seq) => {
@@ -315,7 +338,7 @@ pub(super) fn write_trace_row(
             insert_tag.execute(params![project.0, tag, seq])?;
         }
     }
-    Ok(seq)
+    Ok(Some(seq))
 }
 
 /// Inserts or replaces a span of `trace` (which is stored as given).

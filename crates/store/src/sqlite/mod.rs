@@ -186,6 +186,7 @@ impl StoreWrite for SqliteStore {
         self.writer
             .run(weight, move |tx| ingest::ingest(tx, project, prepared))
             .await
+            .map(|(receipt, _spent)| receipt)
     }
 
     async fn create_project(&self, name: &str, now: Timestamp) -> Result<Project> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use feedloop_core::lesson::Lesson;
 use feedloop_core::taxonomy::Category;
 use feedloop_core::{InjectionId, ProjectId, Timestamp};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::lessons::{self, LessonWrite};
 use super::{SqliteStore, admin, ingest, micros};
@@ -183,22 +183,16 @@ impl Restore for SqliteStore {
 }
 
 fn restore_trace(tx: &Connection, project: ProjectId, stored: &StoredTrace) -> Result<()> {
-    let exists: Option<i64> = tx
-        .prepare_cached("SELECT seq FROM traces WHERE project_id = ?1 AND id = ?2")?
-        .query_row(params![project.0, stored.trace.id.as_str()], |row| {
-            row.get(0)
-        })
-        .optional()?;
-    if exists.is_some() {
-        return Ok(());
-    }
-    ingest::write_trace_row(
+    let inserted = ingest::write_trace_row(
         tx,
         project,
         &stored.trace,
         &serde_json::to_string(&stored.trace)?,
         None,
     )?;
+    if inserted.is_none() {
+        return Ok(());
+    }
     for span in &stored.spans {
         ingest::write_span_row(tx, project, &stored.trace, span.clone())?;
     }
