@@ -184,6 +184,9 @@ pub struct EmbeddingConfig {
     /// How long a claimed batch stays the claimer's, in seconds: a batch of a worker that died
     /// is embedded by another (or the restarted one) after this.
     pub worker_lease_secs: u64,
+    /// Ingest rate (traces per second on this server) above which the worker waits, up to 10 s
+    /// per batch, so that it does not slow a burst it could not keep up with; 0 never waits.
+    pub worker_yield_above: u64,
     /// Where vector indexes are saved; empty means `<data_dir>/vectors`.
     pub index_dir: PathBuf,
 }
@@ -236,6 +239,7 @@ impl Default for EmbeddingConfig {
             worker: true,
             worker_batch_size: 32,
             worker_lease_secs: 120,
+            worker_yield_above: 2_000,
             index_dir: PathBuf::new(),
         }
     }
@@ -419,6 +423,9 @@ impl Config {
         }
         if let Some(v) = var("FEEDLOOP_EMBEDDING_WORKER_LEASE_SECS") {
             embedding.worker_lease_secs = parse("FEEDLOOP_EMBEDDING_WORKER_LEASE_SECS", v)?;
+        }
+        if let Some(v) = var("FEEDLOOP_EMBEDDING_WORKER_YIELD_ABOVE") {
+            embedding.worker_yield_above = parse("FEEDLOOP_EMBEDDING_WORKER_YIELD_ABOVE", v)?;
         }
         if embedding.worker_lease_secs == 0 {
             return Err(ConfigError::Invalid(

@@ -22,11 +22,11 @@ use feedloop_core::clock::Clock;
 use feedloop_embed::{EmbedError, Embedder};
 use feedloop_store::{Store, StoreError};
 use feedloop_vector::VectorError;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 pub use indexes::ProjectIndexes;
 pub use search::{FeedbackSummary, Query, SearchHit, SearchRequest};
-pub use worker::{WorkerConfig, WorkerStats};
+pub use worker::{IngestRate, IngestSignals, WorkerConfig, WorkerStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
@@ -96,7 +96,7 @@ pub struct SemanticMemory {
     indexes: Arc<ProjectIndexes>,
     config: MemoryConfig,
     stats: Arc<WorkerStats>,
-    wake: Arc<Notify>,
+    ingest: Arc<IngestSignals>,
 }
 
 impl SemanticMemory {
@@ -113,7 +113,7 @@ impl SemanticMemory {
             indexes: Arc::new(indexes),
             config,
             stats: Arc::default(),
-            wake: Arc::default(),
+            ingest: Arc::default(),
         }
     }
 
@@ -130,9 +130,10 @@ impl SemanticMemory {
         &self.indexes
     }
 
-    /// Tells the worker that traces were queued.
-    pub fn wake_worker(&self) {
-        self.wake.notify_one();
+    /// Tells the worker that ingest queued `num_traces` traces.
+    pub fn traces_queued(&self, num_traces: usize) {
+        self.ingest.rate.add(num_traces as u64);
+        self.ingest.wake.notify_one();
     }
 
     /// Applies every vector stored so far to the indexes (for tests and tools that need the
@@ -151,7 +152,7 @@ impl SemanticMemory {
                 clock,
                 self.config.worker.clone(),
                 self.stats.clone(),
-                self.wake.clone(),
+                self.ingest.clone(),
                 stop.clone(),
             ))
         });

@@ -5,10 +5,16 @@
 //! [`feedloop_store::embeddings`]). If it dies in between, the lease expires and the batch is
 //! claimed again, by this replica or another; nothing is lost and no trace gets two vectors of
 //! one model. Ingest only appends to the queue, so a busy worker does not slow it down.
+//!
+//! Except through the machine: inference, the worker's claims and stores on the SQLite writer,
+//! and the HNSW inserts that follow took a quarter of OTLP ingest throughput on 2 cores, even
+//! with inference at the lowest CPU priority (BENCHMARKS.md). So while ingest runs faster than
+//! the worker could ever follow ([`WorkerConfig::yield_above`] traces per second), the worker
+//! waits, up to [`WorkerConfig::max_yield`] per batch, and catches up after the burst.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use feedloop_core::clock::Clock;
 use feedloop_embed::Embedder;
@@ -27,6 +33,13 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// How often an idle worker looks at the queue (ingest also wakes it).
     pub poll_interval: Duration,
+    /// Ingest rate (traces queued per second on this replica) above which the worker waits
+    /// before each batch; 0 never waits. The default is far above what one inference thread
+    /// embeds (~60–200 traces/s), so a worker that could keep up never waits.
+    pub yield_above: u64,
+    /// The longest the worker waits for ingest to calm down before it embeds a batch anyway, so
+    /// that the backlog still moves under endless heavy ingest.
+    pub max_yield: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -35,7 +48,83 @@ impl Default for WorkerConfig {
             batch_size: 32,
             lease: Duration::from_secs(120),
             poll_interval: Duration::from_secs(1),
+            yield_above: 2_000,
+            max_yield: Duration::from_secs(10),
         }
+    }
+}
+
+/// How often a yielding worker looks at the ingest rate again.
+const YIELD_POLL: Duration = Duration::from_millis(100);
+
+/// Traces queued per second by ingest on this replica, counted in whole seconds.
+#[derive(Debug)]
+pub struct IngestRate {
+    origin: Instant,
+    window: Mutex<RateWindow>,
+}
+
+impl Default for IngestRate {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            window: Mutex::default(),
+        }
+    }
+}
+
+impl IngestRate {
+    /// Counts `num_traces` queued now.
+    pub fn add(&self, num_traces: u64) {
+        let second = self.second();
+        self.window().add(second, num_traces);
+    }
+
+    /// Traces per second now: the larger of the last whole second and the current one so far.
+    pub fn per_second(&self) -> u64 {
+        let second = self.second();
+        self.window().rate(second)
+    }
+
+    fn second(&self) -> u64 {
+        self.origin.elapsed().as_secs()
+    }
+
+    fn window(&self) -> std::sync::MutexGuard<'_, RateWindow> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Counts of the current second and the one before it.
+#[derive(Debug, Default)]
+struct RateWindow {
+    second: u64,
+    this_second: u64,
+    last_second: u64,
+}
+
+impl RateWindow {
+    fn add(&mut self, second: u64, count: u64) {
+        self.roll(second);
+        self.this_second += count;
+    }
+
+    fn rate(&mut self, second: u64) -> u64 {
+        self.roll(second);
+        self.last_second.max(self.this_second)
+    }
+
+    fn roll(&mut self, second: u64) {
+        if second == self.second {
+            return;
+        }
+        self.last_second = if second == self.second + 1 {
+            self.this_second
+        } else {
+            0
+        };
+        self.second = second;
+        self.this_second = 0;
     }
 }
 
@@ -46,14 +135,21 @@ pub struct WorkerStats {
     pub failed_batches: AtomicU64,
 }
 
-/// Embeds queued traces until `stop` turns true. `wake` is notified by ingest.
+/// What ingest tells the worker: that traces were queued (`wake`), and how fast (`rate`).
+#[derive(Debug, Default)]
+pub struct IngestSignals {
+    pub wake: Notify,
+    pub rate: IngestRate,
+}
+
+/// Embeds queued traces until `stop` turns true.
 pub async fn run(
     store: Arc<dyn Store>,
     embedder: Arc<Embedder>,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     stats: Arc<WorkerStats>,
-    wake: Arc<Notify>,
+    ingest: Arc<IngestSignals>,
     mut stop: watch::Receiver<bool>,
 ) {
     let queued = match store.queue_missing_embeddings(embedder.model_id()).await {
@@ -74,6 +170,7 @@ pub async fn run(
         if *stop.borrow() {
             return;
         }
+        yield_to_ingest(&ingest.rate, &config, &mut stop).await;
         let idle = match embed_batch(store.as_ref(), &embedder, clock.as_ref(), &config).await {
             Ok(0) => true,
             Ok(done) => {
@@ -88,10 +185,33 @@ pub async fn run(
         };
         if idle {
             tokio::select! {
-                _ = wake.notified() => {}
+                _ = ingest.wake.notified() => {}
                 _ = tokio::time::sleep(config.poll_interval) => {}
                 _ = stop.changed() => {}
             }
+        }
+    }
+}
+
+/// Waits while ingest queues more than `config.yield_above` traces per second, at most
+/// `config.max_yield`.
+async fn yield_to_ingest(
+    rate: &IngestRate,
+    config: &WorkerConfig,
+    stop: &mut watch::Receiver<bool>,
+) {
+    if config.yield_above == 0 || rate.per_second() <= config.yield_above {
+        return;
+    }
+    tracing::debug!(
+        traces_per_second = rate.per_second(),
+        "embedding worker yields to heavy ingest"
+    );
+    let started = Instant::now();
+    while rate.per_second() > config.yield_above && started.elapsed() < config.max_yield {
+        tokio::select! {
+            _ = tokio::time::sleep(YIELD_POLL) => {}
+            _ = stop.changed() => return,
         }
     }
 }
@@ -129,4 +249,50 @@ pub async fn embed_batch(
         .store_embeddings(embedder.model_id(), embeddings, clock.now())
         .await?;
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_is_the_busier_of_the_last_whole_second_and_this_one() {
+        let mut window = RateWindow::default();
+        window.add(0, 500);
+        window.add(0, 700);
+        assert_eq!(window.rate(0), 1_200, "this second so far");
+        window.add(1, 100);
+        assert_eq!(window.rate(1), 1_200, "the last whole second");
+        assert_eq!(window.rate(2), 100, "second 1 is now the last whole one");
+        assert_eq!(window.rate(5), 0, "idle seconds in between count as none");
+        window.add(5, 3);
+        assert_eq!(window.rate(5), 3);
+    }
+
+    #[tokio::test]
+    async fn the_worker_waits_while_ingest_is_heavy_and_at_most_max_yield() {
+        let (_stop_tx, mut stop) = watch::channel(false);
+        let config = WorkerConfig {
+            yield_above: 10,
+            max_yield: Duration::from_millis(300),
+            ..WorkerConfig::default()
+        };
+        let rate = IngestRate::default();
+        let started = Instant::now();
+        yield_to_ingest(&rate, &config, &mut stop).await;
+        assert!(started.elapsed() < YIELD_POLL, "no ingest, no wait");
+
+        rate.add(11);
+        let started = Instant::now();
+        yield_to_ingest(&rate, &config, &mut stop).await;
+        assert!(started.elapsed() >= config.max_yield, "waits while heavy");
+
+        let never = WorkerConfig {
+            yield_above: 0,
+            ..config
+        };
+        let started = Instant::now();
+        yield_to_ingest(&rate, &never, &mut stop).await;
+        assert!(started.elapsed() < YIELD_POLL, "0 never waits");
+    }
 }

@@ -72,15 +72,14 @@ pub async fn store_batch(
     mut batch: IngestBatch,
 ) -> Result<IngestReceipt, StoreError> {
     crate::privacy::redact_batch(state.store.as_ref(), project, &mut batch).await?;
-    let has_traces = !batch.traces.is_empty();
     let num_spans = batch.traces.iter().map(|t| t.spans.len()).sum();
     let (num_traces, num_feedback) = (batch.traces.len(), batch.feedback.len());
     let receipt = state
         .store
         .ingest(project, batch, state.clock.now())
         .await?;
-    if has_traces {
-        state.memory.wake_worker();
+    if num_traces > 0 {
+        state.memory.traces_queued(num_traces);
     }
     state
         .analytics

@@ -152,6 +152,7 @@ pub fn memory(
             worker: WorkerConfig {
                 batch_size: config.embedding.worker_batch_size.max(1),
                 lease: std::time::Duration::from_secs(config.embedding.worker_lease_secs),
+                yield_above: config.embedding.worker_yield_above,
                 ..WorkerConfig::default()
             },
             ..feedloop_memory::MemoryConfig::default()
