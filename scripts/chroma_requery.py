@@ -9,6 +9,7 @@ Prints p50/p99 single-query latency at k = 10 and recall@10 against ann_bench's 
 truth, for each pass (the best pass is the figure to report).
 """
 import argparse
+import math
 import time
 
 import chromadb
@@ -17,8 +18,9 @@ from chromadb.config import Settings
 
 
 def percentile(values, p):
+    """Nearest-rank percentile, as ann_bench.rs reports it."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
 def main():

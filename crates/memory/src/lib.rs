@@ -26,7 +26,8 @@ use tokio::sync::watch;
 
 pub use indexes::ProjectIndexes;
 pub use search::{FeedbackSummary, Query, SearchHit, SearchRequest};
-pub use worker::{IngestRate, IngestSignals, WorkerConfig, WorkerStats};
+use worker::IngestSignals;
+pub use worker::{WorkerConfig, WorkerStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {

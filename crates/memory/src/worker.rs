@@ -13,7 +13,7 @@
 //! waits, up to [`WorkerConfig::max_yield`] per batch, and catches up after the burst.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use feedloop_core::clock::Clock;
@@ -90,7 +90,7 @@ impl IngestRate {
         self.origin.elapsed().as_secs()
     }
 
-    fn window(&self) -> std::sync::MutexGuard<'_, RateWindow> {
+    fn window(&self) -> MutexGuard<'_, RateWindow> {
         self.window.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -200,13 +200,11 @@ async fn yield_to_ingest(
     config: &WorkerConfig,
     stop: &mut watch::Receiver<bool>,
 ) {
-    if config.yield_above == 0 || rate.per_second() <= config.yield_above {
+    let traces_per_second = rate.per_second();
+    if config.yield_above == 0 || traces_per_second <= config.yield_above {
         return;
     }
-    tracing::debug!(
-        traces_per_second = rate.per_second(),
-        "embedding worker yields to heavy ingest"
-    );
+    tracing::debug!(traces_per_second, "embedding worker yields to heavy ingest");
     let started = Instant::now();
     while rate.per_second() > config.yield_above && started.elapsed() < config.max_yield {
         tokio::select! {

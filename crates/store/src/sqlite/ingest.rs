@@ -2,11 +2,11 @@
 //! no database (JSON documents, content hashes, supersession keys) on the caller's thread, so
 //! that the single writer thread only runs SQL.
 
+use std::borrow::Cow;
+
 use feedloop_core::feedback::{Feedback, FeedbackValue};
 use feedloop_core::trace::{Span, SpanPart, Trace, TracePart};
 use feedloop_core::{FeedbackId, ProjectId, SpanId, Timestamp, TraceId};
-use std::borrow::Cow;
-
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{admin, lessons, micros, span_docs};
