@@ -34,7 +34,7 @@ struct PreparedTrace {
 /// A feedback item with its stored columns computed.
 pub struct PreparedFeedback {
     pub feedback: Feedback,
-    /// By the built-in polarities until [`ingest`] reads the project's settings (for signals).
+    /// By the built-in polarities; [`ingest`] judges signals by the project's settings instead.
     pub negative: bool,
     doc: String,
     hash: [u8; 32],
@@ -102,18 +102,15 @@ pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
     })
 }
 
-/// The traces of a batch once written, handed back by [`ingest`] so that the caller's thread,
-/// not the writer's, frees them (their metadata and attribute maps took ~7 % of the writer's
-/// time to drop).
-pub struct Spent {
-    _traces: Vec<PreparedTrace>,
+impl super::writer::Batch for PreparedBatch {
+    fn weight(&self) -> usize {
+        self.traces.len() + self.feedback.len()
+    }
 }
 
-pub fn ingest(
-    tx: &Connection,
-    project: ProjectId,
-    batch: PreparedBatch,
-) -> Result<(IngestReceipt, Spent)> {
+/// Writes a prepared batch. It only reads the batch, so the writer can run it again (see
+/// [`super::writer::Writer::run_batch`]).
+pub fn ingest(tx: &Connection, project: ProjectId, batch: &PreparedBatch) -> Result<IngestReceipt> {
     if admin::project_by_id(tx, project)?.is_none() {
         return Err(StoreError::NotFound {
             what: "project",
@@ -132,11 +129,8 @@ pub fn ingest(
             lessons::link(tx, project, &injection_id, trace_id.as_str())?;
         }
     }
-    let spent = Spent {
-        _traces: batch.traces,
-    };
     if batch.feedback.is_empty() {
-        return Ok((receipt, spent));
+        return Ok(receipt);
     }
     let needs_taxonomy = batch.feedback.iter().any(|f| f.categories_json.is_some());
     let categories = if needs_taxonomy {
@@ -153,10 +147,11 @@ pub fn ingest(
     } else {
         None
     };
-    for (index, mut prepared) in batch.feedback.into_iter().enumerate() {
-        if let Some(settings) = &signal_settings {
-            prepared.negative = prepared.feedback.is_negative_in(settings);
-        }
+    for (index, prepared) in batch.feedback.iter().enumerate() {
+        let negative = match &signal_settings {
+            Some(settings) => prepared.feedback.is_negative_in(settings),
+            None => prepared.negative,
+        };
         let item = Some(ItemRef {
             list: ItemList::Feedback,
             index,
@@ -165,12 +160,13 @@ pub fn ingest(
             tx,
             project,
             prepared,
+            negative,
             &categories,
             now,
             item,
         )?);
     }
-    Ok((receipt, spent))
+    Ok(receipt)
 }
 
 /// The injection that a trace part names in its metadata (see [`INJECTION_METADATA_KEY`]), with
@@ -199,12 +195,12 @@ fn upsert_trace(
     // an insert; only an id already stored is read back and merged.
     let inserted = write_trace_row(tx, project, fresh, fresh_doc, None)?;
     let trace_is_new = inserted.is_some();
-    let (trace, outcome) = match inserted {
+    let (seq, trace, outcome) = match inserted {
         Some(seq) => {
             if fresh.input.is_some() {
                 queue_embedding(tx, project, seq)?;
             }
-            (Cow::Borrowed(fresh), Outcome::Created)
+            (seq, Cow::Borrowed(fresh), Outcome::Created)
         }
         None => {
             let (seq, doc): (i64, String) = tx
@@ -219,7 +215,7 @@ fn upsert_trace(
                 span_docs::write_out_shared(
                     tx,
                     project,
-                    trace.id.as_str(),
+                    seq,
                     input_before.as_deref(),
                     output_before.as_deref(),
                 )?;
@@ -234,25 +230,22 @@ fn upsert_trace(
             if trace.input.is_some() && trace.input != input_before {
                 queue_embedding(tx, project, seq)?;
             }
-            (Cow::Owned(trace), Outcome::Merged)
+            (seq, Cow::Owned(trace), Outcome::Merged)
         }
     };
     for ((span_id, span_part), fresh_span) in spans.iter().zip(fresh_spans) {
         // A trace stored just now has no spans yet: the first part of each of its spans is
         // written as prepared, off this thread; a span named twice merges as usual.
         if trace_is_new && let Some((started_micros, doc)) = fresh_span {
-            write_span_doc(tx, project, &trace.id, span_id, *started_micros, doc)?;
+            write_span_doc(tx, project, seq, &trace.id, span_id, *started_micros, doc)?;
             continue;
         }
         let (span_id, span_part) = (span_id.clone(), span_part.clone());
         let existing: Option<String> = tx
             .prepare_cached(
-                "SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 AND id = ?3",
+                "SELECT doc FROM spans WHERE project_id = ?1 AND trace_seq = ?2 AND id = ?3",
             )?
-            .query_row(
-                params![project.0, trace.id.as_str(), span_id.as_str()],
-                |row| row.get(0),
-            )
+            .query_row(params![project.0, seq, span_id.as_str()], |row| row.get(0))
             .optional()?;
         let span = match existing {
             None => Span::from_part(span_id, span_part, trace.started_at),
@@ -264,7 +257,7 @@ fn upsert_trace(
                 span
             }
         };
-        write_span_row(tx, project, &trace, span)?;
+        write_span_row(tx, project, seq, &trace, span)?;
     }
     Ok(outcome)
 }
@@ -341,44 +334,54 @@ pub(super) fn write_trace_row(
     Ok(Some(seq))
 }
 
-/// Inserts or replaces a span of `trace` (which is stored as given).
+/// Inserts or replaces a span of `trace` (which is stored as given, in row `trace_seq`).
 pub(super) fn write_span_row(
     tx: &Connection,
     project: ProjectId,
+    trace_seq: i64,
     trace: &Trace,
     span: Span,
 ) -> Result<()> {
     let (id, started_micros) = (span.id.clone(), micros(span.started_at));
     let doc = span_docs::to_doc(span, trace)?;
-    write_span_doc(tx, project, &trace.id, &id, started_micros, &doc)
+    write_span_doc(tx, project, trace_seq, &trace.id, &id, started_micros, &doc)
 }
 
 /// Inserts or replaces a span's row from its serialised doc.
 fn write_span_doc(
     tx: &Connection,
     project: ProjectId,
+    trace_seq: i64,
     trace_id: &TraceId,
     span_id: &SpanId,
     started_micros: i64,
     doc: &str,
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT INTO spans (project_id, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (project_id, trace_id, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
+        "INSERT INTO spans (project_id, trace_seq, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (project_id, trace_seq, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
     )?
-    .execute(params![project.0, trace_id.as_str(), span_id.as_str(), started_micros, doc])?;
+    .execute(params![
+        project.0,
+        trace_seq,
+        trace_id.as_str(),
+        span_id.as_str(),
+        started_micros,
+        doc
+    ])?;
     Ok(())
 }
 
 fn insert_feedback(
     tx: &Connection,
     project: ProjectId,
-    prepared: PreparedFeedback,
+    prepared: &PreparedFeedback,
+    negative: bool,
     categories: &[String],
     now: Timestamp,
     item: Option<ItemRef>,
 ) -> Result<Outcome> {
-    if !insert_feedback_row(tx, project, &prepared, now, None)? {
+    if !insert_feedback_row(tx, project, prepared, negative, now, None)? {
         let stored: Vec<u8> = tx
             .prepare_cached("SELECT content_hash FROM feedback WHERE project_id = ?1 AND id = ?2")?
             .query_row(params![project.0, prepared.feedback.id.as_str()], |row| {
@@ -432,6 +435,7 @@ pub(super) fn insert_feedback_row(
     tx: &Connection,
     project: ProjectId,
     prepared: &PreparedFeedback,
+    negative: bool,
     received_at: Timestamp,
     superseded_by: Option<&FeedbackId>,
 ) -> Result<bool> {
@@ -462,7 +466,7 @@ pub(super) fn insert_feedback_row(
             prepared.doc,
             superseded_by.map(|id| id.as_str()),
             prepared.supersession_key,
-            prepared.negative,
+            negative,
         ])?;
     Ok(inserted > 0)
 }

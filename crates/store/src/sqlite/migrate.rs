@@ -34,6 +34,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../migrations/sqlite/0013_trace_filter_indexes.sql"),
     ),
+    (
+        14,
+        include_str!("../../migrations/sqlite/0014_spans_by_trace_seq.sql"),
+    ),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {
@@ -62,4 +66,48 @@ pub fn apply(conn: &mut Connection) -> Result<()> {
         tracing::info!(version, "applied sqlite migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_stored_before_0014_find_their_trace_by_its_sequence_number() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version < 14) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO traces (seq, project_id, id, started_at, doc) VALUES (7, 1, 'a', 0, '{}'), (9, 1, 'b', 0, '{}');
+             INSERT INTO spans (project_id, trace_id, id, started_at, doc)
+             VALUES (1, 'b', 's1', 0, '{}'), (1, 'a', 's1', 0, '{}'), (1, 'b', 's2', 0, '{}');",
+        )
+        .unwrap();
+        apply(&mut conn).unwrap();
+        let spans: Vec<(i64, String, String)> = conn
+            .prepare("SELECT trace_seq, trace_id, id FROM spans ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let expected = [(9, "b", "s1"), (7, "a", "s1"), (9, "b", "s2")]
+            .map(|(seq, trace, id)| (seq, trace.to_owned(), id.to_owned()));
+        assert_eq!(spans, expected);
+        let duplicate = conn.execute(
+            "INSERT INTO spans (project_id, trace_seq, trace_id, id, started_at, doc) VALUES (1, 9, 'b', 's2', 0, '{}')",
+            [],
+        );
+        assert!(duplicate.is_err(), "a span id is unique within its trace");
+    }
 }

@@ -180,13 +180,13 @@ impl StoreWrite for SqliteStore {
         batch: IngestBatch,
         now: Timestamp,
     ) -> Result<IngestReceipt> {
-        let weight = batch.len();
         // Serialising and hashing happen here, in parallel with the writer thread.
         let prepared = ingest::prepare(batch, now)?;
         self.writer
-            .run(weight, move |tx| ingest::ingest(tx, project, prepared))
+            .run_batch(prepared, move |tx, prepared| {
+                ingest::ingest(tx, project, prepared)
+            })
             .await
-            .map(|(receipt, _spent)| receipt)
     }
 
     async fn create_project(&self, name: &str, now: Timestamp) -> Result<Project> {

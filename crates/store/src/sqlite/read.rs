@@ -68,7 +68,11 @@ fn trace_by_id(conn: &Connection, project: ProjectId, id: &str) -> Result<Option
 
 fn spans(conn: &Connection, project: ProjectId, trace_id: &str) -> Result<Vec<Span>> {
     let docs = conn
-        .prepare_cached("SELECT doc FROM spans WHERE project_id = ?1 AND trace_id = ?2 ORDER BY started_at, seq")?
+        .prepare_cached(
+            "SELECT doc FROM spans
+              WHERE project_id = ?1 AND trace_seq = (SELECT seq FROM traces WHERE project_id = ?1 AND id = ?2)
+              ORDER BY started_at, seq",
+        )?
         .query_map(params![project.0, trace_id], |row| row.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let docs = docs

@@ -128,6 +128,7 @@ impl Restore for SqliteStore {
                         tx,
                         project,
                         feedback,
+                        feedback.negative,
                         *received_at,
                         superseded_by.as_ref(),
                     )?;
@@ -190,11 +191,11 @@ fn restore_trace(tx: &Connection, project: ProjectId, stored: &StoredTrace) -> R
         &serde_json::to_string(&stored.trace)?,
         None,
     )?;
-    if inserted.is_none() {
+    let Some(seq) = inserted else {
         return Ok(());
-    }
+    };
     for span in &stored.spans {
-        ingest::write_span_row(tx, project, &stored.trace, span.clone())?;
+        ingest::write_span_row(tx, project, seq, &stored.trace, span.clone())?;
     }
     Ok(())
 }

@@ -112,13 +112,13 @@ pub fn trace_text(
 pub fn write_out_shared(
     tx: &Connection,
     project: ProjectId,
-    trace_id: &str,
+    trace_seq: i64,
     input_before: Option<&str>,
     output_before: Option<&str>,
 ) -> Result<()> {
     let rows = tx
-        .prepare_cached("SELECT seq, doc FROM spans WHERE project_id = ?1 AND trace_id = ?2")?
-        .query_map(params![project.0, trace_id], |row| {
+        .prepare_cached("SELECT seq, doc FROM spans WHERE project_id = ?1 AND trace_seq = ?2")?
+        .query_map(params![project.0, trace_seq], |row| {
             Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -1,13 +1,18 @@
 //! The single writer: one thread owns the write connection and runs write jobs in shared
-//! transactions (group commit). In a group of several jobs each job runs inside its own
+//! transactions (group commit). In a group of several small jobs each job runs inside its own
 //! savepoint, so a job that fails rolls back alone; every job of a group is answered only after
 //! the group's COMMIT, so an acknowledged write is a committed write. Throughput then does not
 //! hinge on one fsync per request: under load, one commit carries many requests.
 //!
-//! A big job (a batch of many items) gets a group of its own: alone, it runs without a
-//! savepoint, and a failure rolls back the transaction. A savepoint makes SQLite copy every page the job changes into the
-//! statement journal first; for a 500-span OTLP batch that journal spills to a file, and its
-//! writes took a third of the writer's time.
+//! Big jobs (batches of many items) run without savepoints: a savepoint makes SQLite copy every
+//! page the job changes into the statement journal first, and for a 500-span OTLP batch those
+//! copies took a third of the writer's time. A big job that can run again (see
+//! [`Writer::run_batch`]) shares its transaction with the other big ones waiting, and if the
+//! shared transaction fails, each runs again alone. Sharing is what makes a batch cheap: an
+//! index under random keys (trace ids, sessions) gets about one new entry per leaf page per
+//! batch, and every page a transaction changes goes to the WAL whole, so four waiting batches
+//! in one commit write most of those pages once instead of four times. Any other big job runs
+//! alone, and its failure rolls back its own transaction.
 
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -17,31 +22,35 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, StoreError};
 
-/// Jobs of at least this many items run alone, without a savepoint (see the module's note); in
-/// a group, a job's savepoint costs little when the job writes little.
+/// Jobs of at least this many items run without a savepoint (see the module's note); in a group,
+/// a job's savepoint costs little when the job writes little.
 const ALONE_WEIGHT: usize = 100;
 
-/// Tells a job's caller how its group ended: `None` when committed.
-type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-
-/// A write waiting for the writer thread.
+/// A write waiting for the writer thread. It keeps its result until the transaction ends, and
+/// answers its caller then.
 trait Job: Send {
     /// How many items it writes, for sizing groups.
     fn weight(&self) -> usize;
-    /// Runs the write inside the open transaction, in a savepoint of its own if `savepoint`;
-    /// the result waits for the commit. Also says whether the write succeeded.
-    fn run(self: Box<Self>, conn: &Connection, savepoint: bool) -> (Finish, bool);
-    /// Answers without running (the transaction could not start).
-    fn fail(self: Box<Self>, error: &StoreError);
+    /// Whether it can run again after its transaction rolled back: such big jobs share a
+    /// transaction without savepoints, and run again alone if the shared one fails.
+    fn replayable(&self) -> bool;
+    /// Runs the write inside the open transaction, in a savepoint of its own if `savepoint`,
+    /// keeps the result and says whether the write succeeded.
+    fn run(&mut self, conn: &Connection, savepoint: bool) -> bool;
+    /// Answers the caller: the kept result if the transaction committed (`None`), else the
+    /// error.
+    fn answer(self: Box<Self>, error: Option<&StoreError>);
 }
 
-struct TypedJob<T, F> {
+/// A job that runs once.
+struct OnceJob<T, F> {
     weight: usize,
-    write: F,
+    write: Option<F>,
+    result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
 
-impl<T, F> Job for TypedJob<T, F>
+impl<T, F> Job for OnceJob<T, F>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -50,27 +59,83 @@ where
         self.weight
     }
 
-    fn run(self: Box<Self>, conn: &Connection, savepoint: bool) -> (Finish, bool) {
-        let TypedJob { write, reply, .. } = *self;
+    fn replayable(&self) -> bool {
+        false
+    }
+
+    fn run(&mut self, conn: &Connection, savepoint: bool) -> bool {
+        let Some(write) = self.write.take() else {
+            return false;
+        };
         let result = if savepoint {
             in_savepoint(conn, write)
         } else {
             catching_panics(conn, write)
         };
         let succeeded = result.is_ok();
-        let finish: Finish = Box::new(move |commit_error: Option<&StoreError>| {
-            let result = match commit_error {
-                Some(error) => Err(error.clone()),
-                None => result,
-            };
-            let _ = reply.send(result);
-        });
-        (finish, succeeded)
+        self.result = Some(result);
+        succeeded
     }
 
-    fn fail(self: Box<Self>, error: &StoreError) {
-        let _ = self.reply.send(Err(error.clone()));
+    fn answer(self: Box<Self>, error: Option<&StoreError>) {
+        let result = match (error, self.result) {
+            (None, Some(result)) => result,
+            (Some(error), _) => Err(error.clone()),
+            (None, None) => Err(StoreError::Internal("a write job never ran".into())),
+        };
+        let _ = self.reply.send(result);
     }
+}
+
+/// A job over data it only reads, so it can run again; the data goes back to the caller with
+/// the result, so that the caller's thread frees it, not the writer's.
+struct ReplayJob<D, T, F> {
+    data: D,
+    write: F,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<(Result<T>, D)>,
+}
+
+impl<D, T, F> Job for ReplayJob<D, T, F>
+where
+    D: Batch + Send + 'static,
+    T: Send + 'static,
+    F: Fn(&Connection, &D) -> Result<T> + Send + 'static,
+{
+    fn weight(&self) -> usize {
+        self.data.weight()
+    }
+
+    fn replayable(&self) -> bool {
+        true
+    }
+
+    fn run(&mut self, conn: &Connection, savepoint: bool) -> bool {
+        let (write, data) = (&self.write, &self.data);
+        let result = if savepoint {
+            in_savepoint(conn, |conn| write(conn, data))
+        } else {
+            catching_panics(conn, |conn| write(conn, data))
+        };
+        let succeeded = result.is_ok();
+        self.result = Some(result);
+        succeeded
+    }
+
+    fn answer(self: Box<Self>, error: Option<&StoreError>) {
+        let result = match (error, self.result) {
+            (None, Some(result)) => result,
+            (Some(error), _) => Err(error.clone()),
+            (None, None) => Err(StoreError::Internal("a write job never ran".into())),
+        };
+        let _ = self.reply.send((result, self.data));
+    }
+}
+
+/// The data of a replayable job.
+pub trait Batch {
+    /// How many items it writes, for sizing groups.
+    fn weight(&self) -> usize;
 }
 
 pub struct Writer {
@@ -96,19 +161,49 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(TypedJob {
+        self.send(Box::new(OnceJob {
             weight,
-            write,
+            write: Some(write),
+            result: None,
             reply,
-        });
+        }))
+        .await?;
+        answer.await.map_err(dropped)?
+    }
+
+    /// Runs `write` over `data` in the next group transaction and returns its result once
+    /// committed. A big batch shares its transaction with the other big batches waiting (one
+    /// commit then writes each index page they share once), so `write` may run twice: again
+    /// alone, if the shared transaction fails.
+    pub async fn run_batch<D, T, F>(&self, data: D, write: F) -> Result<T>
+    where
+        D: Batch + Send + 'static,
+        T: Send + 'static,
+        F: Fn(&Connection, &D) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.send(Box::new(ReplayJob {
+            data,
+            write,
+            result: None,
+            reply,
+        }))
+        .await?;
+        // The data is dropped here, on the caller's thread.
+        let (result, _data) = answer.await.map_err(dropped)?;
+        result
+    }
+
+    async fn send(&self, job: Box<dyn Job>) -> Result<()> {
         self.jobs
             .send(job)
             .await
-            .map_err(|_| StoreError::Unavailable("the sqlite writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Internal("the sqlite writer dropped a job".into()))?
+            .map_err(|_| StoreError::Unavailable("the sqlite writer has stopped".into()))
     }
+}
+
+fn dropped(_: oneshot::error::RecvError) -> StoreError {
+    StoreError::Internal("the sqlite writer dropped a job".into())
 }
 
 fn in_savepoint<T>(conn: &Connection, write: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -131,22 +226,45 @@ fn catching_panics<T>(
         .unwrap_or_else(|_| Err(StoreError::Internal("a write panicked".into())))
 }
 
+/// How the jobs of a group share their transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sharing {
+    /// Small jobs, each in a savepoint (alone: none).
+    Savepoints,
+    /// Big replayable jobs, without savepoints: if one fails, all run again alone.
+    Replays,
+    /// A big job that cannot run again: alone.
+    Alone,
+}
+
+impl Sharing {
+    fn of(job: &dyn Job) -> Self {
+        if job.weight() < ALONE_WEIGHT {
+            Sharing::Savepoints
+        } else if job.replayable() {
+            Sharing::Replays
+        } else {
+            Sharing::Alone
+        }
+    }
+}
+
 fn write_loop(
     conn: Connection,
     mut receiver: mpsc::Receiver<Box<dyn Job>>,
     max_weight: usize,
     wal: &WalLength,
 ) {
-    // A big job taken from the queue while a group of small ones was being gathered: it starts
-    // the next group, alone.
+    // A job taken from the queue that does not fit the group being gathered: it starts the
+    // next group.
     let mut held: Option<Box<dyn Job>> = None;
     while let Some(first) = held.take().or_else(|| receiver.blocking_recv()) {
+        let sharing = Sharing::of(first.as_ref());
         let mut weight = first.weight();
-        let gather = weight < ALONE_WEIGHT;
         let mut group = vec![first];
-        while gather && weight < max_weight {
+        while sharing != Sharing::Alone && weight < max_weight {
             match receiver.try_recv() {
-                Ok(job) if job.weight() >= ALONE_WEIGHT => {
+                Ok(job) if Sharing::of(job.as_ref()) != sharing => {
                     held = Some(job);
                     break;
                 }
@@ -157,35 +275,68 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let num_jobs = group.len();
-        if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let error = StoreError::from(error);
-            tracing::error!(%error, num_jobs, "sqlite writer could not begin a transaction");
-            group.into_iter().for_each(|job| job.fail(&error));
+        if group.len() == 1 || sharing == Sharing::Savepoints {
+            run_group(&conn, group, wal);
             continue;
         }
-        let alone = num_jobs == 1;
-        let mut failed_alone = false;
-        let finishes: Vec<Finish> = group
-            .into_iter()
-            .map(|job| {
-                let (finish, succeeded) = job.run(&conn, !alone);
-                failed_alone = alone && !succeeded;
-                finish
-            })
-            .collect();
-        let end = if failed_alone { "ROLLBACK" } else { "COMMIT" };
-        let outcome = conn.execute_batch(end).map_err(StoreError::from);
-        if let Err(error) = &outcome {
-            tracing::error!(%error, num_jobs, end, "sqlite transaction did not end; rolling back the group");
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for finish in finishes {
-            finish(outcome.as_ref().err());
+        // Replays: one transaction for all, or, if it fails, one each.
+        match run_together(&conn, &mut group) {
+            Ok(()) => group.into_iter().for_each(|job| job.answer(None)),
+            Err(error) => {
+                tracing::warn!(%error, num_jobs = group.len(), "a shared transaction failed; running its jobs one by one");
+                for job in group {
+                    run_group(&conn, vec![job], wal);
+                }
+            }
         }
         wal.restart_if_long(&conn);
     }
     tracing::debug!("sqlite writer stopped");
+}
+
+/// Runs replayable jobs in one transaction without savepoints and commits it if all succeed;
+/// else rolls it back. Answers nobody.
+fn run_together(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let all_succeeded = group.iter_mut().all(|job| job.run(conn, false));
+    let end = if all_succeeded { "COMMIT" } else { "ROLLBACK" };
+    if let Err(error) = conn.execute_batch(end) {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(error.into());
+    }
+    if all_succeeded {
+        Ok(())
+    } else {
+        Err(StoreError::Internal("a job of the group failed".into()))
+    }
+}
+
+/// Runs a group in one transaction, each job in a savepoint unless it is alone, and answers
+/// every job once the transaction has ended.
+fn run_group(conn: &Connection, mut group: Vec<Box<dyn Job>>, wal: &WalLength) {
+    let num_jobs = group.len();
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = StoreError::from(error);
+        tracing::error!(%error, num_jobs, "sqlite writer could not begin a transaction");
+        group.into_iter().for_each(|job| job.answer(Some(&error)));
+        return;
+    }
+    let alone = num_jobs == 1;
+    let mut failed_alone = false;
+    for job in &mut group {
+        let succeeded = job.run(conn, !alone);
+        failed_alone = alone && !succeeded;
+    }
+    let end = if failed_alone { "ROLLBACK" } else { "COMMIT" };
+    let outcome = conn.execute_batch(end).map_err(StoreError::from);
+    if let Err(error) = &outcome {
+        tracing::error!(%error, num_jobs, end, "sqlite transaction did not end; rolling back the group");
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for job in group {
+        job.answer(outcome.as_ref().err());
+    }
+    wal.restart_if_long(conn);
 }
 
 #[cfg(test)]
@@ -197,7 +348,7 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
             .unwrap();
-        let writer = Writer::start(conn, 100, 16, Arc::default());
+        let writer = Writer::start(conn, 1_000, 16, Arc::default());
         (writer, Connection::open(&path).unwrap())
     }
 
@@ -280,6 +431,118 @@ mod tests {
         let results: Vec<bool> = succeeded(rest).await;
         assert_eq!(results, [true, false, false, true, true]);
         assert_eq!(values(&reader), [1, 2, 5, 6]);
+    }
+
+    /// A big batch for the replay tests: inserts `value`, fails if `fail`, and counts its runs.
+    struct Row {
+        value: i64,
+        fail: bool,
+        runs: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Batch for Row {
+        fn weight(&self) -> usize {
+            ALONE_WEIGHT
+        }
+    }
+
+    fn insert_row(conn: &Connection, row: &Row) -> Result<()> {
+        row.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        insert(row.value, row.fail)(conn)
+    }
+
+    /// Holds the writer with a small job until `release` is sent, so that the jobs queued
+    /// meanwhile make one group.
+    fn hold(
+        writer: &Arc<Writer>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<()>>,
+    ) {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let writer = writer.clone();
+        let held = tokio::spawn(async move {
+            writer
+                .run(1, move |conn: &Connection| {
+                    hold.recv().unwrap();
+                    insert(0, false)(conn)
+                })
+                .await
+        });
+        (release, held)
+    }
+
+    #[tokio::test]
+    async fn waiting_batches_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = writer(&dir);
+        let writer = Arc::new(writer);
+        let (release, held) = hold(&writer);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let path = dir.path().join("w.sqlite");
+        let mut batches = Vec::new();
+        for value in 1..=3 {
+            let (writer, path) = (writer.clone(), path.clone());
+            batches.push(tokio::spawn(async move {
+                // What another connection sees while the batch runs: the rows committed before.
+                let row = Row {
+                    value,
+                    fail: false,
+                    runs: Arc::default(),
+                };
+                writer
+                    .run_batch(row, move |conn, row| {
+                        insert_row(conn, row)?;
+                        let other = Connection::open(&path)?;
+                        Ok(values(&other))
+                    })
+                    .await
+            }));
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        for batch in batches {
+            // None of the three saw another's row committed: one transaction.
+            assert_eq!(batch.await.unwrap().unwrap(), [0]);
+        }
+        assert_eq!(values(&reader), [0, 1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_batch_rolls_back_alone_and_the_others_run_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, reader) = writer(&dir);
+        let writer = Arc::new(writer);
+        let (release, held) = hold(&writer);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut batches = Vec::new();
+        let mut runs = Vec::new();
+        for (value, fail) in [(1, false), (2, true), (3, false)] {
+            let row = Row {
+                value,
+                fail,
+                runs: Arc::default(),
+            };
+            runs.push(row.runs.clone());
+            let writer = writer.clone();
+            batches.push(tokio::spawn(async move {
+                writer.run_batch(row, insert_row).await
+            }));
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        assert_eq!(succeeded(batches).await, [true, false, true]);
+        assert_eq!(values(&reader), [0, 1, 3]);
+        let runs: Vec<usize> = runs
+            .iter()
+            .map(|r| r.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        // The shared run stopped at the failure; then each ran alone.
+        assert_eq!(runs, [2, 2, 1]);
     }
 
     async fn succeeded(tasks: Vec<tokio::task::JoinHandle<Result<()>>>) -> Vec<bool> {
