@@ -10,7 +10,9 @@
 //! and the HNSW inserts that follow took a quarter of OTLP ingest throughput on 2 cores, even
 //! with inference at the lowest CPU priority (BENCHMARKS.md). So while ingest runs faster than
 //! the worker could ever follow ([`WorkerConfig::yield_above`] traces per second), the worker
-//! waits, up to [`WorkerConfig::max_yield`] per batch, and catches up after the burst.
+//! waits, up to [`WorkerConfig::max_yield`] per batch, and catches up after the burst. It also
+//! looks again between chunks of [`YIELD_CHUNK`] texts of a batch: 32 inputs of 1,500 characters
+//! are seconds of inference, and a burst that starts meanwhile must not wait for them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -171,7 +173,13 @@ pub async fn run(
             return;
         }
         yield_to_ingest(&ingest.rate, &config, &mut stop).await;
-        let idle = match embed_batch(store.as_ref(), &embedder, clock.as_ref(), &config).await {
+        let pause = IngestPause {
+            rate: &ingest.rate,
+            config: &config,
+            stop: &mut stop,
+        };
+        let embedded = embed_claimed(store.as_ref(), &embedder, clock.as_ref(), &config, pause);
+        let idle = match embedded.await {
             Ok(0) => true,
             Ok(done) => {
                 stats.embedded.fetch_add(done as u64, Ordering::Relaxed);
@@ -214,12 +222,53 @@ async fn yield_to_ingest(
     }
 }
 
+/// How many texts of a batch the worker embeds between two looks at the ingest rate.
+pub const YIELD_CHUNK: usize = 8;
+
 /// Claims, embeds and stores one batch; returns how many traces it embedded.
 pub async fn embed_batch(
     store: &dyn Store,
     embedder: &Embedder,
     clock: &dyn Clock,
     config: &WorkerConfig,
+) -> Result<usize, MemoryError> {
+    embed_claimed(store, embedder, clock, config, NoPause).await
+}
+
+/// What a batch does between two chunks of texts.
+trait Pause: Send {
+    fn pause(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Tools and tests embed batches straight through.
+struct NoPause;
+
+impl Pause for NoPause {
+    fn pause(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+}
+
+/// The worker yields to heavy ingest.
+struct IngestPause<'a> {
+    rate: &'a IngestRate,
+    config: &'a WorkerConfig,
+    stop: &'a mut watch::Receiver<bool>,
+}
+
+impl Pause for IngestPause<'_> {
+    fn pause(&mut self) -> impl Future<Output = ()> + Send {
+        yield_to_ingest(self.rate, self.config, self.stop)
+    }
+}
+
+/// [`embed_batch`], pausing between chunks of [`YIELD_CHUNK`] texts.
+async fn embed_claimed(
+    store: &dyn Store,
+    embedder: &Embedder,
+    clock: &dyn Clock,
+    config: &WorkerConfig,
+    mut pause: impl Pause,
 ) -> Result<usize, MemoryError> {
     let now = clock.now();
     let lease_until = now
@@ -231,8 +280,14 @@ pub async fn embed_batch(
     if tasks.is_empty() {
         return Ok(0);
     }
-    let texts = tasks.iter().map(|task| task.text.clone()).collect();
-    let vectors = embedder.embed_bulk(texts).await?;
+    let mut vectors = Vec::with_capacity(tasks.len());
+    for (index, chunk) in tasks.chunks(YIELD_CHUNK).enumerate() {
+        if index > 0 {
+            pause.pause().await;
+        }
+        let texts = chunk.iter().map(|task| task.text.clone()).collect();
+        vectors.extend(embedder.embed_bulk(texts).await?);
+    }
     let embeddings: Vec<NewEmbedding> = tasks
         .iter()
         .zip(vectors)
@@ -265,6 +320,54 @@ mod tests {
         assert_eq!(window.rate(5), 0, "idle seconds in between count as none");
         window.add(5, 3);
         assert_eq!(window.rate(5), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_pauses_between_chunks_of_texts() {
+        use feedloop_core::TraceId;
+        use feedloop_core::clock::ManualClock;
+        use feedloop_core::trace::TracePart;
+        use feedloop_store::{IngestBatch, StoreOptions};
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("feedloop.db").display());
+        let store = feedloop_store::open(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let start: feedloop_core::Timestamp = "2026-06-01T10:00:00Z".parse().unwrap();
+        let project = store.create_project("p", start).await.unwrap().id;
+        let traces = (0..20)
+            .map(|i| TracePart {
+                id: TraceId::parse("id", format!("tr-{i}")).unwrap(),
+                input: Some(format!("input {i}")),
+                ..TracePart::default()
+            })
+            .collect();
+        let batch = IngestBatch {
+            traces,
+            feedback: Vec::new(),
+        };
+        store.ingest(project, batch, start).await.unwrap();
+        let embedder =
+            Embedder::from_config(&feedloop_embed::EmbedderConfig::Hash { dimensions: 8 })
+                .await
+                .unwrap();
+        let config = WorkerConfig {
+            batch_size: 20,
+            ..WorkerConfig::default()
+        };
+        struct Count(usize);
+        impl Pause for &mut Count {
+            fn pause(&mut self) -> impl Future<Output = ()> + Send {
+                self.0 += 1;
+                std::future::ready(())
+            }
+        }
+        let mut pauses = Count(0);
+        let clock = ManualClock::new(start);
+        let embedded = embed_claimed(store.as_ref(), &embedder, &clock, &config, &mut pauses);
+        assert_eq!(embedded.await.unwrap(), 20, "the whole batch");
+        assert_eq!(pauses.0, 2, "20 texts in chunks of 8: 8 | 8 | 4");
     }
 
     #[tokio::test]

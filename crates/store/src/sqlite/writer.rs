@@ -78,12 +78,7 @@ where
     }
 
     fn answer(self: Box<Self>, error: Option<&StoreError>) {
-        let result = match (error, self.result) {
-            (None, Some(result)) => result,
-            (Some(error), _) => Err(error.clone()),
-            (None, None) => Err(StoreError::Internal("a write job never ran".into())),
-        };
-        let _ = self.reply.send(result);
+        let _ = self.reply.send(outcome(error, self.result));
     }
 }
 
@@ -123,12 +118,16 @@ where
     }
 
     fn answer(self: Box<Self>, error: Option<&StoreError>) {
-        let result = match (error, self.result) {
-            (None, Some(result)) => result,
-            (Some(error), _) => Err(error.clone()),
-            (None, None) => Err(StoreError::Internal("a write job never ran".into())),
-        };
-        let _ = self.reply.send((result, self.data));
+        let _ = self.reply.send((outcome(error, self.result), self.data));
+    }
+}
+
+/// What a job answers: its result if its transaction committed (`error` is `None`).
+fn outcome<T>(error: Option<&StoreError>, result: Option<Result<T>>) -> Result<T> {
+    match (error, result) {
+        (None, Some(result)) => result,
+        (Some(error), _) => Err(error.clone()),
+        (None, None) => Err(StoreError::Internal("a write job never ran".into())),
     }
 }
 
