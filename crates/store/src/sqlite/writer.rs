@@ -67,14 +67,7 @@ where
         let Some(write) = self.write.take() else {
             return false;
         };
-        let result = if savepoint {
-            in_savepoint(conn, write)
-        } else {
-            catching_panics(conn, write)
-        };
-        let succeeded = result.is_ok();
-        self.result = Some(result);
-        succeeded
+        keep(&mut self.result, run_write(conn, savepoint, write))
     }
 
     fn answer(self: Box<Self>, error: Option<&StoreError>) {
@@ -107,19 +100,35 @@ where
 
     fn run(&mut self, conn: &Connection, savepoint: bool) -> bool {
         let (write, data) = (&self.write, &self.data);
-        let result = if savepoint {
-            in_savepoint(conn, |conn| write(conn, data))
-        } else {
-            catching_panics(conn, |conn| write(conn, data))
-        };
-        let succeeded = result.is_ok();
-        self.result = Some(result);
-        succeeded
+        keep(
+            &mut self.result,
+            run_write(conn, savepoint, |conn| write(conn, data)),
+        )
     }
 
     fn answer(self: Box<Self>, error: Option<&StoreError>) {
         let _ = self.reply.send((outcome(error, self.result), self.data));
     }
+}
+
+/// Runs a write, in a savepoint of its own if `savepoint`.
+fn run_write<T>(
+    conn: &Connection,
+    savepoint: bool,
+    write: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    if savepoint {
+        in_savepoint(conn, write)
+    } else {
+        catching_panics(conn, write)
+    }
+}
+
+/// Keeps a job's result for its answer; says whether the write succeeded.
+fn keep<T>(slot: &mut Option<Result<T>>, result: Result<T>) -> bool {
+    let succeeded = result.is_ok();
+    *slot = Some(result);
+    succeeded
 }
 
 /// What a job answers: its result if its transaction committed (`error` is `None`).
@@ -275,16 +284,16 @@ fn write_loop(
             }
         }
         if group.len() == 1 || sharing == Sharing::Savepoints {
-            run_group(&conn, group, wal);
-            continue;
-        }
-        // Replays: one transaction for all, or, if it fails, one each.
-        match run_together(&conn, &mut group) {
-            Ok(()) => group.into_iter().for_each(|job| job.answer(None)),
-            Err(error) => {
-                tracing::warn!(%error, num_jobs = group.len(), "a shared transaction failed; running its jobs one by one");
-                for job in group {
-                    run_group(&conn, vec![job], wal);
+            run_group(&conn, group);
+        } else {
+            // Replays: one transaction for all, or, if it fails, one each.
+            match run_together(&conn, &mut group) {
+                Ok(()) => group.into_iter().for_each(|job| job.answer(None)),
+                Err(error) => {
+                    tracing::warn!(%error, num_jobs = group.len(), "a shared transaction failed; running its jobs one by one");
+                    for job in group {
+                        run_group(&conn, vec![job]);
+                    }
                 }
             }
         }
@@ -312,7 +321,7 @@ fn run_together(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<()> {
 
 /// Runs a group in one transaction, each job in a savepoint unless it is alone, and answers
 /// every job once the transaction has ended.
-fn run_group(conn: &Connection, mut group: Vec<Box<dyn Job>>, wal: &WalLength) {
+fn run_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
     let num_jobs = group.len();
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         let error = StoreError::from(error);
@@ -335,7 +344,6 @@ fn run_group(conn: &Connection, mut group: Vec<Box<dyn Job>>, wal: &WalLength) {
     for job in group {
         job.answer(outcome.as_ref().err());
     }
-    wal.restart_if_long(conn);
 }
 
 #[cfg(test)]
@@ -395,18 +403,7 @@ mod tests {
         let writer = Arc::new(writer);
         // The first job holds the writer until the others wait in its queue, so they make one
         // group.
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let first = tokio::spawn({
-            let writer = writer.clone();
-            async move {
-                writer
-                    .run(1, move |conn: &Connection| {
-                        hold.recv().unwrap();
-                        insert(1, false)(conn)
-                    })
-                    .await
-            }
-        });
+        let (release, first) = hold(&writer, 1);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         // Small jobs group (a failing one rolls back alone); big ones go alone, in order.
         let big = ALONE_WEIGHT;
@@ -450,10 +447,11 @@ mod tests {
         insert(row.value, row.fail)(conn)
     }
 
-    /// Holds the writer with a small job until `release` is sent, so that the jobs queued
-    /// meanwhile make one group.
+    /// Holds the writer with a small job inserting `value` until `release` is sent, so that the
+    /// jobs queued meanwhile make one group.
     fn hold(
         writer: &Arc<Writer>,
+        value: i64,
     ) -> (
         std::sync::mpsc::Sender<()>,
         tokio::task::JoinHandle<Result<()>>,
@@ -464,7 +462,7 @@ mod tests {
             writer
                 .run(1, move |conn: &Connection| {
                     hold.recv().unwrap();
-                    insert(0, false)(conn)
+                    insert(value, false)(conn)
                 })
                 .await
         });
@@ -476,7 +474,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (writer, reader) = writer(&dir);
         let writer = Arc::new(writer);
-        let (release, held) = hold(&writer);
+        let (release, held) = hold(&writer, 0);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let path = dir.path().join("w.sqlite");
         let mut batches = Vec::new();
@@ -514,7 +512,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (writer, reader) = writer(&dir);
         let writer = Arc::new(writer);
-        let (release, held) = hold(&writer);
+        let (release, held) = hold(&writer, 0);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let mut batches = Vec::new();
         let mut runs = Vec::new();
