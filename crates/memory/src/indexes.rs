@@ -102,8 +102,7 @@ impl ProjectIndexes {
         self.read_map().values().map(|index| index.len()).sum()
     }
 
-    /// Bytes of memory all indexes hold (graphs and vectors). Walks every graph while holding
-    /// off its writers (see [`VectorIndex::memory_usage`]), so it belongs on a blocking thread.
+    /// Bytes of memory all indexes hold (lists and vectors).
     pub fn memory_usage(&self) -> usize {
         let indexes: Vec<Arc<VectorIndex>> = self.read_map().values().cloned().collect();
         indexes.iter().map(|index| index.memory_usage()).sum()
@@ -209,6 +208,8 @@ impl ProjectIndexes {
             .collect();
         for (project, index) in &indexes {
             index.save(&index_path(dir, *project))?;
+            // The HNSW file of an older version, which this one cannot read.
+            let _ = std::fs::remove_file(dir.join(format!("project-{}.usearch", project.0)));
         }
         let state = SavedState {
             model: self.model.clone(),
@@ -289,7 +290,7 @@ pub fn trace_seq_of(key: u64) -> i64 {
 }
 
 fn index_path(dir: &Path, project: ProjectId) -> PathBuf {
-    dir.join(format!("project-{}.usearch", project.0))
+    dir.join(format!("project-{}.vectors", project.0))
 }
 
 /// The folder of one model's indexes under `root`: models named alike but for characters

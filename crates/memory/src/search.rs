@@ -2,10 +2,10 @@
 //! its feedback. "Similar known problems" are the nearest traces that carry negative feedback
 //! (explicit or implicit), with their corrections.
 //!
-//! Without a filter the project's index answers alone (HNSW, or exact below its threshold). With
-//! a filter the store first names the matching traces: a small set is searched exactly (so a
-//! selective filter still gives k results), a large one through the index with the set as a
-//! predicate.
+//! Without a filter the project's index answers alone (its probed lists, or exact below its
+//! threshold). With a filter the store first names the matching traces: a small set is
+//! searched exactly (so a selective filter still gives k results), a large one through the
+//! index with the set as a predicate.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 

@@ -7,7 +7,7 @@
 //! one model. Ingest only appends to the queue, so a busy worker does not slow it down.
 //!
 //! Except through the machine: inference, the worker's claims and stores on the SQLite writer,
-//! and the HNSW inserts that follow took a quarter of OTLP ingest throughput on 2 cores, even
+//! and the HNSW inserts that followed took a quarter of OTLP ingest throughput on 2 cores, even
 //! with inference at the lowest CPU priority (BENCHMARKS.md). So while ingest runs faster than
 //! the worker could ever follow ([`WorkerConfig::yield_above`] traces per second), the worker
 //! waits, up to [`WorkerConfig::max_yield`] per batch, and catches up after the burst. It also

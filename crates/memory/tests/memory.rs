@@ -187,7 +187,7 @@ async fn saved_indexes_load_at_start_and_catch_up_with_what_came_since() {
         let model_dir = entry.unwrap().path();
         for file in std::fs::read_dir(&model_dir).unwrap() {
             let file = file.unwrap().path();
-            if file.extension().is_some_and(|e| e == "usearch") {
+            if file.extension().is_some_and(|e| e == "vectors") {
                 std::fs::write(&file, b"not an index").unwrap();
             }
         }

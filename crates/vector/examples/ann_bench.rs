@@ -1,11 +1,11 @@
 //! ANN benchmark on the data of `shared/bench/ann_bench.py` (clustered 384-d vectors, exact
 //! ground truth): build time (wall and CPU), memory, single-query latency at k = 10 and
-//! recall@10, for each size and `ef_search`.
+//! recall@10, for each size and number of probed lists.
 //!
 //! ```text
 //! python3 ann_bench.py --gen --sizes 100000,1000000 --data-dir /tmp/ann   # in shared/bench
 //! cargo run --release -p feedloop-vector --example ann_bench -- \
-//!     --data-dir /tmp/ann --sizes 100000,1000000 --ef-search 16,32,64,128 --rerank 2,4 \
+//!     --data-dir /tmp/ann --sizes 100000,1000000 --probes 2,4,8,16 --rerank 2,4 \
 //!     --save-dir /tmp/ann-index
 //! ```
 
@@ -21,11 +21,11 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 struct Args {
     data_dir: PathBuf,
     sizes: Vec<usize>,
-    ef_search: Vec<usize>,
+    probes: Vec<usize>,
     rerank_factors: Vec<usize>,
     settings: IndexSettings,
     save_dir: Option<PathBuf>,
-    /// Load `index_<n>.vectors` from this folder instead of building (an ef_search sweep).
+    /// Load `index_<n>.vectors` from this folder instead of building (a probes sweep).
     load_dir: Option<PathBuf>,
     batch: usize,
     /// Query passes per setting; the one with the lowest p50 is reported.
@@ -36,7 +36,7 @@ fn parse_args() -> BenchResult<Args> {
     let mut args = Args {
         data_dir: PathBuf::from("/tmp/ann"),
         sizes: vec![100_000],
-        ef_search: vec![16, 32, 64, 128],
+        probes: vec![2, 4, 8, 16],
         rerank_factors: vec![IndexSettings::default().rerank_factor],
         settings: IndexSettings::default(),
         save_dir: None,
@@ -55,10 +55,8 @@ fn parse_args() -> BenchResult<Args> {
         match flag.as_str() {
             "--data-dir" => args.data_dir = value.into(),
             "--sizes" => args.sizes = list(&value)?,
-            "--ef-search" => args.ef_search = list(&value)?,
+            "--probes" => args.probes = list(&value)?,
             "--rerank" => args.rerank_factors = list(&value)?,
-            "--connectivity" => args.settings.connectivity = value.parse()?,
-            "--ef-add" => args.settings.expansion_add = value.parse()?,
             "--save-dir" => args.save_dir = Some(value.into()),
             "--load-dir" => args.load_dir = Some(value.into()),
             "--batch" => args.batch = value.parse()?,
@@ -184,7 +182,7 @@ fn build(args: &Args, n: usize, dimensions: usize, base: &[[u8; 4]]) -> BenchRes
     let rss_index = rss_mib() - rss_before;
     println!(
         "n={n}: build {build_wall:.1} s wall, {build_cpu:.1} CPU-s ({:.0} vectors/s, {:.2} ms CPU/insert); \
-         index RSS +{rss_index:.0} MiB ({:.0} MiB per million), usearch memory_usage {:.0} MiB",
+         index RSS +{rss_index:.0} MiB ({:.0} MiB per million), memory_usage {:.0} MiB",
         n as f64 / build_wall,
         build_cpu * 1000.0 / n as f64,
         rss_index * 1e6 / n as f64,
@@ -252,13 +250,17 @@ fn main() -> BenchResult<()> {
             build(&args, n, dimensions, &base)?
         };
 
-        println!("  graph distances: {}", index.hardware_acceleration());
-        for (&ef, &rerank) in args
-            .ef_search
+        println!(
+            "  {} lists, i8 scans on {}",
+            index.num_lists(),
+            index.hardware_acceleration()
+        );
+        for (&probes, &rerank) in args
+            .probes
             .iter()
-            .flat_map(|ef| args.rerank_factors.iter().map(move |r| (ef, r)))
+            .flat_map(|p| args.rerank_factors.iter().map(move |r| (p, r)))
         {
-            index.set_expansion_search(ef);
+            index.set_probes(probes);
             index.set_rerank_factor(rerank);
             for query in queries.iter().take(100) {
                 index.search(query, 10)?;
@@ -291,8 +293,7 @@ fn main() -> BenchResult<()> {
             }
             let (latencies, total) = best.ok_or("--passes must be at least 1")?;
             println!(
-                "  ef_search={ef:<4} (at this size {:<4}) rerank={rerank:<2} p50 {:.3} ms  p99 {:.3} ms  mean {:.3} ms  CPU {:.3} ms/query  {:.0} queries/s (1 thread)  recall@10 {:.4}",
-                index.effective_expansion_search(),
+                "  probes={probes:<4} rerank={rerank:<2} p50 {:.3} ms  p99 {:.3} ms  mean {:.3} ms  CPU {:.3} ms/query  {:.0} queries/s (1 thread)  recall@10 {:.4}",
                 percentile(&latencies, 50.0),
                 percentile(&latencies, 99.0),
                 latencies.iter().sum::<f64>() / latencies.len() as f64,
@@ -303,8 +304,8 @@ fn main() -> BenchResult<()> {
         }
         index.set_rerank_factor(args.settings.rerank_factor);
 
-        // Filtered search at 1 % selectivity, and the exact scan, at the default ef_search.
-        index.set_expansion_search(args.settings.expansion_search);
+        // Filtered search at 1 % selectivity, and the exact scan, at the default probes.
+        index.set_probes(args.settings.probes);
         for (label, run) in [
             (
                 "filtered 1 %",

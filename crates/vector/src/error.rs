@@ -31,9 +31,6 @@ pub enum VectorError {
     /// The environment: the index file is truncated, damaged or not an index file.
     #[error("corrupt index file {path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
-    /// The search engine refused an operation (out of memory, or a bug in this crate).
-    #[error("vector engine error: {0}")]
-    Engine(String),
 }
 
 impl VectorError {
@@ -50,9 +47,4 @@ impl VectorError {
             reason: reason.into(),
         }
     }
-}
-
-/// Wraps an error of the engine (usearch's C++ exceptions) as [`VectorError::Engine`].
-pub(crate) fn engine_error(error: impl std::fmt::Display) -> VectorError {
-    VectorError::Engine(error.to_string().to_lowercase())
 }

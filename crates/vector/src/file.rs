@@ -1,46 +1,64 @@
-//! The index file: usearch's own serialisation (the i8 graph), then the keys and their f32
-//! vectors, then a fixed trailer.
+//! The index file: the keys, their f32 vectors, the partition's centroids and the list of each
+//! key, then a fixed trailer.
 //!
 //! ```text
-//! [usearch index: blob_len bytes][keys: num_keys × u64 LE]
-//! [vectors: num_keys × dimensions × f32 LE, in key order][trailer: 40 bytes]
-//! trailer = blob_len u64 | num_keys u64 | dimensions u64 | crc32 u32 | version u32 | "FLVECIDX"
+//! [keys: num_keys × u64 LE][vectors: num_keys × dimensions × f32 LE, in key order]
+//! [centroids: num_centroids × dimensions × f32 LE][lists: num_keys × u32 LE, in key order]
+//! [trailer: 48 bytes]
+//! trailer = num_keys u64 | dimensions u64 | num_centroids u64 | trained_len u64
+//!         | crc32 u32 | version u32 | "FLVECIDX"
 //! ```
-//! The CRC covers everything before the trailer. It is checked before usearch reads the file:
-//! usearch trusts its input (a flipped bit in the graph would be an out-of-bounds read later),
-//! so a damaged file must be turned away here. The keys are stored because usearch has no way
-//! to list them; the f32 vectors because the graph only holds i8 ones (`store.rs`).
+//! The CRC covers everything before the trailer, so a damaged file is an error, never a wrong
+//! index. The i8 codes are not stored: quantising a million vectors on load takes well under a
+//! second, a quarter of the file's size would not.
 //!
-//! Version 1 (an f32 graph and no vectors) is refused as [`VectorError::Corrupt`], like any
-//! unreadable file, so its owner rebuilds the index from its source.
+//! Versions 1 and 2 (HNSW graphs) are refused as [`VectorError::Corrupt`], like any unreadable
+//! file, so their owner rebuilds the index from its source. The version sits at the same
+//! place in every version's trailer: 12 bytes before the end.
 //!
 //! Writing goes to a temporary file in the same folder, is fsynced, then renamed over the
 //! target (and the folder fsynced), so a crash leaves either the old file or the new one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::VectorError;
-use crate::error::engine_error;
 
 const MAGIC: &[u8; 8] = b"FLVECIDX";
-const VERSION: u32 = 2;
-const TRAILER_LEN: u64 = 40;
+const VERSION: u32 = 3;
+const TRAILER_LEN: u64 = 48;
 const CHUNK: usize = 1 << 20;
 
-/// Writes `engine`, `keys` and their `vectors` (row-major, in key order) to `path` atomically.
-pub(crate) fn save(
-    engine: &usearch::Index,
-    keys: &[u64],
-    vectors: &[f32],
-    dimensions: usize,
-    path: &Path,
-) -> Result<(), VectorError> {
-    debug_assert_eq!(keys.len() * dimensions, vectors.len());
+/// What a file holds (borrowed for saving).
+pub(crate) struct Saved<'a> {
+    pub(crate) keys: &'a [u64],
+    /// The f32 vectors of `keys`, row-major in the same order.
+    pub(crate) vectors: &'a [f32],
+    /// The partition's centroids, row-major (none before its first training).
+    pub(crate) centroids: &'a [f32],
+    /// How many vectors the centroids were trained on.
+    pub(crate) trained_len: usize,
+    /// The list of each of `keys`.
+    pub(crate) lists: &'a [u32],
+}
+
+/// What a file holds, read back and checked.
+pub(crate) struct Loaded {
+    pub(crate) keys: Vec<u64>,
+    pub(crate) vectors: Vec<f32>,
+    pub(crate) centroids: Vec<f32>,
+    pub(crate) trained_len: usize,
+    pub(crate) lists: Vec<u32>,
+}
+
+/// Writes `saved` to `path` atomically.
+pub(crate) fn save(saved: &Saved<'_>, dimensions: usize, path: &Path) -> Result<(), VectorError> {
+    debug_assert_eq!(saved.keys.len() * dimensions, saved.vectors.len());
+    debug_assert_eq!(saved.keys.len(), saved.lists.len());
     let temporary = temporary_path(path);
-    let result = write_temporary(engine, keys, vectors, dimensions, &temporary).and_then(|()| {
+    let result = write_temporary(saved, dimensions, &temporary).and_then(|()| {
         std::fs::rename(&temporary, path).map_err(|e| VectorError::io(path, e))?;
         sync_parent(path)
     });
@@ -51,48 +69,40 @@ pub(crate) fn save(
 }
 
 fn write_temporary(
-    engine: &usearch::Index,
-    keys: &[u64],
-    vectors: &[f32],
+    saved: &Saved<'_>,
     dimensions: usize,
     temporary: &Path,
 ) -> Result<(), VectorError> {
     let io = |e| VectorError::io(temporary, e);
-    engine.save(utf8(temporary)?).map_err(engine_error)?;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(temporary)
-        .map_err(io)?;
-    let blob_len = file.metadata().map_err(io)?.len();
+    let file = File::create(temporary).map_err(io)?;
+    let mut writer = BufWriter::with_capacity(CHUNK, &file);
     let mut crc = crc32fast::Hasher::new();
-    let mut reader = BufReader::with_capacity(CHUNK, &mut file);
-    let mut buffer = vec![0u8; CHUNK];
-    loop {
-        let read = reader.read(&mut buffer).map_err(io)?;
-        if read == 0 {
-            break;
-        }
-        crc.update(&buffer[..read]);
-    }
-    drop(reader);
-    let mut writer = BufWriter::with_capacity(CHUNK, &mut file);
-    for key in keys {
-        let bytes = key.to_le_bytes();
-        crc.update(&bytes);
-        writer.write_all(&bytes).map_err(io)?;
-    }
     let mut bytes = Vec::with_capacity(CHUNK);
-    for chunk in vectors.chunks(CHUNK / 4) {
-        bytes.clear();
-        bytes.extend(chunk.iter().flat_map(|value| value.to_le_bytes()));
-        crc.update(&bytes);
-        writer.write_all(&bytes).map_err(io)?;
-    }
+    let mut section = |bytes_of: &mut dyn Iterator<Item = u8>| -> Result<(), VectorError> {
+        loop {
+            bytes.clear();
+            bytes.extend(bytes_of.take(CHUNK));
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            crc.update(&bytes);
+            writer.write_all(&bytes).map_err(io)?;
+        }
+    };
+    section(&mut saved.keys.iter().flat_map(|key| key.to_le_bytes()))?;
+    section(&mut saved.vectors.iter().flat_map(|x| x.to_le_bytes()))?;
+    section(&mut saved.centroids.iter().flat_map(|x| x.to_le_bytes()))?;
+    section(&mut saved.lists.iter().flat_map(|list| list.to_le_bytes()))?;
+    let num_centroids = saved.centroids.len() / dimensions.max(1);
     let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
-    trailer.extend_from_slice(&blob_len.to_le_bytes());
-    trailer.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-    trailer.extend_from_slice(&(dimensions as u64).to_le_bytes());
+    for value in [
+        saved.keys.len(),
+        dimensions,
+        num_centroids,
+        saved.trained_len,
+    ] {
+        trailer.extend_from_slice(&(value as u64).to_le_bytes());
+    }
     trailer.extend_from_slice(&crc.finalize().to_le_bytes());
     trailer.extend_from_slice(&VERSION.to_le_bytes());
     trailer.extend_from_slice(MAGIC);
@@ -102,16 +112,8 @@ fn write_temporary(
     file.sync_all().map_err(io)
 }
 
-/// A file whose trailer, length and CRC have been checked.
-pub(crate) struct CheckedFile {
-    /// The keys stored beside the index, in the order they were saved.
-    pub(crate) keys: Vec<u64>,
-    /// The f32 vectors of `keys`, row-major in the same order.
-    pub(crate) vectors: Vec<f32>,
-}
-
-/// Checks `path` before usearch may read it, and returns the stored keys and vectors.
-pub(crate) fn check(path: &Path, dimensions: usize) -> Result<CheckedFile, VectorError> {
+/// Reads and checks the file at `path` (trailer, length, dimensions, CRC).
+pub(crate) fn load(path: &Path, dimensions: usize) -> Result<Loaded, VectorError> {
     let io = |e| VectorError::io(path, e);
     let mut file = File::open(path).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
@@ -127,20 +129,20 @@ pub(crate) fn check(path: &Path, dimensions: usize) -> Result<CheckedFile, Vecto
     file.read_exact(&mut trailer).map_err(io)?;
     let u64_at = |at: usize| u64::from_le_bytes(trailer[at..at + 8].try_into().expect("8 bytes"));
     let u32_at = |at: usize| u32::from_le_bytes(trailer[at..at + 4].try_into().expect("4 bytes"));
-    if &trailer[32..40] != MAGIC {
+    if &trailer[40..48] != MAGIC {
         return Err(VectorError::corrupt(
             path,
             "not a feedloop vector index (no trailer)",
         ));
     }
-    if u32_at(28) != VERSION {
+    if u32_at(36) != VERSION {
         return Err(VectorError::corrupt(
             path,
-            format!("unsupported format version {}", u32_at(28)),
+            format!("unsupported format version {}", u32_at(36)),
         ));
     }
-    let (blob_len, num_keys, found_dimensions, stored_crc) =
-        (u64_at(0), u64_at(8), u64_at(16), u32_at(24));
+    let (num_keys, found_dimensions, num_centroids, trained_len, stored_crc) =
+        (u64_at(0), u64_at(8), u64_at(16), u64_at(24), u32_at(32));
     if found_dimensions != dimensions as u64 {
         return Err(VectorError::DimensionsMismatch {
             path: path.to_path_buf(),
@@ -149,8 +151,8 @@ pub(crate) fn check(path: &Path, dimensions: usize) -> Result<CheckedFile, Vecto
         });
     }
     let expected_len = num_keys
-        .checked_mul(8 + 4 * found_dimensions)
-        .and_then(|k| k.checked_add(blob_len))
+        .checked_mul(8 + 4 * found_dimensions + 4)
+        .and_then(|n| n.checked_add(num_centroids.checked_mul(4 * found_dimensions)?))
         .and_then(|n| n.checked_add(TRAILER_LEN));
     if expected_len != Some(file_len) {
         return Err(VectorError::corrupt(
@@ -158,54 +160,65 @@ pub(crate) fn check(path: &Path, dimensions: usize) -> Result<CheckedFile, Vecto
             "file length does not match its trailer (truncated?)",
         ));
     }
+    let too_big = || VectorError::corrupt(path, "too many keys");
+    let num_keys = usize::try_from(num_keys).map_err(|_| too_big())?;
+    let num_centroids = usize::try_from(num_centroids).map_err(|_| too_big())?;
 
     file.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut reader = BufReader::with_capacity(CHUNK, file);
-    let mut crc = crc32fast::Hasher::new();
-    let mut buffer = vec![0u8; CHUNK];
-    let mut remaining = blob_len;
-    while remaining > 0 {
-        let want = usize::try_from(remaining.min(CHUNK as u64)).expect("at most CHUNK");
-        reader.read_exact(&mut buffer[..want]).map_err(io)?;
-        crc.update(&buffer[..want]);
-        remaining -= want as u64;
-    }
-    let num_keys =
-        usize::try_from(num_keys).map_err(|_| VectorError::corrupt(path, "too many keys"))?;
-    let mut keys = Vec::with_capacity(num_keys);
-    let mut key = [0u8; 8];
-    for _ in 0..num_keys {
-        reader.read_exact(&mut key).map_err(io)?;
-        crc.update(&key);
-        keys.push(u64::from_le_bytes(key));
-    }
-    let mut vectors = Vec::with_capacity(num_keys * dimensions);
-    let mut remaining = num_keys * dimensions * 4;
-    while remaining > 0 {
-        let want = remaining.min(CHUNK);
-        reader.read_exact(&mut buffer[..want]).map_err(io)?;
-        crc.update(&buffer[..want]);
-        vectors.extend(
-            buffer[..want]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))),
-        );
-        remaining -= want;
-    }
-    if crc.finalize() != stored_crc {
+    let mut reader = Reader {
+        inner: BufReader::with_capacity(CHUNK, file),
+        crc: crc32fast::Hasher::new(),
+        buffer: vec![0u8; CHUNK],
+    };
+    let keys = reader.values(num_keys, u64::from_le_bytes).map_err(io)?;
+    let vectors = reader
+        .values(num_keys * dimensions, f32::from_le_bytes)
+        .map_err(io)?;
+    let centroids = reader
+        .values(num_centroids * dimensions, f32::from_le_bytes)
+        .map_err(io)?;
+    let lists = reader.values(num_keys, u32::from_le_bytes).map_err(io)?;
+    if reader.crc.finalize() != stored_crc {
         return Err(VectorError::corrupt(path, "checksum mismatch"));
     }
-    Ok(CheckedFile { keys, vectors })
+    Ok(Loaded {
+        keys,
+        vectors,
+        centroids,
+        trained_len: usize::try_from(trained_len).map_err(|_| too_big())?,
+        lists,
+    })
 }
 
-/// usearch takes paths as UTF-8 strings.
-pub(crate) fn utf8(path: &Path) -> Result<&str, VectorError> {
-    path.to_str().ok_or_else(|| {
-        VectorError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "path is not valid utf-8"),
-        )
-    })
+/// Reads little-endian values, feeding every byte to the CRC.
+struct Reader {
+    inner: BufReader<File>,
+    crc: crc32fast::Hasher,
+    buffer: Vec<u8>,
+}
+
+impl Reader {
+    fn values<const N: usize, T>(
+        &mut self,
+        count: usize,
+        from_le: fn([u8; N]) -> T,
+    ) -> std::io::Result<Vec<T>> {
+        let mut values = Vec::with_capacity(count);
+        let mut remaining = count * N;
+        while remaining > 0 {
+            let want = remaining.min(CHUNK / N * N);
+            let bytes = &mut self.buffer[..want];
+            self.inner.read_exact(bytes)?;
+            self.crc.update(bytes);
+            values.extend(
+                bytes
+                    .chunks_exact(N)
+                    .map(|b| from_le(b.try_into().expect("N bytes"))),
+            );
+            remaining -= want;
+        }
+        Ok(values)
+    }
 }
 
 /// A name beside `path` that no other save (of this process or another) is using.

@@ -1,53 +1,35 @@
-//! [`VectorIndex`]: usearch's HNSW graph over i8-quantised vectors, re-ranked with the f32
-//! vectors of a [`VectorStore`], plus exact scans, behind interior locks.
+//! [`VectorIndex`]: an inverted file of i8-quantised vectors (`partition.rs`), re-ranked with
+//! the f32 vectors of a [`VectorStore`], plus exact scans, behind interior locks.
 //!
-//! Why two copies: a graph walk computes a few thousand similarities per query, almost all of
-//! them to vectors that are then dropped, so it runs on i8 vectors (a quarter of the memory
-//! traffic of f32, and VNNI dot products); the quantisation error only reorders near ties, so
-//! the walk returns `k × rerank_factor` candidates and their exact f32 similarities pick the
-//! best `k`. Exact scans, filters and candidate sets use the f32 store directly.
+//! Why two copies: an approximate search scores a few thousand vectors per query, almost all
+//! of them to be dropped, so it runs on i8 codes (a quarter of the memory traffic of f32); the
+//! quantisation error only reorders near ties, so the lists yield `k × rerank_factor`
+//! candidates and their exact f32 similarities pick the best `k`. Exact scans, filters and
+//! candidate sets use the f32 store directly.
 //!
 //! Locks, always taken in this order:
-//! - `writer`: one mutation (upsert, remove, save) at a time, so replacing a key (remove, then
-//!   add) and the store never interleave with another writer. Searches never take it.
-//! - `engine`: an `RwLock` around the usearch index. Adds, removes and searches all run under
-//!   the *read* side (usearch synchronises them itself, node by node); the write side is only
-//!   for what usearch cannot do concurrently: growing capacity and changing settings.
-//! - `store`: the f32 vectors and the set of stored keys (usearch cannot list them). A key is
-//!   added to the graph before the store and removed from the store after the graph, so a
-//!   search may see a graph candidate that the store lacks (it is skipped), never the reverse
-//!   for long.
-//!
-//! Every call into usearch holds a permit (`permits.rs`) for one of its thread contexts.
+//! - `writer`: one mutation (upsert, remove, save, training) at a time. Searches never take it.
+//! - `partition`: the lists. Searches read it; a mutation writes it for the few microseconds
+//!   of a push or a removal. Training builds a new partition beside the old one (searches go
+//!   on) and swaps it in.
+//! - `store`: the f32 vectors, the set of stored keys. A key is removed from the store after
+//!   the partition, so a search may see a candidate that the store lacks (it is skipped); a
+//!   search beside an insert may miss the key being inserted.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use usearch::{IndexOptions, MetricKind, ScalarKind};
-
-use crate::error::engine_error;
 use crate::exact::normalise;
-use crate::permits::Permits;
-use crate::store::{VectorStore, quantise};
-use crate::{IndexSettings, VectorError, file};
+use crate::partition::Partition;
+use crate::store::VectorStore;
+use crate::{IndexSettings, VectorError, file, quantised};
 
 mod search;
 
-/// usearch thread contexts (and so concurrent adds/searches); callers beyond this wait.
-const THREAD_CONTEXTS: usize = 64;
-/// Smallest capacity reserved; capacity then doubles as the index grows.
-const MIN_CAPACITY: usize = 1024;
 /// Keys sampled to estimate how selective a filter is.
 const FILTER_SAMPLE: usize = 1024;
-/// Index size from which searches use the full `expansion_search`.
-const FULL_EXPANSION_SIZE: usize = 1_000_000;
-/// Below [`FULL_EXPANSION_SIZE`], `ef_search` shrinks as `(len / FULL_EXPANSION_SIZE)^this`.
-/// On the clustered benchmark set recall@10 ≈ 0.95 took ef 128 at 1M and 24–32 at 100k (an
-/// exponent of ~0.65), but denser clusters need more: 0.6 gave recall 0.94 on the 50k test
-/// set (ef 27). 0.4 (a tenth of the vectors: 40 % of the ef) keeps a margin.
-const EXPANSION_SIZE_EXPONENT: f64 = 0.4;
 
 /// One search result: a key and its cosine similarity to the query (1 = same direction).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,17 +42,16 @@ pub struct Neighbor {
 ///
 /// `Send + Sync`; every method takes `&self`. Vectors are scaled to unit length on the way in,
 /// so inner product is cosine similarity, and kept twice: in f32 (what searches return
-/// similarities from) and i8 (what the HNSW graph walks). Replacing a key is not atomic for
+/// similarities from) and i8 (what the lists are scanned in). Replacing a key is not atomic for
 /// concurrent searches: one may briefly miss the key being replaced.
 pub struct VectorIndex {
     dimensions: usize,
     exact_threshold: AtomicUsize,
-    expansion_search: AtomicUsize,
+    probes: AtomicUsize,
     rerank_factor: AtomicUsize,
     writer: Mutex<()>,
-    engine: RwLock<usearch::Index>,
+    partition: RwLock<Partition>,
     store: RwLock<VectorStore>,
-    permits: Permits,
 }
 
 impl VectorIndex {
@@ -81,14 +62,10 @@ impl VectorIndex {
 
     /// An empty index with the given settings.
     pub fn with_settings(dimensions: usize, settings: IndexSettings) -> Result<Self, VectorError> {
-        let engine = new_engine(dimensions, &settings)?;
-        engine
-            .reserve_capacity_and_threads(MIN_CAPACITY, THREAD_CONTEXTS)
-            .map_err(engine_error)?;
+        check(dimensions, &settings)?;
         Ok(Self::assemble(
-            dimensions,
             settings,
-            engine,
+            Partition::new(dimensions),
             VectorStore::new(dimensions),
         ))
     }
@@ -98,64 +75,33 @@ impl VectorIndex {
         Self::load_with_settings(path, dimensions, IndexSettings::default())
     }
 
-    /// Loads an index saved by [`VectorIndex::save`]. The graph keeps the connectivity it was
-    /// built with; the other settings come from `settings`. A file that is damaged, truncated,
-    /// of other dimensions or of an older format (version 1: an f32 graph) is an error.
+    /// Loads an index saved by [`VectorIndex::save`]: the vectors, the centroids and each
+    /// vector's list, so nothing is trained again. A file that is damaged, truncated, of other
+    /// dimensions or of an older format (1 and 2 held HNSW graphs) is an error.
     pub fn load_with_settings(
         path: &Path,
         dimensions: usize,
         settings: IndexSettings,
     ) -> Result<Self, VectorError> {
-        let checked = file::check(path, dimensions)?;
-        let engine = new_engine(dimensions, &settings)?;
-        engine
-            .load(file::utf8(path)?)
-            .map_err(|e| VectorError::corrupt(path, e.to_string().to_lowercase()))?;
-        if engine.dimensions() != dimensions || engine.size() != checked.keys.len() {
-            return Err(VectorError::corrupt(
-                path,
-                "index contents do not match the stored keys",
-            ));
-        }
-        if engine.scalar_kind() != ScalarKind::I8 || engine.metric_kind() != MetricKind::Cos {
-            return Err(VectorError::corrupt(
-                path,
-                "index is not an i8 cosine index",
-            ));
-        }
-        engine.change_expansion_add(settings.expansion_add);
-        // Searches pass their ef as the result count (see `new_engine`).
-        engine.change_expansion_search(1);
-        let capacity = (checked.keys.len() * 2).max(MIN_CAPACITY);
-        engine
-            .reserve_capacity_and_threads(capacity, THREAD_CONTEXTS)
-            .map_err(engine_error)?;
-        if let Some(missing) = checked.keys.iter().find(|key| !engine.contains(**key)) {
-            return Err(VectorError::corrupt(
-                path,
-                format!("key {missing} is not in the graph"),
-            ));
-        }
-        let store = VectorStore::from_rows(dimensions, checked.keys, checked.vectors)
+        check(dimensions, &settings)?;
+        let saved = file::load(path, dimensions)?;
+        let store = VectorStore::from_rows(dimensions, saved.keys, saved.vectors)
             .ok_or_else(|| VectorError::corrupt(path, "duplicate keys"))?;
-        Ok(Self::assemble(dimensions, settings, engine, store))
+        let partition =
+            Partition::restore(&store, saved.centroids, saved.trained_len, &saved.lists)
+                .ok_or_else(|| VectorError::corrupt(path, "list numbers out of range"))?;
+        Ok(Self::assemble(settings, partition, store))
     }
 
-    fn assemble(
-        dimensions: usize,
-        settings: IndexSettings,
-        engine: usearch::Index,
-        store: VectorStore,
-    ) -> Self {
+    fn assemble(settings: IndexSettings, partition: Partition, store: VectorStore) -> Self {
         Self {
-            dimensions,
+            dimensions: store.dimensions(),
             exact_threshold: AtomicUsize::new(settings.exact_threshold),
-            expansion_search: AtomicUsize::new(settings.expansion_search),
+            probes: AtomicUsize::new(settings.probes),
             rerank_factor: AtomicUsize::new(settings.rerank_factor),
             writer: Mutex::new(()),
-            engine: RwLock::new(engine),
+            partition: RwLock::new(partition),
             store: RwLock::new(store),
-            permits: Permits::new(THREAD_CONTEXTS),
         }
     }
 
@@ -179,32 +125,30 @@ impl VectorIndex {
         self.store().contains(key)
     }
 
-    /// The HNSW search expansion (`ef_search`) of an index of a million vectors or more.
-    pub fn expansion_search(&self) -> usize {
-        self.expansion_search.load(Ordering::Relaxed)
+    /// How many lists an approximate search scans.
+    pub fn probes(&self) -> usize {
+        self.probes.load(Ordering::Relaxed)
     }
 
-    /// The `ef_search` a search uses at the current size: [`VectorIndex::expansion_search`]
-    /// scaled down for smaller indexes (at least `k × rerank_factor` is always used).
-    pub fn effective_expansion_search(&self) -> usize {
-        expansion_for_size(self.expansion_search(), self.len())
+    /// Changes how many lists an approximate search scans (at least 1): more is slower and
+    /// finds more of the true neighbours.
+    pub fn set_probes(&self, probes: usize) {
+        self.probes.store(probes.max(1), Ordering::Relaxed);
     }
 
-    /// Changes the HNSW search expansion (`ef_search` at a million vectors, at least 1):
-    /// higher is slower and more accurate.
-    pub fn set_expansion_search(&self, expansion: usize) {
-        self.expansion_search
-            .store(expansion.max(1), Ordering::Relaxed);
+    /// How many lists the vectors are split into now (1 until the first training).
+    pub fn num_lists(&self) -> usize {
+        self.partition().num_lists()
     }
 
-    /// Changes how many graph candidates per wanted result are re-ranked in f32 (at least 1).
+    /// Changes how many candidates per wanted result are re-ranked in f32 (at least 1).
     pub fn set_rerank_factor(&self, factor: usize) {
         self.rerank_factor.store(factor.max(1), Ordering::Relaxed);
     }
 
-    /// The SIMD kernels usearch picked for the graph's i8 distances (e.g. "icelake", "serial").
+    /// The instruction set the i8 list scans run on here ("avx2" or "baseline").
     pub fn hardware_acceleration(&self) -> String {
-        self.engine().hardware_acceleration()
+        quantised::acceleration().to_string()
     }
 
     /// Changes the size up to which searches are exact scans.
@@ -212,40 +156,26 @@ impl VectorIndex {
         self.exact_threshold.store(threshold, Ordering::Relaxed);
     }
 
-    /// Bytes of memory this index holds: usearch's (i8 vectors, graph, contexts) plus the f32
-    /// vectors.
-    ///
-    /// usearch counts by walking every node, and a node being added has its slot before its
-    /// memory: walked beside an add, it is a null pointer. So counting takes the writer lock as
-    /// a mutation does, and it costs time linear in the index size.
+    /// Bytes of memory this index holds: the lists (i8 codes, keys, factors), the centroids
+    /// and the f32 vectors with their keys.
     pub fn memory_usage(&self) -> usize {
-        let _writer = self.writer();
-        let engine = self.engine();
+        let partition = self.partition().memory_usage();
         let store = self.store();
-        engine.memory_usage() + std::mem::size_of_val(store.values())
+        partition + std::mem::size_of_val(store.values()) + store.len() * 3 * 8
     }
 
     /// Stores `vector` under `key`, replacing any vector the key had.
     pub fn upsert(&self, key: u64, vector: &[f32]) -> Result<(), VectorError> {
         let vector = self.prepared(vector)?;
-        let quantised = quantise(&vector);
         let _writer = self.writer();
-        self.ensure_capacity(1)?;
-        let engine = self.engine();
-        let _permit = self.permits.acquire();
-        if engine.contains(key) {
-            engine.remove(key).map_err(engine_error)?;
-        }
-        if let Err(error) = engine.add(key, &quantised) {
-            self.store_mut().remove(key);
-            return Err(engine_error(error));
-        }
+        self.partition_mut().insert(key, &vector);
         self.store_mut().insert(key, &vector);
+        self.train_if_due();
         Ok(())
     }
 
-    /// Stores many vectors at once, on all cores. For a key given twice the last vector wins.
-    /// Every vector is checked before any is stored, so a wrong one stores nothing.
+    /// Stores many vectors at once. For a key given twice the last vector wins. Every vector is
+    /// checked before any is stored, so a wrong one stores nothing.
     pub fn upsert_many(&self, items: &[(u64, Vec<f32>)]) -> Result<(), VectorError> {
         let mut last_by_key: HashMap<u64, usize> = HashMap::with_capacity(items.len());
         for (position, (key, vector)) in items.iter().enumerate() {
@@ -256,67 +186,31 @@ impl VectorIndex {
         for (key, position) in last_by_key {
             prepared.push((key, self.prepared(&items[position].1)?));
         }
+        prepared.sort_unstable_by_key(|(key, _)| *key);
 
         let _writer = self.writer();
-        self.ensure_capacity(prepared.len())?;
-        let engine = self.engine();
-        for (key, _) in &prepared {
-            if engine.contains(*key) {
-                let _permit = self.permits.acquire();
-                engine.remove(*key).map_err(engine_error)?;
-            }
-        }
-        let num_threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(THREAD_CONTEXTS);
-        let chunk_len = prepared.len().div_ceil(num_threads).max(1);
-        let engine_ref = &*engine;
-        // Quantised in the workers, so that only one chunk's i8 copies exist per thread.
-        let added: Vec<Result<(), VectorError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = prepared
-                .chunks(chunk_len)
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        for (key, vector) in chunk {
-                            let quantised = quantise(vector);
-                            let _permit = self.permits.acquire();
-                            engine_ref.add(*key, &quantised).map_err(engine_error)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker.join().unwrap_or_else(|_| {
-                        Err(VectorError::Engine("insert thread panicked".into()))
-                    })
-                })
-                .collect()
-        });
-        // Store what the graph took even when a worker failed, so graph and store agree.
         let mut store = self.store_mut();
         store.reserve(prepared.len());
         for (key, vector) in &prepared {
-            if engine.contains(*key) {
-                store.insert(*key, vector);
-            } else {
-                store.remove(*key);
-            }
+            store.insert(*key, vector);
         }
-        added.into_iter().collect()
+        let len = store.len();
+        drop(store);
+        // A due training assigns the new vectors with all the others.
+        if self.partition().needs_training(len) {
+            self.train_if_due();
+        } else {
+            self.partition_mut().insert_many(&prepared);
+        }
+        Ok(())
     }
 
     /// Removes `key`; returns whether it was there.
     pub fn remove(&self, key: u64) -> Result<bool, VectorError> {
         let _writer = self.writer();
-        let engine = self.engine();
-        if !engine.contains(key) {
+        if !self.partition_mut().remove(key) {
             return Ok(false);
         }
-        let _permit = self.permits.acquire();
-        engine.remove(key).map_err(engine_error)?;
         self.store_mut().remove(key);
         Ok(true)
     }
@@ -330,23 +224,29 @@ impl VectorIndex {
     /// Mutations wait while it runs; searches do not.
     pub fn save(&self, path: &Path) -> Result<(), VectorError> {
         let _writer = self.writer();
-        let engine = self.engine();
+        let partition = self.partition();
         let store = self.store();
-        let _permit = self.permits.acquire();
-        file::save(&engine, store.keys(), store.values(), self.dimensions, path)
+        let saved = file::Saved {
+            keys: store.keys(),
+            vectors: store.values(),
+            centroids: partition.centroids(),
+            trained_len: partition.trained_len(),
+            lists: &partition.lists_of(store.keys()),
+        };
+        file::save(&saved, self.dimensions, path)
     }
 
-    /// Grows capacity (doubling) so that `additional` more vectors fit.
-    fn ensure_capacity(&self, additional: usize) -> Result<(), VectorError> {
-        let needed = self.engine().size() + additional;
-        if needed <= self.engine().capacity() {
-            return Ok(());
+    /// Trains the partition again when the index has grown enough since the last training
+    /// (see [`Partition::needs_training`]). Called with the writer lock held: the store cannot
+    /// change meanwhile, and searches go on with the old partition until the swap.
+    fn train_if_due(&self) {
+        let store = self.store();
+        if !self.partition().needs_training(store.len()) {
+            return;
         }
-        let engine = self.engine_mut();
-        let capacity = needed.max(engine.capacity() * 2).max(MIN_CAPACITY);
-        engine
-            .reserve_capacity_and_threads(capacity, THREAD_CONTEXTS)
-            .map_err(engine_error)
+        let trained = Partition::train(&store);
+        drop(store);
+        *self.partition_mut() = trained;
     }
 
     fn check_dimensions(&self, vector: &[f32]) -> Result<(), VectorError> {
@@ -369,18 +269,22 @@ impl VectorIndex {
         Ok(copy)
     }
 
-    // Poisoning: every critical section leaves the usearch index and the store consistent
-    // (usearch calls do not panic across the FFI boundary), so a poisoned lock is still usable.
+    // Poisoning: every critical section leaves the partition and the store consistent, so a
+    // poisoned lock is still usable.
     fn writer(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn engine(&self) -> RwLockReadGuard<'_, usearch::Index> {
-        self.engine.read().unwrap_or_else(PoisonError::into_inner)
+    fn partition(&self) -> RwLockReadGuard<'_, Partition> {
+        self.partition
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn engine_mut(&self) -> RwLockWriteGuard<'_, usearch::Index> {
-        self.engine.write().unwrap_or_else(PoisonError::into_inner)
+    fn partition_mut(&self) -> RwLockWriteGuard<'_, Partition> {
+        self.partition
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn store(&self) -> RwLockReadGuard<'_, VectorStore> {
@@ -397,56 +301,22 @@ impl std::fmt::Debug for VectorIndex {
         f.debug_struct("VectorIndex")
             .field("dimensions", &self.dimensions)
             .field("len", &self.len())
+            .field("lists", &self.num_lists())
             .finish()
     }
 }
 
-fn new_engine(dimensions: usize, settings: &IndexSettings) -> Result<usearch::Index, VectorError> {
+fn check(dimensions: usize, settings: &IndexSettings) -> Result<(), VectorError> {
     settings.check()?;
     if dimensions == 0 {
         return Err(VectorError::InvalidSettings("dimensions must be positive"));
     }
-    let options = IndexOptions {
-        dimensions,
-        // Cosine, not inner product: `quantise` scales each vector by its own largest
-        // component, and cosine divides that scale out.
-        metric: MetricKind::Cos,
-        // The graph walks i8 vectors; the f32 store re-ranks (see the module comment).
-        quantization: ScalarKind::I8,
-        connectivity: settings.connectivity,
-        expansion_add: settings.expansion_add,
-        // usearch walks with `max(expansion_search, count)` candidates; searches pass their
-        // size-dependent ef as `count`, so the index-wide setting stays at its minimum.
-        expansion_search: 1,
-        multi: false,
-    };
-    usearch::Index::new(&options).map_err(engine_error)
-}
-
-/// The `ef_search` for an index of `len` vectors: `full` from [`FULL_EXPANSION_SIZE`] on,
-/// `full × (len / FULL_EXPANSION_SIZE)^EXPANSION_SIZE_EXPONENT` below (a smaller graph is
-/// reached in fewer hops).
-fn expansion_for_size(full: usize, len: usize) -> usize {
-    if len >= FULL_EXPANSION_SIZE {
-        return full;
-    }
-    let share = len as f64 / FULL_EXPANSION_SIZE as f64;
-    let scaled = (full as f64 * share.powf(EXPANSION_SIZE_EXPONENT)).ceil();
-    (scaled as usize).clamp(1, full)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expansion_shrinks_with_the_index_size() {
-        assert_eq!(expansion_for_size(160, 5_000_000), 160);
-        assert_eq!(expansion_for_size(160, 1_000_000), 160);
-        assert_eq!(expansion_for_size(160, 100_000), 64);
-        assert_eq!(expansion_for_size(160, 10_000), 26);
-        assert_eq!(expansion_for_size(160, 0), 1);
-    }
 
     fn assert_send_sync<T: Send + Sync>() {}
 

@@ -1,9 +1,9 @@
 //! [`VectorStore`]: the full-precision (f32) copy of every vector, one flat array.
 //!
-//! The HNSW graph holds i8-quantised vectors, which are good enough to walk the graph but not
-//! to rank the last few candidates; the store answers everything that needs exact similarities:
-//! re-ranking the graph's candidates, exact scans, filtered and candidate-set searches, and
-//! `vector(key)`. It is also the authoritative key set (usearch cannot list its keys).
+//! The partition's lists hold i8-quantised vectors, which are good enough to pick candidates
+//! but not to rank the last few; the store answers everything that needs exact similarities:
+//! re-ranking the lists' candidates, exact scans, filtered and candidate-set searches, and
+//! `vector(key)`. It is also the authoritative key set and what the partition is trained on.
 //!
 //! Rows are dense: removing a key moves the last row into its place, so a scan never skips
 //! holes and memory is exactly `len × dimensions × 4` bytes plus the key map.
@@ -58,6 +58,10 @@ impl VectorStore {
 
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    pub(crate) fn dimensions(&self) -> usize {
+        self.dimensions
     }
 
     pub(crate) fn contains(&self, key: u64) -> bool {
@@ -156,32 +160,14 @@ impl VectorStore {
         top_k(scored, k)
     }
 
-    fn row(&self, row: usize) -> &[f32] {
+    /// The vector of row `row` (`row < len`).
+    pub(crate) fn row(&self, row: usize) -> &[f32] {
         &self.values[row * self.dimensions..(row + 1) * self.dimensions]
     }
 
     fn row_mut(&mut self, row: usize) -> &mut [f32] {
         &mut self.values[row * self.dimensions..(row + 1) * self.dimensions]
     }
-}
-
-/// The i8 form of a unit vector that the graph stores and walks: scaled so that its largest
-/// component is ±127, then rounded.
-///
-/// usearch's own f32 → i8 cast scales by the L2 norm and truncates, which leaves a 384-d unit
-/// vector with components of about ±6 (3 bits of precision); scaling by the largest component
-/// gives about ±40. The per-vector scale is harmless because the graph's metric is cosine,
-/// which divides it out.
-pub(crate) fn quantise(vector: &[f32]) -> Vec<i8> {
-    let largest = vector.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    if largest <= 0.0 {
-        return vec![0; vector.len()];
-    }
-    let scale = 127.0 / largest;
-    vector
-        .iter()
-        .map(|x| (x * scale).round().clamp(-127.0, 127.0) as i8)
-        .collect()
 }
 
 #[cfg(test)]
@@ -257,12 +243,5 @@ mod tests {
         let odd = store.scan(&[1.0, 0.0], 2, |key| key % 2 == 1);
         assert_eq!(odd.iter().map(|n| n.key).collect::<Vec<_>>(), vec![1, 3]);
         assert!(store.scan(&[1.0, 0.0], 0, |_| true).is_empty());
-    }
-
-    #[test]
-    fn quantise_fills_the_i8_range_and_keeps_direction() {
-        let quantised = quantise(&[0.6, -0.8, 0.0, 0.004]);
-        assert_eq!(quantised, vec![95, -127, 0, 1]);
-        assert_eq!(quantise(&[0.0, 0.0]), vec![0, 0]);
     }
 }

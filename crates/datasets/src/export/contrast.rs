@@ -25,11 +25,8 @@ pub fn pair(
     let index = VectorIndex::with_settings(
         dimensions,
         IndexSettings {
-            connectivity: 16,
-            expansion_add: 64,
-            expansion_search: 64,
-            rerank_factor: 2,
             exact_threshold: 2_000,
+            ..IndexSettings::default()
         },
     )?;
     let keyed: Vec<(u64, Vec<f32>)> = liked

@@ -1,7 +1,7 @@
 //! Near-duplicate removal: an item whose input is at least `threshold` similar (cosine) to an
 //! earlier kept item's is removed. Kept items go into a [`VectorIndex`] and each page of new
-//! items asks it first (HNSW above its exact threshold, so the cost per item grows with the
-//! logarithm of the set, not with its size); items within one page are compared with each other
+//! items asks it first (its nearest lists above its exact threshold, so the cost per item grows
+//! with the square root of the set, not with its size); items within one page are compared with each other
 //! exactly. Earlier items win, so adding items never removes one that was kept before.
 
 use feedloop_vector::{IndexSettings, VectorIndex};
@@ -24,14 +24,11 @@ pub enum Verdict {
 
 impl NearDuplicates {
     pub fn new(dimensions: usize, threshold: f32) -> Result<Self, DatasetError> {
-        // A duplicate is near by definition: a small graph search finds it, and insertion
-        // (the bulk of the cost) gets cheaper with a smaller construction beam.
+        // A duplicate is near by definition: it sits in one of the query's nearest lists.
         let settings = IndexSettings {
-            connectivity: 16,
-            expansion_add: 64,
-            expansion_search: 64,
-            rerank_factor: 2,
+            probes: 4,
             exact_threshold: 2_000,
+            ..IndexSettings::default()
         };
         Ok(Self {
             threshold,

@@ -1,39 +1,21 @@
-//! The read side of [`VectorIndex`]: HNSW, exact, filtered and candidate-set searches.
+//! The read side of [`VectorIndex`]: approximate, exact, filtered and candidate-set searches.
 //!
-//! Exact scans of the f32 store cost about 0.1 ms per 1,000 vectors (memory-bound); an HNSW
-//! walk of the i8 graph plus an f32 re-rank of its candidates a fraction of a millisecond at
-//! any size. Which one runs is decided per query from the index size, the exact threshold and,
-//! for filters, an estimate of how many keys match.
+//! Exact scans of the f32 store cost about 0.1 ms per 1,000 vectors (memory-bound); a scan of
+//! the probed i8 lists plus an f32 re-rank of their candidates a fraction of a millisecond at
+//! a million vectors. Which one runs is decided per query from the index size, the exact
+//! threshold and, for filters, an estimate of how many keys match.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use super::{FILTER_SAMPLE, Neighbor, VectorIndex, expansion_for_size};
+use super::{FILTER_SAMPLE, Neighbor, VectorIndex};
 use crate::VectorError;
-use crate::error::engine_error;
-use crate::store::quantise;
 
 impl VectorIndex {
     /// The `k` stored vectors most similar to `query`, best first: exact while the index holds
-    /// at most the exact threshold, HNSW (approximate) above it.
+    /// at most the exact threshold, approximate (the probed lists) above it.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Neighbor>, VectorError> {
-        let query = self.prepared(query)?;
-        let engine = self.engine();
-        if k == 0 || engine.size() == 0 {
-            return Ok(Vec::new());
-        }
-        if engine.size() <= self.exact_threshold.load(Ordering::Relaxed) {
-            return Ok(self.store().scan(&query, k, |_| true));
-        }
-        let (num_walked, num_reranked) = self.num_candidates(k, engine.size());
-        let matches = {
-            let _permit = self.permits.acquire();
-            engine
-                .search(&quantise(&query), num_walked)
-                .map_err(engine_error)?
-        };
-        let candidates = &matches.keys[..matches.keys.len().min(num_reranked)];
-        Ok(self.store().rank(&query, k, candidates))
+        self.search_with(query, k, None)
     }
 
     /// The exact `k` nearest neighbours, whatever the size (a scan of every vector: about
@@ -46,33 +28,42 @@ impl VectorIndex {
     /// The `k` most similar vectors among the keys `keep` accepts. Returns `min(k, matching)`
     /// neighbours however selective the filter: a filter expected (on a sample of keys) to
     /// match at most the exact threshold or less than a tenth of the keys is answered by an
-    /// exact scan of the matching keys; otherwise HNSW searches with the filter, and an exact
-    /// scan takes over when the graph walk finds fewer than `k`. (A graph walk through a 1 %
-    /// filter at a million vectors took ~180 ms, against a few ms for the scan.)
+    /// exact scan of the matching keys; otherwise the probed lists are scanned with the filter,
+    /// and an exact scan takes over when they hold fewer than `k` matches.
     pub fn search_filtered(
         &self,
         query: &[f32],
         k: usize,
         keep: &(dyn Fn(u64) -> bool + Sync),
     ) -> Result<Vec<Neighbor>, VectorError> {
+        self.search_with(query, k, Some(keep))
+    }
+
+    fn search_with(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Result<Vec<Neighbor>, VectorError> {
         let query = self.prepared(query)?;
-        let engine = self.engine();
-        let len = engine.size();
+        let len = self.len();
         if k == 0 || len == 0 {
             return Ok(Vec::new());
         }
         let threshold = self.exact_threshold.load(Ordering::Relaxed);
-        let num_matching = self.estimated_matching(keep);
-        if num_matching > threshold && num_matching >= len / 10 {
-            let (num_walked, num_reranked) = self.num_candidates(k, len);
-            let matches = {
-                let _permit = self.permits.acquire();
-                engine
-                    .filtered_search(&quantise(&query), num_walked, keep)
-                    .map_err(engine_error)?
-            };
-            let candidates = &matches.keys[..matches.keys.len().min(num_reranked)];
-            let ranked = self.store().rank(&query, k, candidates);
+        let keep = filter.unwrap_or(&|_| true);
+        let broad = || {
+            filter.is_none_or(|keep| {
+                let num_matching = self.estimated_matching(keep);
+                num_matching > threshold && num_matching >= len / 10
+            })
+        };
+        if len > threshold && broad() {
+            let num_reranked = k.saturating_mul(self.rerank_factor.load(Ordering::Relaxed));
+            let candidates = self
+                .partition()
+                .candidates(&query, num_reranked, self.probes(), keep);
+            let ranked = self.store().rank(&query, k, &candidates);
             if ranked.len() >= k {
                 return Ok(ranked);
             }
@@ -96,14 +87,6 @@ impl VectorIndex {
             .filter(|key| seen.insert(*key))
             .collect();
         Ok(self.store().rank(&query, k, &unique))
-    }
-
-    /// How many candidates the graph walk keeps for `k` results in an index of `len` vectors
-    /// (its ef), and how many of the best of them are re-ranked in f32.
-    fn num_candidates(&self, k: usize, len: usize) -> (usize, usize) {
-        let num_reranked = k.saturating_mul(self.rerank_factor.load(Ordering::Relaxed));
-        let expansion = expansion_for_size(self.expansion_search(), len);
-        (expansion.max(num_reranked), num_reranked)
     }
 
     /// How many keys `keep` accepts, extrapolated from keys spread evenly over the store's
