@@ -2,7 +2,7 @@
 
 use crate::Neighbor;
 
-/// Dot product of two equally long f32 slices: numkong's SIMD kernel (the one usearch uses),
+/// Dot product of two equally long f32 slices: numkong's SIMD kernel (runtime-dispatched),
 /// with a plain loop as the fallback it never needs for equal lengths.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     match <f32 as numkong::Dot>::dot(a, b) {
