@@ -75,24 +75,22 @@ fn write_temporary(
 ) -> Result<(), VectorError> {
     let io = |e| VectorError::io(temporary, e);
     let file = File::create(temporary).map_err(io)?;
-    let mut writer = BufWriter::with_capacity(CHUNK, &file);
-    let mut crc = crc32fast::Hasher::new();
-    let mut bytes = Vec::with_capacity(CHUNK);
-    let mut section = |bytes_of: &mut dyn Iterator<Item = u8>| -> Result<(), VectorError> {
-        loop {
-            bytes.clear();
-            bytes.extend(bytes_of.take(CHUNK));
-            if bytes.is_empty() {
-                return Ok(());
-            }
-            crc.update(&bytes);
-            writer.write_all(&bytes).map_err(io)?;
-        }
+    let mut writer = Writer {
+        inner: BufWriter::with_capacity(CHUNK, &file),
+        crc: crc32fast::Hasher::new(),
+        buffer: Vec::with_capacity(CHUNK),
     };
-    section(&mut saved.keys.iter().flat_map(|key| key.to_le_bytes()))?;
-    section(&mut saved.vectors.iter().flat_map(|x| x.to_le_bytes()))?;
-    section(&mut saved.centroids.iter().flat_map(|x| x.to_le_bytes()))?;
-    section(&mut saved.lists.iter().flat_map(|list| list.to_le_bytes()))?;
+    writer.values(saved.keys, u64::to_le_bytes).map_err(io)?;
+    writer.values(saved.vectors, f32::to_le_bytes).map_err(io)?;
+    writer
+        .values(saved.centroids, f32::to_le_bytes)
+        .map_err(io)?;
+    writer.values(saved.lists, u32::to_le_bytes).map_err(io)?;
+    let Writer {
+        inner: mut writer,
+        crc,
+        ..
+    } = writer;
     let num_centroids = saved.centroids.len() / dimensions.max(1);
     let mut trailer = Vec::with_capacity(TRAILER_LEN as usize);
     for value in [
@@ -188,6 +186,30 @@ pub(crate) fn load(path: &Path, dimensions: usize) -> Result<Loaded, VectorError
         trained_len: usize::try_from(trained_len).map_err(|_| too_big())?,
         lists,
     })
+}
+
+/// Writes little-endian values, feeding every byte to the CRC.
+struct Writer<'a> {
+    inner: BufWriter<&'a File>,
+    crc: crc32fast::Hasher,
+    buffer: Vec<u8>,
+}
+
+impl Writer<'_> {
+    fn values<const N: usize, T: Copy>(
+        &mut self,
+        values: &[T],
+        to_le: fn(T) -> [u8; N],
+    ) -> std::io::Result<()> {
+        for chunk in values.chunks(CHUNK / N) {
+            self.buffer.clear();
+            self.buffer
+                .extend(chunk.iter().flat_map(|value| to_le(*value)));
+            self.crc.update(&self.buffer);
+            self.inner.write_all(&self.buffer)?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads little-endian values, feeding every byte to the CRC.

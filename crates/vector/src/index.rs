@@ -159,9 +159,7 @@ impl VectorIndex {
     /// Bytes of memory this index holds: the lists (i8 codes, keys, factors), the centroids
     /// and the f32 vectors with their keys.
     pub fn memory_usage(&self) -> usize {
-        let partition = self.partition().memory_usage();
-        let store = self.store();
-        partition + std::mem::size_of_val(store.values()) + store.len() * 3 * 8
+        self.partition().memory_usage() + self.store().memory_usage()
     }
 
     /// Stores `vector` under `key`, replacing any vector the key had.
@@ -194,12 +192,9 @@ impl VectorIndex {
         for (key, vector) in &prepared {
             store.insert(*key, vector);
         }
-        let len = store.len();
         drop(store);
         // A due training assigns the new vectors with all the others.
-        if self.partition().needs_training(len) {
-            self.train_if_due();
-        } else {
+        if !self.train_if_due() {
             self.partition_mut().insert_many(&prepared);
         }
         Ok(())
@@ -238,15 +233,17 @@ impl VectorIndex {
 
     /// Trains the partition again when the index has grown enough since the last training
     /// (see [`Partition::needs_training`]). Called with the writer lock held: the store cannot
-    /// change meanwhile, and searches go on with the old partition until the swap.
-    fn train_if_due(&self) {
+    /// change meanwhile, and searches go on with the old partition until the swap. Returns
+    /// whether it trained (and so assigned every stored vector).
+    fn train_if_due(&self) -> bool {
         let store = self.store();
         if !self.partition().needs_training(store.len()) {
-            return;
+            return false;
         }
         let trained = Partition::train(&store);
         drop(store);
         *self.partition_mut() = trained;
+        true
     }
 
     fn check_dimensions(&self, vector: &[f32]) -> Result<(), VectorError> {

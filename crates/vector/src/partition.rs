@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use crate::quantised::{dots, quantise, quantise_into};
+use crate::quantised::{dots, quantise, quantise_into, quantise_rows};
 use crate::store::VectorStore;
 
 mod train;
@@ -67,11 +67,7 @@ impl Partition {
     }
 
     fn with_centroids(dimensions: usize, centroids: Vec<f32>, trained_len: usize) -> Self {
-        let mut centroid_codes = Vec::with_capacity(centroids.len());
-        let centroid_factors = centroids
-            .chunks_exact(dimensions)
-            .map(|centroid| quantise_into(centroid, &mut centroid_codes))
-            .collect::<Vec<_>>();
+        let (centroid_codes, centroid_factors) = quantise_rows(centroids.chunks_exact(dimensions));
         let num_lists = centroid_factors.len().max(1);
         Self {
             dimensions,
@@ -164,21 +160,24 @@ impl Partition {
 
     /// Adds (or replaces) the unit vector of `key`.
     pub(crate) fn insert(&mut self, key: u64, vector: &[f32]) {
-        self.remove(key);
-        let list = self.nearest_list(vector);
-        self.push(list, key, vector);
+        self.insert_all(&[key], &[vector]);
     }
 
     /// Adds (or replaces) many unit vectors; the nearest lists are found on all cores.
     pub(crate) fn insert_many(&mut self, items: &[(u64, Vec<f32>)]) {
+        let keys: Vec<u64> = items.iter().map(|(key, _)| *key).collect();
         let vectors: Vec<&[f32]> = items.iter().map(|(_, vector)| vector.as_slice()).collect();
+        self.insert_all(&keys, &vectors);
+    }
+
+    fn insert_all(&mut self, keys: &[u64], vectors: &[&[f32]]) {
         let lists = train::nearest_lists(
-            &vectors,
+            vectors,
             &self.centroid_codes,
             &self.centroid_factors,
             self.dimensions,
         );
-        for ((key, vector), list) in items.iter().zip(lists) {
+        for ((key, vector), list) in keys.iter().zip(vectors).zip(lists) {
             self.remove(*key);
             self.push(list, *key, vector);
         }
@@ -213,21 +212,6 @@ impl Partition {
             .push(quantise_into(vector, &mut target.codes));
         target.keys.push(key);
         self.slots.insert(key, Slot { list, row });
-    }
-
-    fn nearest_list(&self, vector: &[f32]) -> u32 {
-        if self.centroid_factors.is_empty() {
-            return 0;
-        }
-        let (codes, _) = quantise(vector);
-        let mut scores = Vec::new();
-        train::nearest(
-            &codes,
-            &self.centroid_codes,
-            &self.centroid_factors,
-            &mut scores,
-        )
-        .0
     }
 
     /// Up to `count` keys whose i8 similarity to the unit `query` is highest among the

@@ -24,6 +24,13 @@ pub(crate) fn quantise_into(vector: &[f32], out: &mut Vec<i8>) -> f32 {
     largest / 127.0
 }
 
+/// The i8 forms of `rows` (unit vectors of one length), row-major, and their factors.
+pub(crate) fn quantise_rows<'a>(rows: impl Iterator<Item = &'a [f32]>) -> (Vec<i8>, Vec<f32>) {
+    let mut codes = Vec::new();
+    let factors = rows.map(|row| quantise_into(row, &mut codes)).collect();
+    (codes, factors)
+}
+
 /// The i8 form of `vector` and its factor (see [`quantise_into`]).
 pub(crate) fn quantise(vector: &[f32]) -> (Vec<i8>, f32) {
     let mut out = Vec::with_capacity(vector.len());
@@ -102,11 +109,7 @@ mod tests {
             .flat_map(|row| row.iter().map(|x| x / norm(row)).collect::<Vec<_>>())
             .collect();
         let (qa, fa) = quantise(&a);
-        let mut codes = Vec::new();
-        let factors: Vec<f32> = rows
-            .chunks(384)
-            .map(|row| quantise_into(row, &mut codes))
-            .collect();
+        let (codes, factors) = quantise_rows(rows.chunks(384));
         let mut out = vec![7];
         dots(&qa, &codes, &mut out);
         assert_eq!(out.len(), 2);

@@ -110,6 +110,11 @@ impl VectorStore {
         self.rows.get(&key).map(|&row| self.row(row))
     }
 
+    /// Bytes held: the vectors, and three words per row (its key, and the map's key and row).
+    pub(crate) fn memory_usage(&self) -> usize {
+        std::mem::size_of_val(self.values.as_slice()) + self.len() * 3 * 8
+    }
+
     /// Every key, in row order.
     pub(crate) fn keys(&self) -> &[u64] {
         &self.keys

@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use crate::exact::normalise;
-use crate::quantised::{dots, quantise, quantise_into};
+use crate::quantised::{dots, quantise, quantise_rows};
 use crate::store::VectorStore;
 
 /// Sampled vectors per centroid (k-means on a sample; more changes the lists little).
@@ -27,11 +27,8 @@ pub(super) fn centroids(store: &VectorStore, num_lists: usize) -> Vec<f32> {
     // Rows spread evenly over the store: it is in insertion order, and the data may drift.
     let sample_len = (num_lists * SAMPLE_PER_LIST).min(len);
     let sample_rows: Vec<usize> = (0..sample_len).map(|i| i * len / sample_len).collect();
-    let mut sample_codes = Vec::with_capacity(sample_len * d);
-    let sample_factors: Vec<f32> = sample_rows
-        .iter()
-        .map(|&row| quantise_into(store.row(row), &mut sample_codes))
-        .collect();
+    let (sample_codes, sample_factors) =
+        quantise_rows(sample_rows.iter().map(|&row| store.row(row)));
     let mut centroids: Vec<f32> = (0..num_lists)
         .flat_map(|i| {
             store
@@ -42,11 +39,7 @@ pub(super) fn centroids(store: &VectorStore, num_lists: usize) -> Vec<f32> {
         .collect();
 
     for _ in 0..ROUNDS {
-        let mut centroid_codes = Vec::with_capacity(centroids.len());
-        let centroid_factors: Vec<f32> = centroids
-            .chunks_exact(d)
-            .map(|centroid| quantise_into(centroid, &mut centroid_codes))
-            .collect();
+        let (centroid_codes, centroid_factors) = quantise_rows(centroids.chunks_exact(d));
         let nearest: Vec<(u32, f32)> = in_parallel(sample_len, |range| {
             let mut scores = Vec::new();
             range
@@ -122,7 +115,7 @@ pub(super) fn nearest_lists(
 
 /// The list of the centroid most similar to `codes`, and that similarity divided by the
 /// factor of `codes` (which is the same for every centroid, so it does not change the pick).
-pub(super) fn nearest(
+fn nearest(
     codes: &[i8],
     centroid_codes: &[i8],
     factors: &[f32],
@@ -181,11 +174,7 @@ mod tests {
         }
         let centroids = centroids(&store, 2);
         assert_eq!(centroids.len(), 6);
-        let mut codes = Vec::new();
-        let factors: Vec<f32> = centroids
-            .chunks(3)
-            .map(|c| quantise_into(c, &mut codes))
-            .collect();
+        let (codes, factors) = quantise_rows(centroids.chunks(3));
         let lists = assign(&store, &codes, &factors);
         let even = lists[0];
         for (row, key) in store.keys().iter().enumerate() {
