@@ -484,6 +484,96 @@ impl Trace {
     }
 }
 
+/// A trace made from its first part alone ([`Trace::from_part`]), which can give the part back.
+/// The store writes a part with a new id (the usual case) as this trace, and needs the part only
+/// when the id turns out to be stored already, to merge it: keeping a copy of every part beside
+/// its trace cost more than the rare rebuild.
+#[derive(Debug, Clone)]
+pub struct FreshTrace {
+    pub trace: Trace,
+    merge: PartMerge,
+    /// Fields the part left unset and [`Trace::from_part`] filled in.
+    unset: Unset,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Unset {
+    started_at: bool,
+    latency_ms: bool,
+    total_tokens: bool,
+    status: bool,
+}
+
+impl FreshTrace {
+    pub fn new(part: TracePart, now: Timestamp) -> Self {
+        let merge = part.merge;
+        let unset = Unset {
+            started_at: part.started_at.is_none(),
+            latency_ms: part.latency_ms.is_none(),
+            total_tokens: part.usage.total_tokens.is_none(),
+            status: part.status.is_none(),
+        };
+        Self {
+            trace: Trace::from_part(part, now),
+            merge,
+            unset,
+        }
+    }
+
+    /// The part the trace was made from, less its spans (a trace does not hold them). Every
+    /// other field of a new trace is the part's, merged into nothing.
+    pub fn part(&self) -> TracePart {
+        let Trace {
+            id,
+            session_id,
+            user_id,
+            user_role,
+            environment,
+            input,
+            output,
+            context,
+            model,
+            latency_ms,
+            usage,
+            cost_usd,
+            status,
+            error,
+            tags,
+            metadata,
+            started_at,
+            ended_at,
+            created_at: _,
+            updated_at: _,
+        } = self.trace.clone();
+        let unset = self.unset;
+        TracePart {
+            id,
+            merge: self.merge,
+            session_id,
+            user_id,
+            user_role,
+            environment,
+            input,
+            output,
+            context,
+            model,
+            latency_ms: latency_ms.filter(|_| !unset.latency_ms),
+            usage: Usage {
+                total_tokens: usage.total_tokens.filter(|_| !unset.total_tokens),
+                ..usage
+            },
+            cost_usd,
+            status: (!unset.status).then_some(status),
+            error,
+            tags,
+            metadata,
+            started_at: (!unset.started_at).then_some(started_at),
+            ended_at,
+            spans: Vec::new(),
+        }
+    }
+}
+
 fn replace_if_some<T>(slot: &mut Option<T>, value: Option<T>) {
     if value.is_some() {
         *slot = value;
@@ -583,5 +673,64 @@ mod tests {
         assert_eq!(span.kind, SpanKind::Retrieval);
         assert_eq!(span.output, Value::from("doc"));
         assert_eq!(span.status, Status::Ok);
+    }
+
+    #[test]
+    fn a_fresh_trace_gives_back_the_part_it_was_made_from() {
+        let now = ts("2026-01-02T03:04:05Z");
+        let full = TracePart {
+            id: id("tr-1"),
+            merge: PartMerge::Replace,
+            session_id: Some("s".into()),
+            user_id: Some("u".into()),
+            user_role: Some("admin".into()),
+            environment: Some(Environment::Prod),
+            input: Some("q".into()),
+            output: Some("a".into()),
+            context: Context {
+                system_prompt: Some("be brief".into()),
+                ..Context::default()
+            },
+            model: ModelInfo {
+                name: Some("m".into()),
+                provider: Some("p".into()),
+                version: Some("v".into()),
+            },
+            latency_ms: Some(12.5),
+            usage: Usage {
+                input_tokens: Some(3),
+                output_tokens: Some(4),
+                total_tokens: Some(9),
+            },
+            cost_usd: Some(0.25),
+            status: Some(Status::Error),
+            error: Some("boom".into()),
+            tags: BTreeSet::from(["t".to_owned()]),
+            metadata: Map::from_iter([("k".to_owned(), Value::from(1))]),
+            started_at: Some(ts("2026-01-02T03:00:00Z")),
+            ended_at: Some(ts("2026-01-02T03:00:02Z")),
+            spans: Vec::new(),
+        };
+        // Unset fields that the trace derives (latency, total, start, status) stay unset.
+        let derived = TracePart {
+            merge: PartMerge::FillGaps,
+            latency_ms: None,
+            usage: Usage {
+                total_tokens: None,
+                ..full.usage.clone()
+            },
+            status: None,
+            started_at: None,
+            ..full.clone()
+        };
+        let bare = TracePart {
+            id: id("tr-2"),
+            ..TracePart::default()
+        };
+        for part in [full, derived, bare] {
+            let fresh = FreshTrace::new(part.clone(), now);
+            assert_eq!(fresh.trace, Trace::from_part(part.clone(), now));
+            assert_eq!(fresh.part(), part);
+        }
     }
 }

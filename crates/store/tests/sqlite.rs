@@ -150,7 +150,6 @@ mod sqlite_only {
              DROP TRIGGER analytics_feedback_insert;
              DROP TRIGGER analytics_feedback_update;
              DROP TRIGGER analytics_feedback_delete;
-             DROP TRIGGER analytics_trace_insert;
              DROP TRIGGER analytics_trace_update;
              DROP TRIGGER analytics_trace_delete;
              DROP TRIGGER analytics_tag_insert;

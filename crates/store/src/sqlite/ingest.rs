@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use feedloop_core::feedback::{Feedback, FeedbackValue};
-use feedloop_core::trace::{Span, SpanPart, Trace, TracePart};
+use feedloop_core::trace::{FreshTrace, Span, SpanPart, Trace};
 use feedloop_core::{FeedbackId, ProjectId, SpanId, Timestamp, TraceId};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -20,13 +20,12 @@ pub struct PreparedBatch {
     now: Timestamp,
 }
 
-/// A trace part, and the trace it makes if its id is new (the common case), already serialised,
+/// A trace part as the trace it makes if its id is new (the common case), already serialised,
 /// with its spans as they are stored if the trace is new: `(start in micros, doc)` for the first
-/// part of each span id.
+/// part of each span id. The part itself is rebuilt from the fresh trace only if the id exists.
 struct PreparedTrace {
-    part: TracePart,
+    fresh: FreshTrace,
     spans: Vec<(SpanId, SpanPart)>,
-    fresh: Trace,
     fresh_doc: String,
     fresh_spans: Vec<Option<(i64, String)>>,
 }
@@ -65,8 +64,8 @@ pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
         .into_iter()
         .map(|mut part| {
             let spans = std::mem::take(&mut part.spans);
-            let fresh = Trace::from_part(part.clone(), now);
-            let fresh_doc = serde_json::to_string(&fresh)?;
+            let fresh = FreshTrace::new(part, now);
+            let fresh_doc = serde_json::to_string(&fresh.trace)?;
             let mut seen = std::collections::HashSet::new();
             let fresh_spans = spans
                 .iter()
@@ -74,17 +73,17 @@ pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
                     if !seen.insert(id) {
                         return Ok(None);
                     }
-                    let span = Span::from_part(id.clone(), span_part.clone(), fresh.started_at);
+                    let trace = &fresh.trace;
+                    let started_at = span_part.started_at.unwrap_or(trace.started_at);
                     Ok(Some((
-                        micros(span.started_at),
-                        span_docs::to_doc(span, &fresh)?,
+                        micros(started_at),
+                        span_docs::fresh_doc(id, span_part, trace.started_at, trace)?,
                     )))
                 })
                 .collect::<Result<_>>()?;
             Ok(PreparedTrace {
-                part,
-                spans,
                 fresh,
+                spans,
                 fresh_doc,
                 fresh_spans,
             })
@@ -124,7 +123,7 @@ pub fn ingest(tx: &Connection, project: ProjectId, batch: &PreparedBatch) -> Res
     };
     for trace in &batch.traces {
         receipt.traces.push(upsert_trace(tx, project, trace, now)?);
-        if let Some((injection_id, trace_id)) = injection_of(&trace.part) {
+        if let Some((injection_id, trace_id)) = injection_of(&trace.fresh.trace) {
             // An id that names no injection (a typo, another deployment's) is ignored.
             lessons::link(tx, project, &injection_id, trace_id.as_str())?;
         }
@@ -169,11 +168,12 @@ pub fn ingest(tx: &Connection, project: ProjectId, batch: &PreparedBatch) -> Res
     Ok(receipt)
 }
 
-/// The injection that a trace part names in its metadata (see [`INJECTION_METADATA_KEY`]), with
-/// the trace's id; `None`, at the cost of one map look-up, for the usual part that names none.
-pub(super) fn injection_of(part: &TracePart) -> Option<(String, TraceId)> {
-    match part.metadata.get(INJECTION_METADATA_KEY) {
-        Some(serde_json::Value::String(id)) => Some((id.clone(), part.id.clone())),
+/// The injection that a new trace's part names in its metadata (see [`INJECTION_METADATA_KEY`]),
+/// with the trace's id; `None`, at the cost of one map look-up, for the usual part that names
+/// none.
+fn injection_of(fresh: &Trace) -> Option<(String, TraceId)> {
+    match fresh.metadata.get(INJECTION_METADATA_KEY) {
+        Some(serde_json::Value::String(id)) => Some((id.clone(), fresh.id.clone())),
         _ => None,
     }
 }
@@ -185,32 +185,36 @@ fn upsert_trace(
     now: Timestamp,
 ) -> Result<Outcome> {
     let PreparedTrace {
-        part,
-        spans,
         fresh,
+        spans,
         fresh_doc,
         fresh_spans,
     } = prepared;
+    let fresh_trace = &fresh.trace;
     // Insert first: a new id (the common case) costs one index descent, not a look-up and then
     // an insert; only an id already stored is read back and merged.
-    let inserted = write_trace_row(tx, project, fresh, fresh_doc, None)?;
+    let inserted = write_trace_row(tx, project, fresh_trace, fresh_doc, None)?;
     let trace_is_new = inserted.is_some();
     let (seq, trace, outcome) = match inserted {
         Some(seq) => {
-            if fresh.input.is_some() {
-                queue_embedding(tx, project, seq)?;
+            if fresh_trace.input.is_some() {
+                // A new row: nothing of it is queued yet, and a plain insert keeps no journal.
+                tx.prepare_cached(
+                    "INSERT INTO embedding_queue (trace_seq, project_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![seq, project.0])?;
             }
-            (seq, Cow::Borrowed(fresh), Outcome::Created)
+            (seq, Cow::Borrowed(fresh_trace), Outcome::Created)
         }
         None => {
             let (seq, doc): (i64, String) = tx
                 .prepare_cached("SELECT seq, doc FROM traces WHERE project_id = ?1 AND id = ?2")?
-                .query_row(params![project.0, part.id.as_str()], |row| {
+                .query_row(params![project.0, fresh_trace.id.as_str()], |row| {
                     Ok((row.get(0)?, row.get(1)?))
                 })?;
             let mut trace: Trace = serde_json::from_str(&doc)?;
             let (input_before, output_before) = (trace.input.clone(), trace.output.clone());
-            trace.merge(part.clone(), now);
+            trace.merge(fresh.part(), now);
             if (&trace.input, &trace.output) != (&input_before, &output_before) {
                 span_docs::write_out_shared(
                     tx,
@@ -235,9 +239,20 @@ fn upsert_trace(
     };
     for ((span_id, span_part), fresh_span) in spans.iter().zip(fresh_spans) {
         // A trace stored just now has no spans yet: the first part of each of its spans is
-        // written as prepared, off this thread; a span named twice merges as usual.
+        // inserted as prepared off this thread (a plain insert: an upsert keeps a statement
+        // journal); a span named twice merges as usual.
         if trace_is_new && let Some((started_micros, doc)) = fresh_span {
-            write_span_doc(tx, project, seq, &trace.id, span_id, *started_micros, doc)?;
+            tx.prepare_cached(
+                "INSERT INTO spans (project_id, trace_seq, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                project.0,
+                seq,
+                trace.id.as_str(),
+                span_id.as_str(),
+                started_micros,
+                doc
+            ])?;
             continue;
         }
         let (span_id, span_part) = (span_id.clone(), span_part.clone());
@@ -310,6 +325,7 @@ pub(super) fn write_trace_row(
             if num_inserted == 0 {
                 return Ok(None);
             }
+            invalidate_old_feedback(tx, project, &trace.id)?;
             tx.last_insert_rowid()
         }
         Some(seq) => {
@@ -332,6 +348,28 @@ pub(super) fn write_trace_row(
         }
     }
     Ok(Some(seq))
+}
+
+/// What migration 10's trigger on a trace's INSERT did (0015 dropped it: a trigger makes SQLite
+/// journal every page the insert touches): a new trace whose feedback came first and is older
+/// than the open hour invalidates the stored analytics buckets of that feedback's time span.
+/// Feedback rarely comes first, so this is usually one look-up in `feedback_by_trace`.
+fn invalidate_old_feedback(tx: &Connection, project: ProjectId, trace_id: &TraceId) -> Result<()> {
+    let span: Option<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT MIN(created_at), MAX(created_at) FROM feedback
+             WHERE project_id = ?1 AND trace_id = ?2
+             HAVING MIN(created_at) < CAST(unixepoch('subsec') * 1000000 AS INTEGER) - 3600000000",
+        )?
+        .query_row(params![project.0, trace_id.as_str()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    if let Some((from, to)) = span {
+        tx.prepare_cached("INSERT INTO analytics_invalidations VALUES (?1, ?2, ?3)")?
+            .execute(params![project.0, from, to])?;
+    }
+    Ok(())
 }
 
 /// Inserts or replaces a span of `trace` (which is stored as given, in row `trace_seq`).

@@ -38,6 +38,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../migrations/sqlite/0014_spans_by_trace_seq.sql"),
     ),
+    (
+        15,
+        include_str!("../../migrations/sqlite/0015_trace_insert_without_trigger.sql"),
+    ),
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

@@ -8,11 +8,11 @@
 //! and a merge that changes a trace's input or output first writes the old text into the spans
 //! that share it ([`write_out_shared`]), so a span never changes with its trace.
 
-use feedloop_core::ProjectId;
-use feedloop_core::trace::{Span, Trace};
+use feedloop_core::trace::{Span, SpanKind, SpanPart, Status, Trace};
+use feedloop_core::{ProjectId, SpanId, Timestamp};
 use rusqlite::{Connection, params};
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::Result;
 
@@ -21,23 +21,99 @@ const SHARED_KEY: &str = "same_as_trace";
 
 /// Serialises `span` for its row, leaving out an input or output equal to `trace`'s.
 pub fn to_doc(mut span: Span, trace: &Trace) -> Result<String> {
-    let mut shared: Vec<&str> = Vec::new();
-    if same_text(&span.input, trace.input.as_deref()) {
+    let shared = Shares::of(&span.input, &span.output, trace);
+    if shared.input {
         span.input = Value::Null;
-        shared.push("\"input\"");
     }
-    if same_text(&span.output, trace.output.as_deref()) {
+    if shared.output {
         span.output = Value::Null;
-        shared.push("\"output\"");
     }
-    let mut doc = serde_json::to_string(&span)?;
-    if !shared.is_empty() {
-        // A struct serialises as one JSON object: the key goes in before its closing brace.
-        debug_assert!(doc.ends_with('}'));
-        doc.pop();
-        doc.push_str(&format!(",\"{SHARED_KEY}\":[{}]}}", shared.join(",")));
+    Ok(shared.name_in(serde_json::to_string(&span)?))
+}
+
+/// The document [`to_doc`] writes for `Span::from_part(id, part, fallback_start)`, serialised
+/// from the part itself: a new trace's spans are written so, without a copy of each part (the
+/// store keeps the parts in case the trace turns out to exist).
+pub fn fresh_doc(
+    id: &SpanId,
+    part: &SpanPart,
+    fallback_start: Timestamp,
+    trace: &Trace,
+) -> Result<String> {
+    let null = Value::Null;
+    let (input, output) = (
+        part.input.as_ref().unwrap_or(&null),
+        part.output.as_ref().unwrap_or(&null),
+    );
+    let shared = Shares::of(input, output, trace);
+    let span = FreshSpan {
+        id,
+        parent_id: part.parent_id.as_ref(),
+        kind: part.kind.unwrap_or(SpanKind::Other),
+        name: part.name.as_deref(),
+        input: Some(input).filter(|value| !value.is_null() && !shared.input),
+        output: Some(output).filter(|value| !value.is_null() && !shared.output),
+        attributes: &part.attributes,
+        status: part.status.unwrap_or(Status::Unset),
+        status_message: part.status_message.as_deref(),
+        started_at: part.started_at.unwrap_or(fallback_start),
+        ended_at: part.ended_at,
+    };
+    Ok(shared.name_in(serde_json::to_string(&span)?))
+}
+
+/// [`Span`]'s serialised form, borrowed from a part: the same fields, in the same order, left
+/// out under the same conditions.
+#[derive(Serialize)]
+struct FreshSpan<'a> {
+    id: &'a SpanId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<&'a SpanId>,
+    kind: SpanKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    attributes: &'a Map<String, Value>,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_message: Option<&'a str>,
+    started_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended_at: Option<Timestamp>,
+}
+
+/// Which of a span's input and output equal its trace's.
+struct Shares {
+    input: bool,
+    output: bool,
+}
+
+impl Shares {
+    fn of(input: &Value, output: &Value, trace: &Trace) -> Self {
+        Self {
+            input: same_text(input, trace.input.as_deref()),
+            output: same_text(output, trace.output.as_deref()),
+        }
     }
-    Ok(doc)
+
+    /// `doc` (a span serialised without the shared fields) naming them.
+    fn name_in(&self, mut doc: String) -> String {
+        let names: Vec<&str> = [(self.input, "\"input\""), (self.output, "\"output\"")]
+            .into_iter()
+            .filter_map(|(shared, name)| shared.then_some(name))
+            .collect();
+        if !names.is_empty() {
+            // A struct serialises as one JSON object: the key goes in before its closing brace.
+            debug_assert!(doc.ends_with('}'));
+            doc.pop();
+            doc.push_str(&format!(",\"{SHARED_KEY}\":[{}]}}", names.join(",")));
+        }
+        doc
+    }
 }
 
 fn same_text(value: &Value, text: Option<&str>) -> bool {
@@ -136,8 +212,7 @@ pub fn write_out_shared(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use feedloop_core::trace::SpanPart;
-    use feedloop_core::{SpanId, Timestamp, TraceId};
+    use feedloop_core::TraceId;
 
     fn trace(input: Option<&str>, output: Option<&str>) -> Trace {
         let mut trace = Trace::from_part(
@@ -207,5 +282,51 @@ mod tests {
                 .resolve(Some("the question"), None),
             half
         );
+    }
+
+    #[test]
+    fn a_fresh_doc_is_the_doc_of_the_span_its_part_makes() {
+        let trace = trace(Some("the question"), Some("the answer"));
+        let id = SpanId::parse("id", "sp-1").unwrap();
+        let start = Timestamp::from_second(1_700_000_000).unwrap();
+        let full = SpanPart {
+            parent_id: Some(SpanId::parse("id", "sp-0").unwrap()),
+            kind: Some(SpanKind::Llm),
+            name: Some(String::new()),
+            input: Some("the question".into()),
+            output: Some(serde_json::json!({"text": "the answer"})),
+            attributes: Map::from_iter([
+                ("b".to_owned(), Value::from(2)),
+                ("a".to_owned(), Value::from("x")),
+            ]),
+            status: Some(Status::Error),
+            status_message: Some("boom".into()),
+            started_at: Some(Timestamp::from_second(1_700_000_005).unwrap()),
+            ended_at: Some(Timestamp::from_second(1_700_000_009).unwrap()),
+        };
+        let parts = [
+            full.clone(),
+            SpanPart::default(),
+            SpanPart {
+                input: Some(Value::Null),
+                output: Some("the answer".into()),
+                ..SpanPart::default()
+            },
+            SpanPart {
+                input: Some("the question".into()),
+                output: Some("the answer".into()),
+                kind: None,
+                status: None,
+                ..full
+            },
+        ];
+        for part in parts {
+            let expected = to_doc(Span::from_part(id.clone(), part.clone(), start), &trace);
+            assert_eq!(
+                fresh_doc(&id, &part, start, &trace).unwrap(),
+                expected.unwrap(),
+                "{part:?}"
+            );
+        }
     }
 }

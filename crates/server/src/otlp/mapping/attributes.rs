@@ -4,34 +4,59 @@
 use base64::Engine;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use serde_json::{Map, Number, Value};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::Cell;
+use std::collections::BTreeMap;
 
 /// The attributes of one span (or event, or resource), as JSON values.
+///
+/// A span has a few dozen attributes and the mapping asks for each by name, several times: a
+/// list sorted by key answers by binary search, and a flag per entry records what was read,
+/// without allocating a key per look-up.
 #[derive(Debug, Default)]
 pub struct Attributes {
-    values: BTreeMap<String, Value>,
-    /// Keys a convention read: known, so not metadata.
-    read: RefCell<BTreeSet<String>>,
+    /// Sorted by key, one entry per key: the last value sent, as a map would keep it.
+    entries: Vec<(String, Value)>,
+    /// Whether a convention read the entry at the same place: known, so not metadata.
+    read: Vec<Cell<bool>>,
 }
 
 impl Attributes {
     pub fn new(list: Vec<KeyValue>) -> Self {
-        let values = list
+        let mut sent: Vec<(String, Value)> = list
             .into_iter()
             .map(|kv| (kv.key, kv.value.map_or(Value::Null, any_value_to_json)))
             .collect();
-        Self {
-            values,
-            read: RefCell::default(),
+        // Stable: of the entries of one key, the last sent stays last.
+        sent.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut entries: Vec<(String, Value)> = Vec::with_capacity(sent.len());
+        for entry in sent {
+            match entries.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => entries.push(entry),
+            }
         }
+        let read = entries.iter().map(|_| Cell::new(false)).collect();
+        Self { entries, read }
+    }
+
+    /// Where `key` is, if it was sent.
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries
+            .binary_search_by(|(name, _)| name.as_str().cmp(key))
+            .ok()
+    }
+
+    /// Where the keys starting with `prefix` begin (they follow one another).
+    fn start_of(&self, prefix: &str) -> usize {
+        self.entries
+            .partition_point(|(name, _)| name.as_str() < prefix)
     }
 
     /// The value of `key`, marked as read.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        let value = self.values.get(key)?;
-        self.read.borrow_mut().insert(key.to_owned());
-        Some(value)
+        let index = self.position(key)?;
+        self.read[index].set(true);
+        Some(&self.entries[index].1)
     }
 
     /// The value of `key` as text: a string as it is, a number or boolean written out.
@@ -101,7 +126,7 @@ impl Attributes {
     /// Like [`Self::json`], without marking the key as read: for a value that stays metadata
     /// although one of its fields is read.
     pub fn peek_json(&self, key: &str) -> Option<Value> {
-        match self.values.get(key)? {
+        match &self.entries[self.position(key)?].1 {
             Value::String(text) => serde_json::from_str(text).ok(),
             Value::Null => None,
             other => Some(other.clone()),
@@ -113,8 +138,8 @@ impl Attributes {
     /// field `message.role`.
     pub fn indexed(&self, prefix: &str) -> Vec<Map<String, Value>> {
         let mut items: BTreeMap<u64, Map<String, Value>> = BTreeMap::new();
-        let mut read = self.read.borrow_mut();
-        for (key, value) in self.values.range(prefix.to_owned()..) {
+        let start = self.start_of(prefix);
+        for ((key, value), read) in self.entries[start..].iter().zip(&self.read[start..]) {
             let Some(rest) = key.strip_prefix(prefix) else {
                 break;
             };
@@ -124,7 +149,7 @@ impl Attributes {
             let Ok(index) = index.parse::<u64>() else {
                 continue;
             };
-            read.insert(key.clone());
+            read.set(true);
             items
                 .entry(index)
                 .or_default()
@@ -135,36 +160,61 @@ impl Attributes {
 
     /// Whether any key starts with `prefix`.
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.values
-            .range(prefix.to_owned()..)
-            .next()
+        self.entries
+            .get(self.start_of(prefix))
             .is_some_and(|(key, _)| key.starts_with(prefix))
     }
 
     /// Every attribute but those named in `left_out` or starting with one of `left_out_prefixes`,
     /// for a span's own attribute map.
     pub fn all_except(&self, left_out: &[&str], left_out_prefixes: &[&str]) -> Map<String, Value> {
-        self.values
+        self.entries
             .iter()
-            .filter(|(key, _)| {
-                !left_out.contains(&key.as_str())
-                    && !left_out_prefixes
-                        .iter()
-                        .any(|prefix| key.starts_with(prefix))
-            })
+            .filter(|(key, _)| !is_left_out(key, left_out, left_out_prefixes))
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect()
     }
 
     /// The attributes no convention read.
     pub fn unread(&self) -> Map<String, Value> {
-        let read = self.read.borrow();
-        self.values
+        self.entries
             .iter()
-            .filter(|(key, _)| !read.contains(*key))
-            .map(|(key, value)| (key.clone(), value.clone()))
+            .zip(&self.read)
+            .filter(|(_, read)| !read.get())
+            .map(|((key, value), _)| (key.clone(), value.clone()))
             .collect()
     }
+
+    /// [`Self::all_except`] and [`Self::unread`] at once, taking the values: only an unread
+    /// attribute that the span also keeps is copied.
+    pub fn into_kept_and_unread(
+        self,
+        left_out: &[&str],
+        left_out_prefixes: &[&str],
+    ) -> (Map<String, Value>, Map<String, Value>) {
+        let mut kept = Vec::with_capacity(self.entries.len());
+        let mut unread = Vec::new();
+        for ((key, value), read) in self.entries.into_iter().zip(self.read) {
+            match (is_left_out(&key, left_out, left_out_prefixes), read.get()) {
+                (false, false) => {
+                    unread.push((key.clone(), value.clone()));
+                    kept.push((key, value));
+                }
+                (false, true) => kept.push((key, value)),
+                (true, false) => unread.push((key, value)),
+                (true, true) => {}
+            }
+        }
+        // Both are in key order, which a map builds from in one pass.
+        (kept.into_iter().collect(), unread.into_iter().collect())
+    }
+}
+
+fn is_left_out(key: &str, left_out: &[&str], left_out_prefixes: &[&str]) -> bool {
+    left_out.contains(&key)
+        || left_out_prefixes
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
 }
 
 /// An OTLP value as JSON: arrays and key-value lists nest, bytes become base64, and a double

@@ -109,9 +109,6 @@ pub fn map_export(request: ExportTraceServiceRequest) -> MappedExport {
             let scope = scope_spans.scope.map(|s| (s.name, s.version));
             for (span_index, otlp_span) in scope_spans.spans.into_iter().enumerate() {
                 export.num_spans += 1;
-                let place = format!(
-                    "resource_spans[{resource_index}].scope_spans[{scope_index}].spans[{span_index}]"
-                );
                 let raw_trace_id = otlp_span.trace_id.clone();
                 match read_otlp_span(otlp_span, &resource, scope.as_ref(), &mut export) {
                     Ok(read) => {
@@ -140,7 +137,12 @@ pub fn map_export(request: ExportTraceServiceRequest) -> MappedExport {
                             group.children.push((kind, facts));
                         }
                     }
-                    Err(reason) => export.rejected.add(1, format!("{place}: {reason}")),
+                    Err(reason) => export.rejected.add(
+                        1,
+                        format!(
+                            "resource_spans[{resource_index}].scope_spans[{scope_index}].spans[{span_index}]: {reason}"
+                        ),
+                    ),
                 }
             }
         }
@@ -284,7 +286,7 @@ fn read_otlp_span(
         ended_at,
         status,
         status_message,
-        attributes: &attributes,
+        attributes,
         events: &other_events,
     });
     if !other_events.is_empty() {

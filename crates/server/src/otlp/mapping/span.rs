@@ -40,12 +40,12 @@ pub struct SpanInput<'a> {
     pub ended_at: Option<Timestamp>,
     pub status: Status,
     pub status_message: Option<String>,
-    pub attributes: &'a Attributes,
+    pub attributes: Attributes,
     pub events: &'a [(String, Attributes)],
 }
 
 pub fn read_span(input: SpanInput<'_>) -> ReadSpan {
-    let attributes = input.attributes;
+    let attributes = &input.attributes;
     let kind = span_kind(attributes);
     let input_messages = messages::messages(attributes, Direction::Input, input.events);
     let output_messages = messages::messages(attributes, Direction::Output, input.events);
@@ -164,21 +164,23 @@ pub fn read_span(input: SpanInput<'_>) -> ReadSpan {
         }
     }
 
+    // Everything no convention read (request parameters, response id, finish reasons, agent and
+    // tool names, vendor attributes) is the trace's metadata too.
+    let (kept, unread) = input
+        .attributes
+        .into_kept_and_unread(&left_out, &left_out_prefixes);
     let span = SpanPart {
         parent_id: input.parent_id.clone(),
         kind: Some(kind),
         name: Some(input.name).filter(|name| !name.is_empty()),
         input: span_input,
         output: span_output,
-        attributes: attributes.all_except(&left_out, &left_out_prefixes),
+        attributes: kept,
         status: Some(input.status),
         status_message: input.status_message,
         started_at: Some(input.started_at),
         ended_at: input.ended_at,
     };
-    // Everything no convention read (request parameters, response id, finish reasons, agent and
-    // tool names, vendor attributes) is the trace's metadata.
-    let unread = attributes.unread();
     for (key, value) in unread {
         facts.metadata.entry(key).or_insert(value);
     }
