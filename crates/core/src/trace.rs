@@ -523,52 +523,30 @@ impl FreshTrace {
     /// The part the trace was made from, less its spans (a trace does not hold them). Every
     /// other field of a new trace is the part's, merged into nothing.
     pub fn part(&self) -> TracePart {
-        let Trace {
-            id,
-            session_id,
-            user_id,
-            user_role,
-            environment,
-            input,
-            output,
-            context,
-            model,
-            latency_ms,
-            usage,
-            cost_usd,
-            status,
-            error,
-            tags,
-            metadata,
-            started_at,
-            ended_at,
-            created_at: _,
-            updated_at: _,
-        } = self.trace.clone();
-        let unset = self.unset;
+        let (trace, unset) = (self.trace.clone(), self.unset);
         TracePart {
-            id,
+            id: trace.id,
             merge: self.merge,
-            session_id,
-            user_id,
-            user_role,
-            environment,
-            input,
-            output,
-            context,
-            model,
-            latency_ms: latency_ms.filter(|_| !unset.latency_ms),
+            session_id: trace.session_id,
+            user_id: trace.user_id,
+            user_role: trace.user_role,
+            environment: trace.environment,
+            input: trace.input,
+            output: trace.output,
+            context: trace.context,
+            model: trace.model,
+            latency_ms: trace.latency_ms.filter(|_| !unset.latency_ms),
             usage: Usage {
-                total_tokens: usage.total_tokens.filter(|_| !unset.total_tokens),
-                ..usage
+                total_tokens: trace.usage.total_tokens.filter(|_| !unset.total_tokens),
+                ..trace.usage
             },
-            cost_usd,
-            status: (!unset.status).then_some(status),
-            error,
-            tags,
-            metadata,
-            started_at: (!unset.started_at).then_some(started_at),
-            ended_at,
+            cost_usd: trace.cost_usd,
+            status: (!unset.status).then_some(trace.status),
+            error: trace.error,
+            tags: trace.tags,
+            metadata: trace.metadata,
+            started_at: (!unset.started_at).then_some(trace.started_at),
+            ended_at: trace.ended_at,
             spans: Vec::new(),
         }
     }

@@ -74,11 +74,9 @@ pub fn prepare(batch: IngestBatch, now: Timestamp) -> Result<PreparedBatch> {
                         return Ok(None);
                     }
                     let trace = &fresh.trace;
-                    let started_at = span_part.started_at.unwrap_or(trace.started_at);
-                    Ok(Some((
-                        micros(started_at),
-                        span_docs::fresh_doc(id, span_part, trace.started_at, trace)?,
-                    )))
+                    let (started_at, doc) =
+                        span_docs::fresh_doc(id, span_part, trace.started_at, trace)?;
+                    Ok(Some((micros(started_at), doc)))
                 })
                 .collect::<Result<_>>()?;
             Ok(PreparedTrace {
@@ -198,11 +196,7 @@ fn upsert_trace(
     let (seq, trace, outcome) = match inserted {
         Some(seq) => {
             if fresh_trace.input.is_some() {
-                // A new row: nothing of it is queued yet, and a plain insert keeps no journal.
-                tx.prepare_cached(
-                    "INSERT INTO embedding_queue (trace_seq, project_id) VALUES (?1, ?2)",
-                )?
-                .execute(params![seq, project.0])?;
+                queue_new_embedding(tx, project, seq)?;
             }
             (seq, Cow::Borrowed(fresh_trace), Outcome::Created)
         }
@@ -239,20 +233,17 @@ fn upsert_trace(
     };
     for ((span_id, span_part), fresh_span) in spans.iter().zip(fresh_spans) {
         // A trace stored just now has no spans yet: the first part of each of its spans is
-        // inserted as prepared off this thread (a plain insert: an upsert keeps a statement
-        // journal); a span named twice merges as usual.
+        // inserted as prepared off this thread; a span named twice merges as usual.
         if trace_is_new && let Some((started_micros, doc)) = fresh_span {
-            tx.prepare_cached(
-                "INSERT INTO spans (project_id, trace_seq, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                project.0,
-                seq,
-                trace.id.as_str(),
-                span_id.as_str(),
-                started_micros,
-                doc
-            ])?;
+            SpanRow {
+                project,
+                trace_seq: seq,
+                trace_id: &trace.id,
+                id: span_id,
+                started_micros: *started_micros,
+                doc,
+            }
+            .insert_new(tx)?;
             continue;
         }
         let (span_id, span_part) = (span_id.clone(), span_part.clone());
@@ -275,6 +266,14 @@ fn upsert_trace(
         write_span_row(tx, project, seq, &trace, span)?;
     }
     Ok(outcome)
+}
+
+/// Queues a trace stored in this transaction for the embedding worker: nothing of it is queued
+/// yet, and a plain insert keeps no statement journal, where [`queue_embedding`]'s upsert does.
+fn queue_new_embedding(tx: &Connection, project: ProjectId, trace_seq: i64) -> Result<()> {
+    tx.prepare_cached("INSERT INTO embedding_queue (trace_seq, project_id) VALUES (?1, ?2)")?
+        .execute(params![trace_seq, project.0])?;
+    Ok(())
 }
 
 /// Queues a trace for the embedding worker (again, if its input changed while it waited).
@@ -382,32 +381,57 @@ pub(super) fn write_span_row(
 ) -> Result<()> {
     let (id, started_micros) = (span.id.clone(), micros(span.started_at));
     let doc = span_docs::to_doc(span, trace)?;
-    write_span_doc(tx, project, trace_seq, &trace.id, &id, started_micros, &doc)
+    SpanRow {
+        project,
+        trace_seq,
+        trace_id: &trace.id,
+        id: &id,
+        started_micros,
+        doc: &doc,
+    }
+    .upsert(tx)
 }
 
-/// Inserts or replaces a span's row from its serialised doc.
-fn write_span_doc(
-    tx: &Connection,
+/// A span's row, its doc serialised.
+struct SpanRow<'a> {
     project: ProjectId,
     trace_seq: i64,
-    trace_id: &TraceId,
-    span_id: &SpanId,
+    trace_id: &'a TraceId,
+    id: &'a SpanId,
     started_micros: i64,
-    doc: &str,
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO spans (project_id, trace_seq, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (project_id, trace_seq, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
-    )?
-    .execute(params![
-        project.0,
-        trace_seq,
-        trace_id.as_str(),
-        span_id.as_str(),
-        started_micros,
-        doc
-    ])?;
-    Ok(())
+    doc: &'a str,
+}
+
+impl SpanRow<'_> {
+    /// The first row of a span of a trace stored in this transaction: a plain insert, which keeps
+    /// no statement journal (an upsert copies every page it touches into one first).
+    fn insert_new(&self, tx: &Connection) -> Result<()> {
+        self.run(
+            tx,
+            "INSERT INTO spans (project_id, trace_seq, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+    }
+
+    /// Inserts the row or replaces the stored one.
+    fn upsert(&self, tx: &Connection) -> Result<()> {
+        self.run(
+            tx,
+            "INSERT INTO spans (project_id, trace_seq, trace_id, id, started_at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (project_id, trace_seq, id) DO UPDATE SET started_at = excluded.started_at, doc = excluded.doc",
+        )
+    }
+
+    fn run(&self, tx: &Connection, sql: &str) -> Result<()> {
+        tx.prepare_cached(sql)?.execute(params![
+            self.project.0,
+            self.trace_seq,
+            self.trace_id.as_str(),
+            self.id.as_str(),
+            self.started_micros,
+            self.doc
+        ])?;
+        Ok(())
+    }
 }
 
 fn insert_feedback(

@@ -31,15 +31,15 @@ pub fn to_doc(mut span: Span, trace: &Trace) -> Result<String> {
     Ok(shared.name_in(serde_json::to_string(&span)?))
 }
 
-/// The document [`to_doc`] writes for `Span::from_part(id, part, fallback_start)`, serialised
-/// from the part itself: a new trace's spans are written so, without a copy of each part (the
-/// store keeps the parts in case the trace turns out to exist).
+/// The start and the document [`to_doc`] writes for `Span::from_part(id, part, fallback_start)`,
+/// serialised from the part itself: a new trace's spans are written so, without a copy of each
+/// part (the store keeps the parts in case the trace turns out to exist).
 pub fn fresh_doc(
     id: &SpanId,
     part: &SpanPart,
     fallback_start: Timestamp,
     trace: &Trace,
-) -> Result<String> {
+) -> Result<(Timestamp, String)> {
     let null = Value::Null;
     let (input, output) = (
         part.input.as_ref().unwrap_or(&null),
@@ -59,7 +59,10 @@ pub fn fresh_doc(
         started_at: part.started_at.unwrap_or(fallback_start),
         ended_at: part.ended_at,
     };
-    Ok(shared.name_in(serde_json::to_string(&span)?))
+    Ok((
+        span.started_at,
+        shared.name_in(serde_json::to_string(&span)?),
+    ))
 }
 
 /// [`Span`]'s serialised form, borrowed from a part: the same fields, in the same order, left
@@ -321,10 +324,11 @@ mod tests {
             },
         ];
         for part in parts {
-            let expected = to_doc(Span::from_part(id.clone(), part.clone(), start), &trace);
+            let span = Span::from_part(id.clone(), part.clone(), start);
+            let expected = (span.started_at, to_doc(span, &trace).unwrap());
             assert_eq!(
                 fresh_doc(&id, &part, start, &trace).unwrap(),
-                expected.unwrap(),
+                expected,
                 "{part:?}"
             );
         }
