@@ -206,7 +206,9 @@ pub struct StoreOptions {
     pub write_queue: usize,
     /// SQLite page cache per connection, in MiB.
     pub sqlite_cache_mib: u32,
-    /// SQLite `synchronous=FULL` (fsync every commit) rather than `NORMAL`.
+    /// SQLite: answer a write only once its commit is synced to disk (the writer's sync thread
+    /// syncs the WAL, like `synchronous = FULL`); else commits are not synced (`NORMAL`: the
+    /// last ones can be lost on power loss, never on a crash of the process).
     pub sqlite_sync_full: bool,
     /// Most connections the PostgreSQL pool opens (reads and writes alike).
     pub postgres_max_connections: usize,

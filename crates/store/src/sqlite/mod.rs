@@ -43,7 +43,7 @@ use crate::{
 };
 pub use allocator::use_global_allocator;
 use pool::ReadPool;
-use writer::Writer;
+use writer::{SyncWal, WalFile, Writer};
 
 /// Size up to which a statement journal (the copies of the pages a statement or a savepoint
 /// changes, kept to undo it) stays in memory, in one block. SQLite's default, 64 KiB, is less
@@ -98,6 +98,13 @@ impl SqliteStore {
         migrate::apply(&mut conn)?;
         // The writer never checkpoints inside a commit; the checkpointer does it beside it.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        // Durable commits are synced by the writer's sync thread, not inside COMMIT (writer.rs).
+        let sync_wal = if options.sqlite_sync_full {
+            conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+            Some(Box::new(WalFile::open(path)?) as Box<dyn SyncWal>)
+        } else {
+            None
+        };
         let checkpoint_conn = Connection::open(path)?;
         configure(&checkpoint_conn, options, TempStore::Memory)?;
         let wal_length = std::sync::Arc::new(checkpoint::WalLength::default());
@@ -117,6 +124,7 @@ impl SqliteStore {
                 options.max_items_per_commit,
                 options.write_queue,
                 wal_length.clone(),
+                sync_wal,
             ),
             readers: ReadPool::new(readers),
             _checkpointer: checkpoint::Checkpointer::start(checkpoint_conn, wal_length),

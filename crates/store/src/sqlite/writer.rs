@@ -13,8 +13,18 @@
 //! batch, and every page a transaction changes goes to the WAL whole, so four waiting batches
 //! in one commit write most of those pages once instead of four times. Any other big job runs
 //! alone, and its failure rolls back its own transaction.
+//!
+//! Durable answers (`synchronous = FULL`) do not make the writer wait for the disk: SQLite
+//! would sync the WAL inside every COMMIT, on this thread, which under sustained ingest spent
+//! about a quarter of the writer's time waiting for the disk (BENCHMARKS.md) instead of running
+//! the next transaction. The write connection commits with `synchronous = NORMAL` (the WAL is
+//! written, not synced) and hands the committed jobs to a sync thread, which syncs the WAL file
+//! once for every commit waiting and only then answers them: an acknowledged write is on disk,
+//! and the disk works while the writer runs the next group. A checkpoint syncs the WAL before it
+//! copies frames into the database, so frames that a WAL reset overwrites were durable first.
 
 use rusqlite::Connection;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::checkpoint::WalLength;
@@ -152,12 +162,23 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread. `max_weight` caps the items of one transaction; `queue` the
-    /// jobs waiting.
-    pub fn start(conn: Connection, max_weight: usize, queue: usize, wal: Arc<WalLength>) -> Self {
+    /// jobs waiting. With `sync`, the writer answers a committed job only once `sync` has made
+    /// its commit durable (see the module's note); `conn` must then not sync commits itself.
+    pub fn start(
+        conn: Connection,
+        max_weight: usize,
+        queue: usize,
+        wal: Arc<WalLength>,
+        sync: Option<Box<dyn SyncWal>>,
+    ) -> Self {
         let (jobs, receiver) = mpsc::channel(queue.max(1));
+        let answers = match sync {
+            None => Answers::Now,
+            Some(sync) => Answers::after_sync(sync),
+        };
         std::thread::Builder::new()
             .name("feedloop-sqlite-writer".into())
-            .spawn(move || write_loop(conn, receiver, max_weight.max(1), &wal))
+            .spawn(move || write_loop(conn, receiver, max_weight.max(1), &wal, &answers))
             .expect("the writer thread starts");
         Self { jobs }
     }
@@ -214,6 +235,74 @@ fn dropped(_: oneshot::error::RecvError) -> StoreError {
     StoreError::Internal("the sqlite writer dropped a job".into())
 }
 
+/// Makes every commit so far durable.
+pub trait SyncWal: Send {
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+/// The database's WAL file, synced like SQLite syncs it in a `synchronous = FULL` commit. SQLite
+/// keeps the file while any connection is open, and overwrites it in place after a reset.
+pub struct WalFile(std::fs::File);
+
+impl WalFile {
+    /// Opens the WAL of the database at `db_path`, which an open WAL-mode connection has created.
+    pub fn open(db_path: &Path) -> Result<Self> {
+        let mut name = db_path.as_os_str().to_owned();
+        name.push("-wal");
+        std::fs::File::open(&name).map(Self).map_err(|e| {
+            StoreError::Config(format!("cannot open {}: {e}", Path::new(&name).display()))
+        })
+    }
+}
+
+impl SyncWal for WalFile {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+/// How the writer answers the jobs of a committed transaction.
+enum Answers {
+    /// Right away: the commit synced itself, or durability was not asked for.
+    Now,
+    /// Once the sync thread has synced the WAL after the commit.
+    AfterSync(std::sync::mpsc::Sender<Vec<Box<dyn Job>>>),
+}
+
+impl Answers {
+    fn after_sync(mut sync: Box<dyn SyncWal>) -> Self {
+        let (committed, receiver) = std::sync::mpsc::channel::<Vec<Box<dyn Job>>>();
+        std::thread::Builder::new()
+            .name("feedloop-sqlite-sync".into())
+            .spawn(move || {
+                while let Ok(mut jobs) = receiver.recv() {
+                    // One sync covers every commit made before it starts.
+                    jobs.extend(receiver.try_iter().flatten());
+                    let error = sync.sync().err().map(|error| {
+                        tracing::error!(%error, num_jobs = jobs.len(), "could not sync the sqlite WAL");
+                        StoreError::Internal(format!("the write may not be on disk: {error}"))
+                    });
+                    jobs.into_iter().for_each(|job| job.answer(error.as_ref()));
+                }
+            })
+            .expect("the sync thread starts");
+        Self::AfterSync(committed)
+    }
+
+    fn committed(&self, jobs: Vec<Box<dyn Job>>) {
+        match self {
+            Self::Now => jobs.into_iter().for_each(|job| job.answer(None)),
+            Self::AfterSync(sync) => {
+                if let Err(std::sync::mpsc::SendError(jobs)) = sync.send(jobs) {
+                    let error =
+                        StoreError::Unavailable("the sqlite sync thread has stopped".into());
+                    jobs.into_iter().for_each(|job| job.answer(Some(&error)));
+                }
+            }
+        }
+    }
+}
+
 fn in_savepoint<T>(conn: &Connection, write: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
     conn.execute_batch("SAVEPOINT job")?;
     let result = catching_panics(conn, write);
@@ -262,6 +351,7 @@ fn write_loop(
     mut receiver: mpsc::Receiver<Box<dyn Job>>,
     max_weight: usize,
     wal: &WalLength,
+    answers: &Answers,
 ) {
     // A job taken from the queue that does not fit the group being gathered: it starts the
     // next group.
@@ -284,15 +374,15 @@ fn write_loop(
             }
         }
         if group.len() == 1 || sharing == Sharing::Savepoints {
-            run_group(&conn, group);
+            run_group(&conn, group, answers);
         } else {
             // Replays: one transaction for all, or, if it fails, one each.
             match run_together(&conn, &mut group) {
-                Ok(()) => group.into_iter().for_each(|job| job.answer(None)),
+                Ok(()) => answers.committed(group),
                 Err(error) => {
                     tracing::warn!(%error, num_jobs = group.len(), "a shared transaction failed; running its jobs one by one");
                     for job in group {
-                        run_group(&conn, vec![job]);
+                        run_group(&conn, vec![job], answers);
                     }
                 }
             }
@@ -321,7 +411,7 @@ fn run_together(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<()> {
 
 /// Runs a group in one transaction, each job in a savepoint unless it is alone, and answers
 /// every job once the transaction has ended.
-fn run_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
+fn run_group(conn: &Connection, mut group: Vec<Box<dyn Job>>, answers: &Answers) {
     let num_jobs = group.len();
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
         let error = StoreError::from(error);
@@ -336,13 +426,15 @@ fn run_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
         failed_alone = alone && !succeeded;
     }
     let end = if failed_alone { "ROLLBACK" } else { "COMMIT" };
-    let outcome = conn.execute_batch(end).map_err(StoreError::from);
-    if let Err(error) = &outcome {
-        tracing::error!(%error, num_jobs, end, "sqlite transaction did not end; rolling back the group");
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    for job in group {
-        job.answer(outcome.as_ref().err());
+    match conn.execute_batch(end) {
+        Ok(()) if !failed_alone => answers.committed(group),
+        Ok(()) => group.into_iter().for_each(|job| job.answer(None)),
+        Err(error) => {
+            let error = StoreError::from(error);
+            tracing::error!(%error, num_jobs, end, "sqlite transaction did not end; rolling back the group");
+            let _ = conn.execute_batch("ROLLBACK");
+            group.into_iter().for_each(|job| job.answer(Some(&error)));
+        }
     }
 }
 
@@ -350,13 +442,73 @@ fn run_group(conn: &Connection, mut group: Vec<Box<dyn Job>>) {
 mod tests {
     use super::*;
 
-    fn writer(dir: &tempfile::TempDir) -> (Writer, Connection) {
+    /// A new database with table `t`: the write connection and the database's path.
+    fn database(dir: &tempfile::TempDir) -> (Connection, std::path::PathBuf) {
         let path = dir.path().join("w.sqlite");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER NOT NULL)")
             .unwrap();
-        let writer = Writer::start(conn, 1_000, 16, Arc::default());
+        (conn, path)
+    }
+
+    fn writer(dir: &tempfile::TempDir) -> (Writer, Connection) {
+        let (conn, path) = database(dir);
+        let writer = Writer::start(conn, 1_000, 16, Arc::default(), None);
         (writer, Connection::open(&path).unwrap())
+    }
+
+    /// Records, at each sync, the rows committed by then; fails every sync if `fail`.
+    struct RecordingSync {
+        reader: Connection,
+        seen: Arc<std::sync::Mutex<Vec<Vec<i64>>>>,
+        fail: bool,
+    }
+
+    impl SyncWal for RecordingSync {
+        fn sync(&mut self) -> std::io::Result<()> {
+            self.seen.lock().unwrap().push(values(&self.reader));
+            if self.fail {
+                return Err(std::io::Error::other("the disk is gone"));
+            }
+            Ok(())
+        }
+    }
+
+    fn recording_writer(
+        dir: &tempfile::TempDir,
+        fail: bool,
+    ) -> (Writer, Arc<std::sync::Mutex<Vec<Vec<i64>>>>) {
+        let (conn, path) = database(dir);
+        let seen = Arc::default();
+        let sync = RecordingSync {
+            reader: Connection::open(&path).unwrap(),
+            seen: Arc::clone(&seen),
+            fail,
+        };
+        let writer = Writer::start(conn, 1_000, 16, Arc::default(), Some(Box::new(sync)));
+        (writer, seen)
+    }
+
+    #[tokio::test]
+    async fn a_commit_is_answered_only_after_a_sync_that_covers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, seen) = recording_writer(&dir, false);
+        writer.run(1, insert(1, false)).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), [vec![1]]);
+        // A job that rolled back has nothing to sync.
+        writer.run(1, insert(2, true)).await.unwrap_err();
+        writer.run(1, insert(3, false)).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), [vec![1], vec![1, 3]]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_answers_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, seen) = recording_writer(&dir, true);
+        let error = writer.run(1, insert(1, false)).await.unwrap_err();
+        assert!(error.to_string().contains("may not be on disk"), "{error}");
+        assert!(error.to_string().contains("the disk is gone"), "{error}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     fn values(conn: &Connection) -> Vec<i64> {
