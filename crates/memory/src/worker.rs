@@ -193,8 +193,7 @@ pub async fn run(
         };
         if idle {
             tokio::select! {
-                // The next turn yields to the ingest that woke it, if heavy.
-                _ = ingest.wake.notified() => settle_after_wake(&mut stop).await,
+                _ = ingest.wake.notified() => settle_after_wake(&ingest.rate, &config, &mut stop).await,
                 _ = tokio::time::sleep(config.poll_interval) => {}
                 _ = stop.changed() => {}
             }
@@ -208,13 +207,17 @@ pub async fn run(
 /// burst above 4,000 traces/s; a trickle's vectors come that much later.
 const WAKE_SETTLE: Duration = Duration::from_millis(500);
 
-/// Waits [`WAKE_SETTLE`] (or until stopped), so that the rate the worker looks at next covers
-/// the ingest that woke it.
-async fn settle_after_wake(stop: &mut watch::Receiver<bool>) {
+/// Waits [`WAKE_SETTLE`], then yields to the ingest that woke the worker if it is heavy.
+async fn settle_after_wake(
+    rate: &IngestRate,
+    config: &WorkerConfig,
+    stop: &mut watch::Receiver<bool>,
+) {
     tokio::select! {
         _ = tokio::time::sleep(WAKE_SETTLE) => {}
-        _ = stop.changed() => {}
+        _ = stop.changed() => return,
     }
+    yield_to_ingest(rate, config, stop).await;
 }
 
 /// Waits while ingest queues more than `config.yield_above` traces per second, at most
@@ -434,9 +437,7 @@ mod tests {
             }
         });
         let started = Instant::now();
-        // What the worker's loop does after a wake: settle, then look at the rate.
-        settle_after_wake(&mut stop).await;
-        yield_to_ingest(&rate, &config, &mut stop).await;
+        settle_after_wake(&rate, &config, &mut stop).await;
         assert!(
             started.elapsed() >= WAKE_SETTLE + config.max_yield,
             "settles, sees the burst and yields"
