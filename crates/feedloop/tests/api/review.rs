@@ -167,6 +167,10 @@ async fn a_negative_feedback_queue_fills_from_the_qa_fixture_and_every_action_is
         .await;
     assert_eq!(status, 201);
     import_qa_feedback(&server).await;
+    // Rephrase signals are derived from the stored vectors (the tick runs `derive_signals`
+    // before `review_rules`), and they are negative feedback too: the first run must see them
+    // all, or the next one enqueues what they add.
+    server.wait_until_indexed(400).await;
 
     run_review_rules(&server, &clock).await;
     let negative = ids_of(&server, "/api/v1/traces?negative_feedback=true&limit=1000").await;
